@@ -1,0 +1,1 @@
+"""CTMS domain core: pure contact rules and use cases (stdlib + msgspec only)."""
