@@ -1,0 +1,10 @@
+"""The embedded PostgreSQL server CTMS runs on when no database URL is configured (SPEC §8)."""
+
+from ctms_adapters.embedded_pg.server import (
+    DATABASE,
+    SUPERUSER,
+    EmbeddedPostgres,
+    EmbeddedPostgresError,
+)
+
+__all__ = ["DATABASE", "SUPERUSER", "EmbeddedPostgres", "EmbeddedPostgresError"]

@@ -1,0 +1,18 @@
+"""In-memory adapters: the storage ports without a database, for unit tests and embedding."""
+
+from ctms_adapters.memory.clock import ManualClock, SequentialIdGenerator
+from ctms_adapters.memory.store import (
+    InMemoryApiClientRepository,
+    InMemoryContactRepository,
+    InMemoryStore,
+    InMemoryUnitOfWork,
+)
+
+__all__ = [
+    "InMemoryApiClientRepository",
+    "InMemoryContactRepository",
+    "InMemoryStore",
+    "InMemoryUnitOfWork",
+    "ManualClock",
+    "SequentialIdGenerator",
+]

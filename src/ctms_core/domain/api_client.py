@@ -1,0 +1,30 @@
+"""API clients: the server-side callers (Basket, MoFo tooling) that get OAuth2 access tokens."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import msgspec
+
+CLIENT_NAME = re.compile(r"^[-_.a-zA-Z0-9]*$")
+TOKEN_NAMESPACE = "api_client"
+
+
+class ApiClient(msgspec.Struct, frozen=True, kw_only=True):
+    """`credentials_changed_at` is when the secret was last rotated or the client disabled; tokens issued
+    before it are revoked (SPEC §7). Creating a client is not a change, so it starts as None."""
+
+    client_id: str
+    email: str
+    enabled: bool = True
+    hashed_secret: str
+    create_timestamp: datetime | None = None
+    update_timestamp: datetime | None = None
+    last_access: datetime | None = None
+    credentials_changed_at: datetime | None = None
+
+
+def client_id_for(name: str) -> str:
+    """v3 convention: ids are `id_<name>` (a name that already starts with `id_` is kept)."""
+    return name if name.startswith("id_") else f"id_{name}"

@@ -1,0 +1,132 @@
+"""The errors of the core, one class per outcome a caller must tell apart.
+
+Each error carries the `detail` the v3.3 contract shows to clients (R§13.1), so every driving adapter renders
+the same words; the HTTP layer only maps classes to status codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Location = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One invalid input value: where it is (`loc`), what is wrong (`msg`) and a stable `type` code."""
+
+    loc: Location
+    msg: str
+    type: str
+
+
+class CoreError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    detail: str = "Error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        if detail is not None:
+            self.detail = detail
+        super().__init__(self.detail)
+
+
+class NotFoundError(CoreError):
+    """The thing asked for does not exist."""
+
+
+class ContactNotFoundError(NotFoundError):
+    detail = "Unknown email_id"
+
+
+class EmailNotFoundError(NotFoundError):
+    def __init__(self, primary_email: str) -> None:
+        super().__init__(f"email {primary_email} not found!")
+
+
+class ContactConflictError(CoreError):
+    """A unique identifier of the contact is already used by another contact.
+
+    `fields` names every clashing unique field (`primary_email`, `basket_token`, `fxa_id`, `mofo_email_id`,
+    `email_id`), so clients can tell which identifier collided (SPEC §7).
+    """
+
+    def __init__(self, detail: str, fields: Sequence[str]) -> None:
+        super().__init__(detail)
+        self.fields = tuple(fields)
+
+
+class UniqueConstraintViolation(Exception):  # noqa: N818 - a port-level signal, not a user-facing error
+    """Raised by repositories when a write breaks a uniqueness rule; the use case turns it into a 409."""
+
+    def __init__(self, fields: Sequence[str]) -> None:
+        super().__init__(", ".join(fields))
+        self.fields = tuple(fields)
+
+
+class ValidationFailedError(CoreError):
+    """The input is malformed; `errors` lists every offending value with its location."""
+
+    detail = "Validation failed"
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__(errors[0].msg if errors else self.detail)
+        self.errors = tuple(errors)
+
+
+class UnprocessableRequestError(CoreError):
+    """Well-formed input the use case refuses as a whole (422 with a plain `detail` string)."""
+
+
+class BadRequestError(CoreError):
+    """A request that cannot be served as asked (400)."""
+
+
+class MissingIdentifiersError(BadRequestError):
+    detail = (
+        "No identifiers provided, at least one is needed: email_id, primary_email, basket_token, "
+        "sfdc_id, mofo_contact_id, mofo_email_id, amo_user_id, fxa_id, fxa_primary_email"
+    )
+
+
+class AuthenticationError(CoreError):
+    """Bearer credentials are missing or invalid (401). `reason` goes to the access log (`auth_fail`)."""
+
+    detail = "Could not validate credentials"
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class NotAuthenticatedError(AuthenticationError):
+    detail = "Not authenticated"
+
+    def __init__(self) -> None:
+        super().__init__("No or bad token")
+
+
+class ClientDisabledError(CoreError):
+    """The API client exists but is disabled: 400 as in v3.3 (R§2.2 step 5)."""
+
+    detail = "API Client has been disabled"
+    reason = "Client disabled"
+
+
+class TokenRequestRejectedError(CoreError):
+    """`POST /token` refused the credentials (400). `reason` goes to the log as `token_fail`."""
+
+    detail = "Incorrect username or password"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class PermissionDeniedError(CoreError):
+    """The authenticated client lacks a permission the operation needs (403)."""
+
+    def __init__(self, required: Sequence[str]) -> None:
+        super().__init__("Permission(s) required: " + ", ".join(required))
+        self.required = tuple(required)

@@ -1,0 +1,121 @@
+"""The v3.3 translation of legacy waitlist input into waitlist changes (R§3.7.1), with SPEC §6 fixes 17–21.
+
+Old clients sign up for VPN and Relay with `vpn_waitlist` / `relay_waitlist` objects and `*-waitlist`
+newsletters. This module turns that input into *partial* waitlist items (`{"name": ..., <only the keys to
+change>}`), which each verb then applies with its normal rules. Being partial is what fixes v3.3's bugs:
+
+* an unsubscription only sets `subscribed: false` — it never wipes `fields`, `source` or `unsub_reason`;
+* a Relay country update changes the country of *subscribed* Relay waitlists only — it never re-subscribes
+  one as a side effect (if none is subscribed, the request is an explicit sign-up to `relay`);
+* changes for one name are merged, so a body can never produce two items of one name;
+* POST and PUT translate only when the body carries a legacy key, so a PUT without them does not touch
+  waitlists through this path; PATCH also translates `*-waitlist` newsletter unsubscriptions and
+  `"newsletters": "UNSUBSCRIBE"` as v3.3 did;
+* `used` is true only when legacy keys were really sent and translated (the legacy request counter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from msgspec import UNSET
+
+from ctms_core.domain.contact import Waitlist
+from ctms_core.domain.inputs import LegacyRelayInput, LegacyRelayWaitlist, LegacyVpnInput
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyTranslation:
+    used: bool
+    changes: tuple[dict[str, Any], ...]
+
+
+NO_TRANSLATION = LegacyTranslation(used=False, changes=())
+
+
+@dataclass(frozen=True, slots=True)
+class NewsletterSignal:
+    """What the translation needs of a newsletter item: its name and whether it unsubscribes."""
+
+    name: str
+    unsubscribes: bool
+
+
+def waitlist_name_for_newsletter(newsletter_name: str) -> str:
+    name = newsletter_name.replace("-waitlist", "")
+    return "vpn" if name == "guardian-vpn" else name
+
+
+def translate_legacy_waitlists(
+    *,
+    newsletters: Iterable[NewsletterSignal] | None,
+    unsubscribe_all_newsletters: bool,
+    vpn: LegacyVpnInput,
+    relay: LegacyRelayInput,
+    stored: Mapping[str, Waitlist],
+    newsletter_signals_count: bool,
+) -> LegacyTranslation:
+    """Return the partial waitlist items implied by legacy input (see the module docstring).
+
+    `newsletter_signals_count` is True for PATCH: there, `*-waitlist` newsletter unsubscriptions and
+    `"newsletters": "UNSUBSCRIBE"` act on waitlists even without legacy keys.
+    """
+    legacy_keys_sent = vpn is not UNSET or relay is not UNSET
+    if not legacy_keys_sent and not newsletter_signals_count:
+        return NO_TRANSLATION
+
+    changes: dict[str, dict[str, Any]] = {}
+
+    def change(name: str, **values: Any) -> None:
+        changes.setdefault(name, {"name": name}).update(values)
+
+    relay_newsletters: list[NewsletterSignal] = []
+    if unsubscribe_all_newsletters:
+        for waitlist in stored.values():
+            change(waitlist.name, subscribed=False)
+    else:
+        for newsletter in newsletters or ():
+            if newsletter.name.startswith("relay-"):
+                relay_newsletters.append(newsletter)
+            if newsletter.name.endswith("-waitlist") and newsletter.unsubscribes:
+                change(waitlist_name_for_newsletter(newsletter.name), subscribed=False)
+
+    if vpn is not UNSET:
+        stored_vpn = stored.get("vpn")
+        if vpn is None or vpn == "DELETE":
+            if stored_vpn is not None:
+                change("vpn", subscribed=False)
+        elif stored_vpn is not None and vpn.geo is None and vpn.platform is None:
+            change("vpn", subscribed=False)
+        else:
+            change("vpn", subscribed=True, fields={"geo": vpn.geo, "platform": vpn.platform})
+
+    if relay is not UNSET:
+        relay_stored = [waitlist for waitlist in stored.values() if waitlist.name.startswith("relay")]
+        if not isinstance(relay, LegacyRelayWaitlist) or relay.geo is None:
+            for waitlist in relay_stored:
+                change(waitlist.name, subscribed=False)
+        else:
+            geo = relay.geo
+            for waitlist in relay_stored:
+                change(waitlist.name)  # listed so that PUT keeps it as it is
+            if relay_newsletters:
+                for newsletter in relay_newsletters:
+                    if not newsletter.unsubscribes:
+                        name = waitlist_name_for_newsletter(newsletter.name)
+                        kept = stored.get(name)
+                        fields = {**(kept.fields if kept else {}), "geo": geo}
+                        change(name, subscribed=True, fields=fields)
+            else:
+                subscribed_relay = [waitlist for waitlist in relay_stored if waitlist.subscribed]
+                for waitlist in subscribed_relay:
+                    change(waitlist.name, fields={**waitlist.fields, "geo": geo})
+                if not subscribed_relay:
+                    kept = stored.get("relay")
+                    change(
+                        "relay", subscribed=True, fields={**(kept.fields if kept else {}), "geo": geo}
+                    )
+
+    return LegacyTranslation(used=legacy_keys_sent, changes=tuple(changes.values()))

@@ -1,0 +1,95 @@
+"""Storage ports. Repositories never commit: the unit of work does, once per use case."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from ctms_core.domain.api_client import ApiClient
+from ctms_core.domain.contact import Contact
+from ctms_core.domain.lookup import LookupCriteria
+from ctms_core.domain.updates import Cursor
+
+
+class ContactRepository(Protocol):
+    async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
+        """The contact, newsletters and waitlists sorted by name; `for_update` locks it until commit."""
+        ...
+
+    async def get_many(self, email_ids: Sequence[uuid.UUID]) -> list[Contact]: ...
+
+    async def find_by_primary_email(self, primary_email: str) -> list[Contact]:
+        """Every contact whose primary e-mail equals `primary_email` ignoring case."""
+        ...
+
+    async def lookup(self, criteria: LookupCriteria) -> list[Contact]:
+        """Contacts matching every given identifier, ordered by email_id."""
+        ...
+
+    async def updates_page(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        after: Cursor | None,
+        limit: int,
+        mofo_relevant: bool | None,
+    ) -> list[Contact]:
+        """Contacts with `start <= update_timestamp < end` and `(update_timestamp, email_id)` strictly
+        after the cursor, ordered by that pair. `mofo_relevant=True` keeps contacts whose mofo row is
+        relevant; `False` keeps those without a mofo row or with `mofo_relevant` false."""
+        ...
+
+    async def add(self, contact: Contact) -> None:
+        """Insert a new contact; raise `UniqueConstraintViolation` if a unique field is taken."""
+        ...
+
+    async def save(self, contact: Contact, *, previous: Contact) -> None:
+        """Persist `contact` over its stored state `previous` (rows for dropped items are deleted);
+        raise `UniqueConstraintViolation` if a unique field is taken."""
+        ...
+
+    async def delete(self, email_id: uuid.UUID) -> None: ...
+
+    async def find_conflicts(self, contact: Contact) -> list[str]:
+        """Names of the unique fields of `contact` whose values another contact already holds."""
+        ...
+
+
+class ApiClientRepository(Protocol):
+    async def get(self, client_id: str) -> ApiClient | None: ...
+
+    async def list(self) -> list[ApiClient]: ...
+
+    async def add(self, client: ApiClient) -> None:
+        """Insert; raise `UniqueConstraintViolation(["client_id"])` when the id is taken."""
+        ...
+
+    async def save(self, client: ApiClient) -> None: ...
+
+    async def record_access(self, client_id: str, at: datetime) -> None:
+        """Set `last_access` (a single cheap write, not a read-modify-write)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Leaving the `async with` block without `commit()` rolls everything back."""
+
+    contacts: ContactRepository
+    api_clients: ApiClientRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...

@@ -1,0 +1,122 @@
+"""OAuth2 client-credentials tokens and bearer authentication (R§2.2, R§2.3, SPEC §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ctms_core.domain.api_client import TOKEN_NAMESPACE, ApiClient
+from ctms_core.domain.errors import (
+    AuthenticationError,
+    ClientDisabledError,
+    TokenRequestRejectedError,
+)
+from ctms_core.ports.clock import Clock
+from ctms_core.ports.repositories import UnitOfWork
+from ctms_core.ports.security import InvalidTokenError, PasswordHasher, TokenCodec
+
+LAST_ACCESS_INTERVAL = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+def _whole_second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+class AuthService:
+    """Issues access tokens to API clients and tells who is behind a bearer token."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        hasher: PasswordHasher,
+        tokens: TokenCodec,
+        clock: Clock,
+        token_lifetime: timedelta,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._hasher = hasher
+        self._tokens = tokens
+        self._clock = clock
+        self._token_lifetime = token_lifetime
+
+    async def issue_token(self, client_id: str | None, client_secret: str | None) -> IssuedToken:
+        """POST /token: exchange client credentials for an HS256 access token.
+
+        Rules (R§2.3): missing credentials, an unknown client, a disabled client and a wrong secret are all
+        refused alike (`TokenRequestRejectedError`, whose `reason` only the log sees). The token carries
+        `sub = "api_client:<id>"`, `exp` and `iat` (for revocation, SPEC §7).
+        """
+        if not client_id or not client_secret:
+            raise TokenRequestRejectedError("No credentials")
+        async with self._uow_factory() as uow:
+            client = await uow.api_clients.get(client_id)
+        if client is None:
+            raise TokenRequestRejectedError("No client record")
+        if not client.enabled:
+            raise TokenRequestRejectedError("Client disabled")
+        if not self._hasher.verify(client.hashed_secret, client_secret):
+            raise TokenRequestRejectedError("Bad credentials")
+        now = self._clock.now()
+        token = self._tokens.encode(
+            f"{TOKEN_NAMESPACE}:{client.client_id}",
+            issued_at=now,
+            expires_at=now + self._token_lifetime,
+        )
+        return IssuedToken(
+            access_token=token,
+            token_type="bearer",  # noqa: S106 - the OAuth2 token type, not a secret
+            expires_in=int(self._token_lifetime.total_seconds()),
+        )
+
+    def client_id_of(self, token: str) -> str | None:
+        """The client id a well-signed token names, for logs and metrics before the lookup (R§2.2)."""
+        try:
+            claims = self._tokens.decode(token, now=self._clock.now())
+        except InvalidTokenError:
+            return None
+        namespace, separator, name = claims.subject.partition(":")
+        return name if separator and namespace == TOKEN_NAMESPACE else None
+
+    async def authenticate(self, token: str) -> ApiClient:
+        """Resolve a bearer token to an enabled API client.
+
+        Rules (R§2.2): a bad signature, expiry or a `sub` without `:` → "No or bad token"; a namespace other
+        than `api_client` → "Bad namespace"; an unknown client → "No client record" (all 401); a disabled
+        client → `ClientDisabledError` (400, as v3.3). A token issued before the client's credentials last
+        changed (secret rotated, client disabled) is revoked → 401 "Token revoked"; a v3 token without `iat`
+        counts as issued at `exp - lifetime`. `iat` has whole-second precision, so the comparison is made at
+        whole seconds (a token minted in the same second as a rotation stays valid).
+        Access is recorded in `last_access` at most once a minute per client.
+        """
+        now = self._clock.now()
+        try:
+            claims = self._tokens.decode(token, now=now)
+        except InvalidTokenError:
+            raise AuthenticationError("No or bad token") from None
+        namespace, separator, name = claims.subject.partition(":")
+        if not separator:
+            raise AuthenticationError("No or bad token")
+        if namespace != TOKEN_NAMESPACE:
+            raise AuthenticationError("Bad namespace")
+        async with self._uow_factory() as uow:
+            client = await uow.api_clients.get(name)
+            if client is None:
+                raise AuthenticationError("No client record")
+            if not client.enabled:
+                raise ClientDisabledError
+            if client.credentials_changed_at is not None:
+                issued_at = claims.issued_at or (claims.expires_at - self._token_lifetime)
+                if _whole_second(issued_at) < _whole_second(client.credentials_changed_at):
+                    raise AuthenticationError("Token revoked")
+            if client.last_access is None or now - client.last_access >= LAST_ACCESS_INTERVAL:
+                await uow.api_clients.record_access(client.client_id, now)
+                await uow.commit()
+        return client

@@ -1,0 +1,419 @@
+"""The storage port contract, written once and run against every adapter.
+
+A test module subclasses `ContactRepositoryContract` / `ApiClientRepositoryContract` and provides a
+`uow_factory` fixture (a callable returning a fresh `UnitOfWork` over an empty store): the in-memory adapter
+runs it in tests/unit, the PostgreSQL adapter in tests/integration. Same tests, same expectations.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from msgspec.structs import replace
+
+from ctms_core.domain.api_client import ApiClient
+from ctms_core.domain.contact import Amo, Contact, Fxa, Mofo
+from ctms_core.domain.errors import UniqueConstraintViolation
+from ctms_core.domain.lookup import LookupCriteria
+from ctms_core.domain.updates import Cursor
+from ctms_core.ports.repositories import UnitOfWork
+from tests.builders import (
+    DEFAULT_TIME,
+    contact_from_body,
+    make_contact,
+    make_newsletter,
+    make_waitlist,
+)
+from tests.samples import sample
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+async def _store(uow_factory: UowFactory, *contacts: Contact) -> None:
+    async with uow_factory() as uow:
+        for contact in contacts:
+            await uow.contacts.add(contact)
+        await uow.commit()
+
+
+async def _load(uow_factory: UowFactory, email_id: uuid.UUID) -> Contact | None:
+    async with uow_factory() as uow:
+        return await uow.contacts.get(email_id)
+
+
+class ContactRepositoryContract:
+    async def test_a_stored_contact_reads_back_identically(self, uow_factory: UowFactory) -> None:
+        contact = contact_from_body(sample("maximal"))
+        await _store(uow_factory, contact)
+        assert await _load(uow_factory, contact.email_id) == contact
+
+    async def test_microseconds_and_utc_offsets_survive_storage(
+        self, uow_factory: UowFactory
+    ) -> None:
+        moment = datetime(2020, 12, 5, 19, 21, 50, 908000, tzinfo=UTC)
+        contact = make_contact(create_timestamp=moment, update_timestamp=moment)
+        await _store(uow_factory, contact)
+        loaded = await _load(uow_factory, contact.email_id)
+        assert loaded is not None
+        assert loaded.email.update_timestamp == moment
+        assert loaded.email.update_timestamp.utcoffset() == timedelta(0)
+
+    async def test_unknown_contact_reads_as_none(self, uow_factory: UowFactory) -> None:
+        assert await _load(uow_factory, uuid.uuid4()) is None
+
+    async def test_work_left_uncommitted_leaves_no_trace(self, uow_factory: UowFactory) -> None:
+        contact = make_contact()
+        async with uow_factory() as uow:
+            await uow.contacts.add(contact)
+        assert await _load(uow_factory, contact.email_id) is None
+
+    async def test_rollback_discards_changes(self, uow_factory: UowFactory) -> None:
+        contact = make_contact()
+        async with uow_factory() as uow:
+            await uow.contacts.add(contact)
+            await uow.rollback()
+        assert await _load(uow_factory, contact.email_id) is None
+
+    async def test_a_taken_email_id_is_a_unique_violation(self, uow_factory: UowFactory) -> None:
+        contact = make_contact()
+        await _store(uow_factory, contact)
+        clone = replace(contact, email=replace(contact.email, primary_email="other@example.com"))
+        with pytest.raises(UniqueConstraintViolation) as raised:
+            await _store(uow_factory, clone)
+        assert "email_id" in raised.value.fields
+
+    @pytest.mark.parametrize(
+        ("field", "build"),
+        [
+            (
+                "primary_email",
+                lambda: make_contact(primary_email="Same.Person@Example.com"),
+            ),
+            (
+                "basket_token",
+                lambda: make_contact(basket_token="142e20b6-1ef5-43d8-b5f4-597430e956d7"),
+            ),
+            ("fxa_id", lambda: make_contact(fxa=Fxa(fxa_id="fxa-1"))),
+            ("mofo_email_id", lambda: make_contact(mofo=Mofo(mofo_email_id="mofo-1"))),
+        ],
+    )
+    async def test_each_unique_identifier_is_enforced(
+        self, uow_factory: UowFactory, field: str, build: Callable[[], Contact]
+    ) -> None:
+        first = build()
+        second = build()
+        if field == "primary_email":
+            second = replace(
+                second, email=replace(second.email, primary_email="same.person@example.COM")
+            )
+        await _store(uow_factory, first)
+        with pytest.raises(UniqueConstraintViolation) as raised:
+            await _store(uow_factory, second)
+        assert field in raised.value.fields
+        assert await _load(uow_factory, second.email_id) is None
+
+    async def test_primary_email_uniqueness_folds_non_ascii_case(
+        self, uow_factory: UowFactory
+    ) -> None:
+        await _store(uow_factory, make_contact(primary_email="émile@example.com"))
+        with pytest.raises(UniqueConstraintViolation):
+            await _store(uow_factory, make_contact(primary_email="ÉMILE@example.com"))
+
+    async def test_find_conflicts_names_every_clashing_field(
+        self, uow_factory: UowFactory
+    ) -> None:
+        holder = make_contact(
+            primary_email="taken@example.com",
+            basket_token="142e20b6-1ef5-43d8-b5f4-597430e956d7",
+            fxa=Fxa(fxa_id="fxa-taken"),
+        )
+        await _store(uow_factory, holder)
+        candidate = make_contact(
+            primary_email="TAKEN@example.com",
+            basket_token="142e20b6-1ef5-43d8-b5f4-597430e956d7",
+            fxa=Fxa(fxa_id="fxa-free"),
+        )
+        async with uow_factory() as uow:
+            conflicts = await uow.contacts.find_conflicts(candidate)
+        assert sorted(conflicts) == ["basket_token", "primary_email"]
+
+    async def test_save_replaces_children_and_deletes_dropped_ones(
+        self, uow_factory: UowFactory
+    ) -> None:
+        original = make_contact(
+            amo=Amo(user_id="1", create_timestamp=DEFAULT_TIME, update_timestamp=DEFAULT_TIME),
+            fxa=Fxa(fxa_id="fxa-1"),
+            mofo=Mofo(mofo_contact_id="m-1"),
+            newsletters=(make_newsletter("a"), make_newsletter("b")),
+            waitlists=(make_waitlist("vpn", fields={"geo": "fr"}), make_waitlist("relay")),
+        )
+        await _store(uow_factory, original)
+        later = DEFAULT_TIME + timedelta(hours=1)
+        updated = replace(
+            original,
+            email=replace(original.email, first_name="Zoë", update_timestamp=later),
+            amo=None,
+            fxa=Fxa(fxa_id="fxa-2", lang="fr"),
+            mofo=None,
+            newsletters=(
+                make_newsletter("b", subscribed=False, update_timestamp=later),
+                make_newsletter("c", create_timestamp=later, update_timestamp=later),
+            ),
+            waitlists=(make_waitlist("vpn", fields={"geo": "de", "n": [1, 2]}),),
+        )
+        async with uow_factory() as uow:
+            await uow.contacts.save(updated, previous=original)
+            await uow.commit()
+        assert await _load(uow_factory, original.email_id) == updated
+
+    async def test_save_that_breaks_uniqueness_changes_nothing(
+        self, uow_factory: UowFactory
+    ) -> None:
+        other = make_contact(primary_email="other@example.com")
+        mine = make_contact(primary_email="mine@example.com", newsletters=(make_newsletter("a"),))
+        await _store(uow_factory, other, mine)
+        clashing = replace(
+            mine,
+            email=replace(mine.email, primary_email="OTHER@example.com"),
+            newsletters=(),
+        )
+        with pytest.raises(UniqueConstraintViolation) as raised:
+            async with uow_factory() as uow:
+                await uow.contacts.save(clashing, previous=mine)
+                await uow.commit()
+        assert raised.value.fields == ("primary_email",)
+        assert await _load(uow_factory, mine.email_id) == mine
+
+    async def test_delete_removes_the_contact_and_only_it(self, uow_factory: UowFactory) -> None:
+        doomed = contact_from_body(sample("maximal"))
+        kept = contact_from_body(sample("minimal"))
+        await _store(uow_factory, doomed, kept)
+        async with uow_factory() as uow:
+            await uow.contacts.delete(doomed.email_id)
+            await uow.commit()
+        assert await _load(uow_factory, doomed.email_id) is None
+        assert await _load(uow_factory, kept.email_id) == kept
+        # its unique identifiers are free again
+        await _store(uow_factory, contact_from_body(sample("maximal")))
+
+    async def test_find_by_primary_email_ignores_case(self, uow_factory: UowFactory) -> None:
+        contact = make_contact(primary_email="Mixed.Case@Example.com")
+        await _store(uow_factory, contact, make_contact())
+        async with uow_factory() as uow:
+            found = await uow.contacts.find_by_primary_email("mixed.case@EXAMPLE.com")
+        assert found == [contact]
+
+    async def test_get_many_returns_the_existing_ones(self, uow_factory: UowFactory) -> None:
+        first, second = make_contact(), make_contact()
+        await _store(uow_factory, first, second)
+        async with uow_factory() as uow:
+            found = await uow.contacts.get_many([second.email_id, uuid.uuid4(), first.email_id])
+        assert sorted(found, key=lambda c: c.email_id) == sorted(
+            [first, second], key=lambda c: c.email_id
+        )
+
+    @pytest.mark.parametrize(
+        ("criteria"),
+        [
+            LookupCriteria(email_id=uuid.UUID("67e52c77-950f-4f28-accb-bb3ea1a2c51a")),
+            LookupCriteria(primary_email="MOZILLA-fan@example.com"),
+            LookupCriteria(basket_token="d9ba6182-f5dd-4728-a477-2cc11bf62b69"),
+            LookupCriteria(sfdc_id="001A000001aMozFan"),
+            LookupCriteria(mofo_contact_id="5e499cc0-eeb5-4f0e-aae6-a101721874b8"),
+            LookupCriteria(mofo_email_id="195207d2-63f2-4c9f-b149-80e9c408477a"),
+            LookupCriteria(amo_user_id="123"),
+            LookupCriteria(fxa_id="611b6788-2bba-42a6-98c9-9ce6eb9cbd34"),
+            LookupCriteria(fxa_primary_email="FXA-firefox-fan@example.com"),
+            LookupCriteria(fxa_id="611b6788-2bba-42a6-98c9-9ce6eb9cbd34", amo_user_id="123"),
+            LookupCriteria(
+                fxa_id="611b6788-2bba-42a6-98c9-9ce6eb9cbd34",
+                fxa_primary_email="fxa-firefox-fan@example.com",
+            ),
+        ],
+    )
+    async def test_lookup_finds_a_contact_by_each_identifier(
+        self, uow_factory: UowFactory, criteria: LookupCriteria
+    ) -> None:
+        maximal = contact_from_body(sample("maximal"))
+        await _store(uow_factory, maximal, contact_from_body(sample("minimal")))
+        async with uow_factory() as uow:
+            assert await uow.contacts.lookup(criteria) == [maximal]
+
+    async def test_lookup_combines_identifiers_with_and(self, uow_factory: UowFactory) -> None:
+        await _store(
+            uow_factory, contact_from_body(sample("maximal")), contact_from_body(sample("minimal"))
+        )
+        async with uow_factory() as uow:
+            mismatch = LookupCriteria(primary_email="ctms-user@example.com", amo_user_id="123")
+            assert await uow.contacts.lookup(mismatch) == []
+            empty_extra = LookupCriteria(primary_email="mozilla-fan@example.com", amo_user_id="")
+            assert await uow.contacts.lookup(empty_extra) == []
+            assert await uow.contacts.lookup(LookupCriteria(fxa_id="nobody")) == []
+
+    async def test_lookup_returns_every_contact_sharing_a_non_unique_id(
+        self, uow_factory: UowFactory
+    ) -> None:
+        first = make_contact(sfdc_id="shared", amo=Amo(user_id="7"))
+        second = make_contact(sfdc_id="shared", amo=Amo(user_id="7"))
+        await _store(uow_factory, first, second, make_contact(sfdc_id="other"))
+        async with uow_factory() as uow:
+            by_sfdc = await uow.contacts.lookup(LookupCriteria(sfdc_id="shared"))
+            by_amo = await uow.contacts.lookup(LookupCriteria(amo_user_id="7"))
+        expected = sorted([first.email_id, second.email_id])
+        assert [c.email_id for c in by_sfdc] == expected
+        assert [c.email_id for c in by_amo] == expected
+
+    async def test_names_sort_in_code_point_order(self, uow_factory: UowFactory) -> None:
+        names = ["zeta", "Zeta", "alpha", "état", "_x", "a-b", "a_b"]
+        contact = make_contact(newsletters=tuple(make_newsletter(n) for n in names))
+        await _store(uow_factory, contact)
+        loaded = await _load(uow_factory, contact.email_id)
+        assert loaded is not None
+        assert [n.name for n in loaded.newsletters] == sorted(names)
+
+    async def test_updates_page_follows_time_then_id_within_bounds(
+        self, uow_factory: UowFactory
+    ) -> None:
+        base = datetime(2021, 1, 1, tzinfo=UTC)
+        contacts = [
+            make_contact(update_timestamp=base + timedelta(minutes=minute))
+            for minute in (0, 5, 5, 10, 20)
+        ]
+        await _store(uow_factory, *contacts)
+        async with uow_factory() as uow:
+            page = await uow.contacts.updates_page(
+                start=base + timedelta(minutes=5),
+                end=base + timedelta(minutes=20),
+                after=None,
+                limit=10,
+                mofo_relevant=None,
+            )
+        expected = sorted(contacts[1:4], key=lambda c: (c.email.update_timestamp, c.email_id))
+        assert page == expected
+
+    async def test_updates_paging_returns_each_contact_once_when_timestamps_tie(
+        self, uow_factory: UowFactory
+    ) -> None:
+        moment = datetime(2021, 6, 1, tzinfo=UTC)
+        contacts = [make_contact(update_timestamp=moment) for _ in range(7)]
+        await _store(uow_factory, *contacts)
+        seen: list[uuid.UUID] = []
+        after: Cursor | None = None
+        for _ in range(10):  # bounded: a looping pager would fail the assertion below
+            async with uow_factory() as uow:
+                page = await uow.contacts.updates_page(
+                    start=moment,
+                    end=moment + timedelta(seconds=1),
+                    after=after,
+                    limit=3,
+                    mofo_relevant=None,
+                )
+            if not page:
+                break
+            seen += [contact.email_id for contact in page]
+            last = page[-1].email
+            assert last.update_timestamp is not None
+            after = Cursor(last.email_id, last.update_timestamp)
+        assert seen == sorted(contact.email_id for contact in contacts)
+
+    async def test_updates_filter_on_mofo_relevance(self, uow_factory: UowFactory) -> None:
+        moment = datetime(2021, 6, 1, tzinfo=UTC)
+        without = make_contact(update_timestamp=moment)
+        relevant = make_contact(update_timestamp=moment, mofo=Mofo(mofo_relevant=True))
+        irrelevant = make_contact(
+            update_timestamp=moment, mofo=Mofo(mofo_relevant=False, mofo_contact_id="x")
+        )
+        await _store(uow_factory, without, relevant, irrelevant)
+
+        async def page(mofo_relevant: bool | None) -> set[uuid.UUID]:
+            async with uow_factory() as uow:
+                found = await uow.contacts.updates_page(
+                    start=moment,
+                    end=moment + timedelta(days=1),
+                    after=None,
+                    limit=10,
+                    mofo_relevant=mofo_relevant,
+                )
+            return {contact.email_id for contact in found}
+
+        assert await page(None) == {without.email_id, relevant.email_id, irrelevant.email_id}
+        assert await page(True) == {relevant.email_id}
+        assert await page(False) == {without.email_id, irrelevant.email_id}
+
+    async def test_amo_last_login_is_a_date(self, uow_factory: UowFactory) -> None:
+        contact = make_contact(amo=Amo(last_login=date(2020, 1, 27), create_timestamp=DEFAULT_TIME,
+                                       update_timestamp=DEFAULT_TIME))
+        await _store(uow_factory, contact)
+        loaded = await _load(uow_factory, contact.email_id)
+        assert loaded is not None and loaded.amo is not None
+        assert loaded.amo.last_login == date(2020, 1, 27)
+
+    async def test_waitlist_fields_keep_any_json_value(self, uow_factory: UowFactory) -> None:
+        fields = {"geo": 12, "nested": {"a": [1, "b", None, True]}, "empty": ""}
+        contact = make_contact(waitlists=(make_waitlist("future", fields=fields),))
+        await _store(uow_factory, contact)
+        loaded = await _load(uow_factory, contact.email_id)
+        assert loaded is not None
+        assert loaded.waitlists[0].fields == fields
+
+
+def _client(client_id: str = "id_basket", **overrides: object) -> ApiClient:
+    values: dict[str, object] = {
+        "client_id": client_id,
+        "email": "basket@example.com",
+        "hashed_secret": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaA",
+        "create_timestamp": DEFAULT_TIME,
+        "update_timestamp": DEFAULT_TIME,
+    }
+    values.update(overrides)
+    return ApiClient(**values)  # type: ignore[arg-type]
+
+
+class ApiClientRepositoryContract:
+    async def test_added_client_reads_back(self, uow_factory: UowFactory) -> None:
+        client = _client()
+        async with uow_factory() as uow:
+            await uow.api_clients.add(client)
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.api_clients.get("id_basket") == client
+            assert await uow.api_clients.get("id_nobody") is None
+
+    async def test_taken_client_id_is_a_unique_violation(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.api_clients.add(_client())
+            await uow.commit()
+        with pytest.raises(UniqueConstraintViolation):
+            async with uow_factory() as uow:
+                await uow.api_clients.add(_client(email="other@example.com"))
+                await uow.commit()
+
+    async def test_list_is_sorted_by_id_and_save_updates(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.api_clients.add(_client("id_b"))
+            await uow.api_clients.add(_client("id_a"))
+            await uow.commit()
+        changed = _client("id_b", enabled=False, credentials_changed_at=DEFAULT_TIME)
+        async with uow_factory() as uow:
+            await uow.api_clients.save(changed)
+            await uow.commit()
+        async with uow_factory() as uow:
+            clients = await uow.api_clients.list()
+        assert [c.client_id for c in clients] == ["id_a", "id_b"]
+        assert clients[1] == changed
+
+    async def test_record_access_sets_last_access(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.api_clients.add(_client())
+            await uow.commit()
+        moment = datetime(2024, 5, 1, 10, 30, 15, 123456, tzinfo=UTC)
+        async with uow_factory() as uow:
+            await uow.api_clients.record_access("id_basket", moment)
+            await uow.commit()
+        async with uow_factory() as uow:
+            client = await uow.api_clients.get("id_basket")
+        assert client is not None and client.last_access == moment
+

@@ -1,0 +1,25 @@
+"""The storage contract on the in-memory adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from ctms_adapters.memory import InMemoryStore, InMemoryUnitOfWork
+from ctms_core.ports.repositories import UnitOfWork
+from tests.contracts.storage import ApiClientRepositoryContract, ContactRepositoryContract
+
+
+@pytest.fixture
+def uow_factory() -> Callable[[], UnitOfWork]:
+    store = InMemoryStore()
+    return lambda: InMemoryUnitOfWork(store)
+
+
+class TestInMemoryContactRepository(ContactRepositoryContract):
+    pass
+
+
+class TestInMemoryApiClientRepository(ApiClientRepositoryContract):
+    pass
