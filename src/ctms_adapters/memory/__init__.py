@@ -1,6 +1,7 @@
 """In-memory adapters: the storage ports without a database, for unit tests and embedding."""
 
 from ctms_adapters.memory.clock import ManualClock, SequentialIdGenerator
+from ctms_adapters.memory.health import InMemoryDatabaseHealth
 from ctms_adapters.memory.store import (
     InMemoryApiClientRepository,
     InMemoryContactRepository,
@@ -10,6 +11,7 @@ from ctms_adapters.memory.store import (
 
 __all__ = [
     "InMemoryApiClientRepository",
+    "InMemoryDatabaseHealth",
     "InMemoryContactRepository",
     "InMemoryStore",
     "InMemoryUnitOfWork",

@@ -1,0 +1,84 @@
+"""The composition root: the only module that knows which adapter serves which port.
+
+Providers are plain Singletons (no async Resources): building the container connects to nothing, and the
+owner of the container disposes the engine (`await container.engine().dispose()`) when it stops.
+Tests and embedders swap the storage with `build_container(settings, **memory_storage())`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from ctms_adapters.memory import InMemoryDatabaseHealth, InMemoryStore, InMemoryUnitOfWork
+from ctms_adapters.postgres import PostgresDatabaseHealth, PostgresUnitOfWorkFactory, create_engine
+from ctms_adapters.security import Argon2PasswordHasher, JwtTokenCodec
+from ctms_adapters.system import RandomIdGenerator, SystemClock
+from ctms_core.services.api_clients import ApiClientService
+from ctms_core.services.auth import AuthService
+from ctms_core.services.contacts import ContactService
+from ctms_entrypoints.settings import Settings
+
+
+def _engine_from_settings(settings: Settings) -> Any:
+    if settings.async_db_url is None:
+        raise RuntimeError(
+            "No database URL: set CTMS_DB_URL, or run `ctms serve`, which starts the embedded one"
+        )
+    return create_engine(
+        settings.async_db_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_in_seconds,
+        pool_recycle=settings.db_pool_recycle_in_seconds,
+        echo=settings.log_sqlalchemy,
+    )
+
+
+def _secret_key(settings: Settings) -> str:
+    if not settings.secret_key:
+        raise RuntimeError("CTMS_SECRET_KEY is not set")
+    return settings.secret_key
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    clock = providers.Singleton(SystemClock)
+    id_generator = providers.Singleton(RandomIdGenerator)
+    password_hasher = providers.Singleton(Argon2PasswordHasher)
+    token_codec = providers.Singleton(JwtTokenCodec, providers.Callable(_secret_key, settings))
+
+    engine = providers.Singleton(_engine_from_settings, settings)
+    uow_factory = providers.Singleton(PostgresUnitOfWorkFactory, engine)
+    database_health = providers.Singleton(PostgresDatabaseHealth, engine)
+
+    contact_service = providers.Singleton(ContactService, uow_factory, clock, id_generator)
+    auth_service = providers.Singleton(
+        AuthService,
+        uow_factory,
+        password_hasher,
+        token_codec,
+        clock,
+        settings.provided.token_expiration,
+    )
+    api_client_service = providers.Singleton(ApiClientService, uow_factory, password_hasher, clock)
+
+
+def memory_storage(store: InMemoryStore | None = None) -> dict[str, Any]:
+    """Overrides that put the in-memory adapters behind every storage port."""
+    store = store or InMemoryStore()
+    return {
+        "uow_factory": lambda: InMemoryUnitOfWork(store),
+        "database_health": InMemoryDatabaseHealth(store),
+        "engine": None,
+    }
+
+
+def build_container(settings: Settings, **overrides: Any) -> Container:
+    """A container for `settings`; each override replaces the provider of that name by a fixed value."""
+    container = Container(settings=settings)
+    for name, value in overrides.items():
+        getattr(container, name).override(providers.Object(value))
+    return container
