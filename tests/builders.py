@@ -72,21 +72,27 @@ def contact_from_body(body: dict[str, Any], at: datetime = DEFAULT_TIME) -> Cont
     if amo is not None:
         amo = Amo(**{**_data(amo), "create_timestamp": at, "update_timestamp": at})
     return Contact(
-        email=Email(**parsed.email, email_id=parsed.email_id, create_timestamp=at, update_timestamp=at),
+        email=Email(
+            **parsed.email, email_id=parsed.email_id, create_timestamp=at, update_timestamp=at
+        ),
         amo=amo,
         fxa=parsed.fxa,
         mofo=parsed.mofo,
         newsletters=tuple(
             sorted(
-                (Newsletter(**{**_data(n), "create_timestamp": at, "update_timestamp": at})
-                 for n in parsed.newsletters),
+                (
+                    Newsletter(**{**_data(n), "create_timestamp": at, "update_timestamp": at})
+                    for n in parsed.newsletters
+                ),
                 key=lambda item: item.name,
             )
         ),
         waitlists=tuple(
             sorted(
-                (Waitlist(**{**_data(w), "create_timestamp": at, "update_timestamp": at})
-                 for w in parsed.waitlists),
+                (
+                    Waitlist(**{**_data(w), "create_timestamp": at, "update_timestamp": at})
+                    for w in parsed.waitlists
+                ),
                 key=lambda item: item.name,
             )
         ),

@@ -122,9 +122,7 @@ class ContactRepositoryContract:
         with pytest.raises(UniqueConstraintViolation):
             await _store(uow_factory, make_contact(primary_email="ÉMILE@example.com"))
 
-    async def test_find_conflicts_names_every_clashing_field(
-        self, uow_factory: UowFactory
-    ) -> None:
+    async def test_find_conflicts_names_every_clashing_field(self, uow_factory: UowFactory) -> None:
         holder = make_contact(
             primary_email="taken@example.com",
             basket_token="142e20b6-1ef5-43d8-b5f4-597430e956d7",
@@ -180,7 +178,7 @@ class ContactRepositoryContract:
             email=replace(mine.email, primary_email="OTHER@example.com"),
             newsletters=(),
         )
-        with pytest.raises(UniqueConstraintViolation) as raised:
+        with pytest.raises(UniqueConstraintViolation) as raised:  # noqa: PT012 - the commit is part of it
             async with uow_factory() as uow:
                 await uow.contacts.save(clashing, previous=mine)
                 await uow.commit()
@@ -344,8 +342,13 @@ class ContactRepositoryContract:
         assert await page(False) == {without.email_id, irrelevant.email_id}
 
     async def test_amo_last_login_is_a_date(self, uow_factory: UowFactory) -> None:
-        contact = make_contact(amo=Amo(last_login=date(2020, 1, 27), create_timestamp=DEFAULT_TIME,
-                                       update_timestamp=DEFAULT_TIME))
+        contact = make_contact(
+            amo=Amo(
+                last_login=date(2020, 1, 27),
+                create_timestamp=DEFAULT_TIME,
+                update_timestamp=DEFAULT_TIME,
+            )
+        )
         await _store(uow_factory, contact)
         loaded = await _load(uow_factory, contact.email_id)
         assert loaded is not None and loaded.amo is not None
@@ -386,7 +389,7 @@ class ApiClientRepositoryContract:
         async with uow_factory() as uow:
             await uow.api_clients.add(_client())
             await uow.commit()
-        with pytest.raises(UniqueConstraintViolation):
+        with pytest.raises(UniqueConstraintViolation):  # noqa: PT012 - the commit is part of it
             async with uow_factory() as uow:
                 await uow.api_clients.add(_client(email="other@example.com"))
                 await uow.commit()
@@ -416,4 +419,3 @@ class ApiClientRepositoryContract:
         async with uow_factory() as uow:
             client = await uow.api_clients.get("id_basket")
         assert client is not None and client.last_access == moment
-

@@ -9,6 +9,7 @@ on the owner staying alive long enough to clean up.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -76,10 +77,14 @@ def main() -> int:
     _wait_for_owner_or_exit(int(config["owner_pipe"]), postmaster)
     fast_shutdown()
     try:
-        return postmaster.wait(timeout=_FAST_SHUTDOWN_TIMEOUT)
+        status = postmaster.wait(timeout=_FAST_SHUTDOWN_TIMEOUT)
     except subprocess.TimeoutExpired:
         postmaster.send_signal(signal.SIGQUIT)  # immediate shutdown: recovery on next start
-        return postmaster.wait()
+        status = postmaster.wait()
+    if config.get("socket_dir_to_remove"):
+        with contextlib.suppress(OSError):  # still in use by a newer server: keep it
+            os.rmdir(config["socket_dir_to_remove"])
+    return status
 
 
 if __name__ == "__main__":

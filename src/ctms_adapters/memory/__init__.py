@@ -11,8 +11,8 @@ from ctms_adapters.memory.store import (
 
 __all__ = [
     "InMemoryApiClientRepository",
-    "InMemoryDatabaseHealth",
     "InMemoryContactRepository",
+    "InMemoryDatabaseHealth",
     "InMemoryStore",
     "InMemoryUnitOfWork",
     "ManualClock",

@@ -8,7 +8,7 @@ from datetime import datetime
 import msgspec
 
 CLIENT_NAME = re.compile(r"^[-_.a-zA-Z0-9]*$")
-TOKEN_NAMESPACE = "api_client"
+TOKEN_NAMESPACE = "api_client"  # noqa: S105 - the `sub` claim prefix, not a secret
 
 
 class ApiClient(msgspec.Struct, frozen=True, kw_only=True):

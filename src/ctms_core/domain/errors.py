@@ -57,7 +57,7 @@ class ContactConflictError(CoreError):
         self.fields = tuple(fields)
 
 
-class UniqueConstraintViolation(Exception):  # noqa: N818 - a port-level signal, not a user-facing error
+class UniqueConstraintViolation(Exception):
     """Raised by repositories when a write breaks a uniqueness rule; the use case turns it into a 409."""
 
     def __init__(self, fields: Sequence[str]) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from ctms_core.domain.errors import FieldError, Location
 
 
-class InvalidValue(Exception):  # noqa: N818 - internal signal carrying a message and a type code
+class InvalidValue(Exception):
     def __init__(self, msg: str, type_: str) -> None:
         super().__init__(msg)
         self.msg = msg
@@ -234,7 +234,9 @@ def parse_object(
         value = raw.get(field.name, _MISSING)
         if value is _MISSING:
             if field.required and not partial:
-                errors.append(FieldError((*loc, field.name), "field required", "value_error.missing"))
+                errors.append(
+                    FieldError((*loc, field.name), "field required", "value_error.missing")
+                )
             elif not partial:
                 result[field.name] = field.default_value()
             continue

@@ -125,7 +125,9 @@ def _parse_items(
                 FieldError((*item_loc, "name"), "field required", "value_error.missing")
             )
         if kind == "waitlist" and isinstance(raw_item, dict) and "fields" in raw_item:
-            validate_waitlist_fields(raw_item.get("name"), raw_item["fields"], item_loc, item_errors)
+            validate_waitlist_fields(
+                raw_item.get("name"), raw_item["fields"], item_loc, item_errors
+            )
         name = item.get("name")
         if isinstance(name, str):
             if name in seen:
@@ -195,7 +197,9 @@ def _parse_email_id(
         if not required:
             return None
         if "email_id" in raw_email:
-            errors.append(FieldError(loc, "none is not an allowed value", "type_error.none.not_allowed"))
+            errors.append(
+                FieldError(loc, "none is not an allowed value", "type_error.none.not_allowed")
+            )
         else:
             errors.append(FieldError(loc, "field required", "value_error.missing"))
         return None
@@ -216,7 +220,9 @@ def parse_contact_input(body: Any, *, require_email_id: bool) -> ContactInput:
     """
     errors: list[FieldError] = []
     if not isinstance(body, dict):
-        raise ValidationFailedError([FieldError(_BODY, "value is not a valid dict", "type_error.dict")])
+        raise ValidationFailedError(
+            [FieldError(_BODY, "value is not a valid dict", "type_error.dict")]
+        )
 
     email_loc = (*_BODY, "email")
     raw_email = body.get("email", _MISSING)
@@ -226,12 +232,16 @@ def parse_contact_input(body: Any, *, require_email_id: bool) -> ContactInput:
         errors.append(
             FieldError(email_loc, "field required", "value_error.missing")
             if raw_email is _MISSING
-            else FieldError(email_loc, "none is not an allowed value", "type_error.none.not_allowed")
+            else FieldError(
+                email_loc, "none is not an allowed value", "type_error.none.not_allowed"
+            )
         )
     else:
         email = f.parse_object(raw_email, EMAIL_FIELDS, email_loc, errors)
         if isinstance(raw_email, dict):
-            email_id = _parse_email_id(raw_email, (*email_loc, "email_id"), errors, require_email_id)
+            email_id = _parse_email_id(
+                raw_email, (*email_loc, "email_id"), errors, require_email_id
+            )
 
     groups: dict[str, Any] = {}
     for group in GROUPS:
@@ -292,7 +302,9 @@ def parse_contact_patch(body: Any) -> ContactPatch:
     `name` and carry only the keys they set; waitlist items are validated even when they only update.
     """
     if not isinstance(body, dict):
-        raise ValidationFailedError([FieldError(_BODY, "value is not a valid dict", "type_error.dict")])
+        raise ValidationFailedError(
+            [FieldError(_BODY, "value is not a valid dict", "type_error.dict")]
+        )
     errors: list[FieldError] = []
 
     email: dict[str, Any] = {}
@@ -304,16 +316,15 @@ def parse_contact_patch(body: Any) -> ContactPatch:
                 FieldError(email_loc, "none is not an allowed value", "type_error.none.not_allowed")
             )
         else:
-            if isinstance(raw_email, dict) and "primary_email" in raw_email:
-                if raw_email["primary_email"] is None:
-                    errors.append(
-                        FieldError(
-                            (*email_loc, "primary_email"),
-                            "primary_email may not be None",
-                            "assertion_error",
-                        )
+            if isinstance(raw_email, dict) and raw_email.get("primary_email", "") is None:
+                errors.append(
+                    FieldError(
+                        (*email_loc, "primary_email"),
+                        "primary_email may not be None",
+                        "assertion_error",
                     )
-                    raw_email = {k: v for k, v in raw_email.items() if k != "primary_email"}
+                )
+                raw_email = {k: v for k, v in raw_email.items() if k != "primary_email"}
             email = f.parse_object(raw_email, EMAIL_FIELDS, email_loc, errors, partial=True)
             if isinstance(raw_email, dict) and raw_email.get("email_id") is not None:
                 try:
@@ -330,7 +341,9 @@ def parse_contact_patch(body: Any) -> ContactPatch:
         if raw_group == "DELETE":
             groups[group] = "DELETE"
         elif isinstance(raw_group, dict):
-            groups[group] = f.parse_object(raw_group, GROUP_FIELDS[group], loc, errors, partial=True)
+            groups[group] = f.parse_object(
+                raw_group, GROUP_FIELDS[group], loc, errors, partial=True
+            )
         elif raw_group is None:
             errors.append(
                 FieldError(loc, "none is not an allowed value", "type_error.none.not_allowed")
@@ -360,7 +373,9 @@ def parse_contact_patch(body: Any) -> ContactPatch:
             )
         else:
             errors.append(
-                FieldError(loc, 'value must be a list or the string "UNSUBSCRIBE"', "type_error.list")
+                FieldError(
+                    loc, 'value must be a list or the string "UNSUBSCRIBE"', "type_error.list"
+                )
             )
 
     vpn = _parse_legacy(body, "vpn_waitlist", errors, allow_delete=True)

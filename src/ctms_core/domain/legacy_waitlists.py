@@ -93,7 +93,9 @@ def translate_legacy_waitlists(
             change("vpn", subscribed=True, fields={"geo": vpn.geo, "platform": vpn.platform})
 
     if relay is not UNSET:
-        relay_stored = [waitlist for waitlist in stored.values() if waitlist.name.startswith("relay")]
+        relay_stored = [
+            waitlist for waitlist in stored.values() if waitlist.name.startswith("relay")
+        ]
         if not isinstance(relay, LegacyRelayWaitlist) or relay.geo is None:
             for waitlist in relay_stored:
                 change(waitlist.name, subscribed=False)
@@ -115,7 +117,9 @@ def translate_legacy_waitlists(
                 if not subscribed_relay:
                     kept = stored.get("relay")
                     change(
-                        "relay", subscribed=True, fields={**(kept.fields if kept else {}), "geo": geo}
+                        "relay",
+                        subscribed=True,
+                        fields={**(kept.fields if kept else {}), "geo": geo},
                     )
 
     return LegacyTranslation(used=legacy_keys_sent, changes=tuple(changes.values()))

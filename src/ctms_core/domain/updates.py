@@ -154,6 +154,4 @@ def parse_updates_query(params: Mapping[str, str]) -> UpdatesQuery:
     if errors:
         raise ValidationFailedError(errors)
     assert start is not None
-    return UpdatesQuery(
-        start=start, end=end, limit=limit, after=after, mofo_relevant=mofo_relevant
-    )
+    return UpdatesQuery(start=start, end=end, limit=limit, after=after, mofo_relevant=mofo_relevant)

@@ -93,7 +93,9 @@ def _next_child(previous: Child | None, proposed: Child, now: datetime) -> Child
         return _stamped(proposed, created=now, updated=now)
     if _same_data(previous, proposed):
         return previous
-    created = previous.create_timestamp if isinstance(previous, Amo | Newsletter | Waitlist) else None
+    created = (
+        previous.create_timestamp if isinstance(previous, Amo | Newsletter | Waitlist) else None
+    )
     return _stamped(proposed, created=created, updated=now)
 
 
@@ -277,7 +279,9 @@ class ContactService:
             if previous is None:
                 raise ContactNotFoundError
             now = self._clock.now()
-            email_changes = {key: value for key, value in changes.email.items() if key != "email_id"}
+            email_changes = {
+                key: value for key, value in changes.email.items() if key != "email_id"
+            }
             groups: dict[str, Any] = {}
             for group in ("amo", "fxa", "mofo"):
                 current = getattr(previous, group)
@@ -307,9 +311,7 @@ class ContactService:
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(PATCH_CONFLICT, violation.fields) from None
             await uow.commit()
-        return ContactWriteResult(
-            contact, created=False, legacy_waitlists_used=translation.used
-        )
+        return ContactWriteResult(contact, created=False, legacy_waitlists_used=translation.used)
 
     async def delete(self, primary_email: str) -> list[Identity]:
         """DELETE /ctms/{primary_email} (R§2.8): erase every contact whose primary e-mail matches

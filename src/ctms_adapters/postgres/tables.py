@@ -1,0 +1,212 @@
+"""The database schema as SQLAlchemy Core metadata: the single source the migrations are checked against.
+
+Shapes follow R§1 (column sizes, index names of v3.3 where it had them) with the fixes of SPEC §5–§7: every
+timestamp is `timestamptz`, primary e-mails are unique case-insensitively, satellites cascade on delete,
+`api_client.enabled` is NOT NULL, and the role link tables are unique per pair. Ids come from the
+application (no `uuid-ossp`/`pgcrypto`, which the embedded server lacks).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+# Names PostgreSQL itself would pick, so constraints created by hand and by SQLAlchemy agree and alembic's
+# autogenerate comparison stays quiet.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _timestamps() -> tuple[Column[object], Column[object]]:
+    """The "TS pair" of R§1: set by the application, `now()` when it does not say."""
+    return (
+        Column("create_timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("update_timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def _contact_reference(*, unique: bool = False) -> Column[object]:
+    """A satellite's link to its contact: deleting the `emails` row deletes the whole contact."""
+    return Column(
+        "email_id",
+        Uuid(as_uuid=True),
+        ForeignKey("emails.email_id", ondelete="CASCADE"),
+        nullable=False,
+        unique=unique,
+    )
+
+
+emails = Table(
+    "emails",
+    metadata,
+    Column("email_id", Uuid(as_uuid=True), primary_key=True),
+    Column("primary_email", String(255), nullable=False),
+    Column("basket_token", String(255), unique=True),
+    Column("sfdc_id", String(255), index=True),
+    Column("first_name", String(255)),
+    Column("last_name", String(255)),
+    Column("mailing_country", String(255)),
+    Column("email_format", String(1)),
+    Column("email_lang", String(5)),
+    Column("double_opt_in", Boolean),
+    Column("has_opted_out_of_email", Boolean),
+    Column("unsubscribe_reason", Text),
+    *_timestamps(),
+)
+# Case-insensitive uniqueness (SPEC §5); also serves lookups by primary e-mail.
+Index("idx_email_primary_unique_email_lower", func.lower(emails.c.primary_email), unique=True)
+# Keyset pagination of GET /updates.
+Index("bulk_read_index", emails.c.update_timestamp, emails.c.email_id)
+
+newsletters = Table(
+    "newsletters",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _contact_reference(),
+    Column("name", String(255), nullable=False),
+    Column("subscribed", Boolean),
+    Column("format", String(1)),
+    Column("lang", String(5)),
+    Column("source", Text),
+    Column("unsub_reason", Text),
+    *_timestamps(),
+    UniqueConstraint("email_id", "name", name="uix_email_name"),
+)
+
+waitlists = Table(
+    "waitlists",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _contact_reference(),
+    Column("name", String(255), nullable=False),
+    Column("source", Text),
+    Column("subscribed", Boolean, nullable=False, server_default=text("true")),
+    Column("unsub_reason", Text),
+    Column("fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    *_timestamps(),
+    UniqueConstraint("email_id", "name", name="uix_wl_email_name"),
+)
+
+amo = Table(
+    "amo",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _contact_reference(unique=True),
+    Column("add_on_ids", String(500)),
+    Column("display_name", String(255)),
+    Column("email_opt_in", Boolean),
+    Column("language", String(5)),
+    Column("last_login", Date),
+    Column("location", String(255)),
+    Column("profile_url", String(40)),
+    Column("user", Boolean),
+    Column("user_id", String(40), index=True),
+    Column("username", String(100)),
+    *_timestamps(),
+)
+
+fxa = Table(
+    "fxa",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _contact_reference(unique=True),
+    Column("fxa_id", String(255), unique=True),
+    Column("primary_email", String(255), index=True),
+    Column("created_date", String(50)),
+    Column("lang", String(255)),
+    Column("first_service", String(50)),
+    Column("account_deleted", Boolean),
+    *_timestamps(),
+)
+# Several contacts may share one FxA e-mail, so this one is not unique.
+Index("idx_fxa_primary_email_lower", func.lower(fxa.c.primary_email))
+
+mofo = Table(
+    "mofo",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _contact_reference(unique=True),
+    Column("mofo_email_id", String(255), unique=True),
+    Column("mofo_contact_id", String(255), index=True),
+    Column("mofo_relevant", Boolean),
+    *_timestamps(),
+)
+
+api_client = Table(
+    "api_client",
+    metadata,
+    Column("client_id", String(255), primary_key=True),
+    Column("email", String(255), nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("hashed_secret", String, nullable=False),
+    *_timestamps(),
+    Column("last_access", DateTime(timezone=True)),
+    # When the secret was rotated or the client disabled: tokens issued before are revoked (SPEC §7).
+    Column("credentials_changed_at", DateTime(timezone=True)),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("description", Text),
+)
+
+permissions = Table(
+    "permissions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("description", Text),
+)
+
+role_permissions = Table(
+    "role_permissions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("role_id", Integer, ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "permission_id", Integer, ForeignKey("permissions.id", ondelete="CASCADE"), nullable=False
+    ),
+    UniqueConstraint("role_id", "permission_id"),
+)
+
+api_client_roles = Table(
+    "api_client_roles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "api_client_id",
+        String(255),
+        ForeignKey("api_client.client_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("role_id", Integer, ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
+    UniqueConstraint("api_client_id", "role_id"),
+)
+
+# Everything a contact is made of; deleting the `emails` row removes the rest by cascade.
+CONTACT_TABLES = (emails, amo, fxa, mofo, newsletters, waitlists)
