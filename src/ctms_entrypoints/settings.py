@@ -67,7 +67,11 @@ class SettingsError(ValueError):
 
 
 def default_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """The per-user data folder: `$XDG_DATA_HOME/ctms`, else `~/.local/share/ctms`."""
+    """The per-user data folder: `$XDG_DATA_HOME/ctms`, else `~/.local/share/ctms`; `/var/lib/ctms` for
+    root, because the embedded PostgreSQL runs as an unprivileged user (it refuses root) that must be
+    able to reach the folder, and root's home folder is closed to other users."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/ctms")
     xdg = environ.get("XDG_DATA_HOME", "")
     if xdg and Path(xdg).is_absolute():  # the XDG spec says to ignore relative paths
         return Path(xdg) / "ctms"

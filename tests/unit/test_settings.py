@@ -80,7 +80,7 @@ def test_background_defaults() -> None:
         assert getattr(settings, name) is None, name
 
 
-def test_new_variables_defaults() -> None:
+def test_new_variables_defaults(normal_user: None) -> None:
     """Variables introduced by the rewrite default to v3-compatible behaviour."""
     settings = load()
     assert settings.data_dir == Path("/home/ctms/.local/share/ctms")
@@ -296,13 +296,13 @@ def test_db_url_without_host_or_user_is_accepted() -> None:
     assert load(CTMS_DB_URL=url).async_db_url == "postgresql+asyncpg:///ctms?host=/var/run/ctms"
 
 
-def test_data_dir_follows_xdg_data_home() -> None:
+def test_data_dir_follows_xdg_data_home(normal_user: None) -> None:
     """The embedded database lives in $XDG_DATA_HOME/ctms when that is set."""
     settings = Settings.from_env({"XDG_DATA_HOME": "/data/xdg", "HOME": "/home/ctms"})
     assert settings.data_dir == Path("/data/xdg/ctms")
 
 
-def test_relative_xdg_data_home_is_ignored() -> None:
+def test_relative_xdg_data_home_is_ignored(normal_user: None) -> None:
     """The XDG spec says relative paths in XDG_DATA_HOME are invalid."""
     assert default_data_dir({"XDG_DATA_HOME": "rel", "HOME": "/h"}) == Path("/h/.local/share/ctms")
 
@@ -383,3 +383,15 @@ def test_repr_masks_secrets() -> None:
     ):
         assert secret not in text
     assert "postgresql://ctms:***@db/ctms" in text
+
+
+@pytest.fixture
+def normal_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run a test as if CTMS were started by an ordinary (non-root) user."""
+    monkeypatch.setattr("ctms_entrypoints.settings.os.geteuid", lambda: 1000)
+
+
+def test_root_keeps_its_data_outside_its_closed_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded server runs unprivileged and could not reach /root/.local/share."""
+    monkeypatch.setattr("ctms_entrypoints.settings.os.geteuid", lambda: 0)
+    assert default_data_dir({"HOME": "/root"}) == Path("/var/lib/ctms")
