@@ -1,0 +1,67 @@
+"""The unit of work on PostgreSQL: one pooled connection, one transaction, both repositories on it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ctms_adapters.postgres.api_clients import PostgresApiClientRepository
+from ctms_adapters.postgres.contacts import PostgresContactRepository
+from ctms_adapters.postgres.transaction import READS_ISOLATION, TransactionScope
+
+
+class PostgresUnitOfWork:
+    """`async with` checks a connection out of the pool; leaving returns it, rolling back whatever was
+    not committed. The transaction itself begins with the first write (see `TransactionScope`)."""
+
+    contacts: PostgresContactRepository
+    api_clients: PostgresApiClientRepository
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._scope: TransactionScope | None = None
+
+    async def __aenter__(self) -> Self:
+        if self._connection is not None:
+            raise RuntimeError("a unit of work is entered once")
+        self._connection = await self._engine.connect()
+        self._scope = TransactionScope(self._connection)
+        self.contacts = PostgresContactRepository(self._scope)
+        self.api_clients = PostgresApiClientRepository(self._scope)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection, self._connection, self._scope = self._connection, None, None
+        if connection is not None:
+            # Closing returns the connection to the pool, which rolls back an open transaction.
+            await connection.close()
+
+    async def commit(self) -> None:
+        await self._active_scope().commit()
+
+    async def rollback(self) -> None:
+        await self._active_scope().rollback()
+
+    def _active_scope(self) -> TransactionScope:
+        if self._scope is None:
+            raise RuntimeError("the unit of work is not open (use `async with`)")
+        return self._scope
+
+
+class PostgresUnitOfWorkFactory:
+    """Builds a fresh `PostgresUnitOfWork` per use case; every one shares the engine's pool."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        # Connections start in autocommit for reads; each unit of work begins its transaction on demand.
+        self._engine = engine.execution_options(isolation_level=READS_ISOLATION)
+
+    def __call__(self) -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(self._engine)

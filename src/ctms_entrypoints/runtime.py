@@ -1,0 +1,91 @@
+"""Process-level setup shared by the CLI commands: which database, which secret key.
+
+With `CTMS_DB_URL` set, CTMS uses that database. Without it, CTMS runs on the embedded PostgreSQL in
+`CTMS_DATA_DIR/postgres` (SPEC §8), migrated on start, and in that development mode also keeps a generated
+`CTMS_SECRET_KEY` and the development API client's credentials in `CTMS_DATA_DIR` (files readable only by
+their owner) so a restart keeps both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ctms_adapters.embedded_pg import EmbeddedPostgres
+from ctms_adapters.postgres.migrations import upgrade
+from ctms_entrypoints.settings import Settings
+
+SECRET_KEY_FILE = "secret_key"
+DEV_CLIENT_FILE = "dev-client.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings  # with `db_url` and `secret_key` filled in
+    embedded: EmbeddedPostgres | None
+
+    @property
+    def development(self) -> bool:
+        return self.embedded is not None
+
+
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+
+
+def _development_secret_key(data_dir: Path) -> str:
+    path = data_dir / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    _write_private(path, key + "\n")
+    return key
+
+
+@contextlib.contextmanager
+def database_runtime(settings: Settings, *, migrate: bool = True) -> Iterator[Runtime]:
+    """Yield settings that point at a ready database; start (and later stop) the embedded one if
+    no `CTMS_DB_URL` is configured."""
+    if settings.async_db_url is not None:
+        if migrate:
+            upgrade(settings.async_db_url)
+        yield Runtime(settings, None)
+        return
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    embedded = EmbeddedPostgres(data_dir / "postgres")
+    url = embedded.start()
+    try:
+        if migrate:
+            upgrade(url)
+        resolved = dataclasses.replace(
+            settings,
+            db_url=url,
+            secret_key=settings.secret_key or _development_secret_key(data_dir),
+        )
+        yield Runtime(resolved, embedded)
+    finally:
+        embedded.stop()
+
+
+def read_development_client(data_dir: Path) -> dict[str, str] | None:
+    path = data_dir / DEV_CLIENT_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else None
+
+
+def write_development_client(data_dir: Path, client_id: str, client_secret: str) -> None:
+    _write_private(
+        data_dir / DEV_CLIENT_FILE,
+        json.dumps({"client_id": client_id, "client_secret": client_secret}) + "\n",
+    )
