@@ -1,0 +1,65 @@
+"""Per-request facts the access log reports (R§7.2): who called, how authentication went, what to trace.
+
+Handlers and the authentication helpers write them into a dict that lives in the request's ASGI scope
+state, created on first use: every request gets its own, so nothing leaks between concurrent requests
+(SPEC §6 item 47). The access-log writer reads `access_log_fields(scope)` after the response.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, TypedDict
+
+from litestar.connection import ASGIConnection
+from litestar.types import Scope
+
+ACCESS_LOG_STATE_KEY = "ctms.access_log"
+
+# R§2.2: v3 traced `+trace-me-mozilla-` addresses; its docs said `+trace_me_mozilla_`; both are accepted.
+_TRACED_ADDRESS = re.compile(r".*\+(?:trace-me-mozilla-|trace_me_mozilla_).*@.*")
+
+
+class AccessLogFields(TypedDict, total=False):
+    client_id: str
+    client_allowed: bool
+    auth_fail: str
+    token_creds_from: str
+    token_fail: str
+    trace: str
+    trace_json: Any
+
+
+def access_log_fields(scope: Scope) -> AccessLogFields:
+    """The access-log fields of the request `scope` belongs to (created empty on first use)."""
+    state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    fields: AccessLogFields | None = state.get(ACCESS_LOG_STATE_KEY)
+    if fields is None:
+        fields = state[ACCESS_LOG_STATE_KEY] = AccessLogFields()
+    return fields
+
+
+def log_fields(connection: ASGIConnection[Any, Any, Any, Any]) -> AccessLogFields:
+    return access_log_fields(connection.scope)
+
+
+def is_traced(primary_email: str) -> bool:
+    return _TRACED_ADDRESS.match(primary_email) is not None
+
+
+def record_trace(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    primary_emails: Iterable[str],
+    *,
+    body: Any = None,
+    with_body: bool = False,
+) -> None:
+    """Log `trace` (the traced addresses, sorted, comma-joined) and, for writes, `trace_json` (the
+    request's JSON), when any of `primary_emails` is a tracing address (R§2.2)."""
+    traced = sorted({email for email in primary_emails if is_traced(email)})
+    if not traced:
+        return
+    fields = log_fields(connection)
+    fields["trace"] = ",".join(traced)
+    if with_body:
+        fields["trace_json"] = body

@@ -1,0 +1,109 @@
+"""Reading request input the way CTMS v3.3 did (R§2.2), before the core validates it.
+
+Bodies are read as raw bytes and decoded here, not by Litestar: v3.3 rejected malformed JSON *before*
+authentication but every other body problem *after* it, and its 422 items have their own shape.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request
+
+from ctms_core.domain import fields
+from ctms_core.domain.errors import FieldError, ValidationFailedError
+
+T = TypeVar("T")
+
+_decode_json = msgspec.json.Decoder().decode
+
+_BODY_MISSING = FieldError(("body",), "field required", "value_error.missing")
+_BODY_NOT_JSON = FieldError(("body",), "value is not a valid dict", "type_error.dict")
+
+
+@dataclass(frozen=True, slots=True)
+class JsonBody:
+    """A request body decoded as JSON, or the reason it cannot be used (reported after authentication)."""
+
+    value: Any
+    problem: FieldError | None = None
+
+
+def _declares_json(content_type: str | None) -> bool:
+    """v3.3 parsed the body as JSON when Content-Type was absent, `application/json` or
+    `application/*+json`."""
+    if not content_type:
+        return True
+    media_type = content_type.partition(";")[0].strip().lower()
+    main_type, _, subtype = media_type.partition("/")
+    return main_type == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _json_error(raw: bytes) -> tuple[Any, FieldError | None]:
+    """Python's own parser, only when msgspec refused: it accepts a few things msgspec does not (NaN,
+    other Unicode encodings, huge numbers) and its error message is the one v3.3 clients see."""
+    try:
+        return json.loads(raw), None
+    except json.JSONDecodeError as error:
+        return None, FieldError(("body", error.pos), str(error), "value_error.jsondecode")
+    except (UnicodeDecodeError, RecursionError, ValueError) as error:
+        return None, FieldError(("body",), f"invalid JSON: {error}", "value_error.jsondecode")
+
+
+async def read_json_body(request: Request[Any, Any, Any]) -> JsonBody:
+    """The request's JSON. Malformed JSON raises the 422 at once (before authentication, as v3.3); an
+    empty body or another content type is returned as a `problem` the handler reports after
+    authentication."""
+    raw = await request.body()
+    if not raw:
+        return JsonBody(None, _BODY_MISSING)
+    if not _declares_json(request.headers.get("content-type")):
+        return JsonBody(raw, _BODY_NOT_JSON)
+    try:
+        return JsonBody(_decode_json(raw))
+    except msgspec.DecodeError:
+        value, error = _json_error(raw)
+    if error is not None:
+        raise ValidationFailedError([error])
+    return JsonBody(value)
+
+
+def path_uuid(name: str, value: str, errors: list[FieldError]) -> uuid.UUID | None:
+    """A UUID (any version) from the path; a problem is added to `errors` at `["path", name]`."""
+    try:
+        return fields.any_uuid(value)
+    except fields.InvalidValue as invalid:
+        errors.append(FieldError(("path", name), invalid.msg, invalid.type))
+        return None
+
+
+def require_path_uuid(name: str, value: str) -> uuid.UUID:
+    errors: list[FieldError] = []
+    parsed = path_uuid(name, value, errors)
+    if parsed is None:
+        raise ValidationFailedError(errors)
+    return parsed
+
+
+def parse_body(body: JsonBody, parse: Callable[[Any], T], errors: list[FieldError]) -> T:
+    """`parse(body)`, reporting its errors together with `errors` found earlier (path, query), as v3.3
+    reported every problem of a request in one 422."""
+    if body.problem is not None:
+        raise ValidationFailedError([*errors, body.problem])
+    try:
+        parsed = parse(body.value)
+    except ValidationFailedError as failure:
+        raise ValidationFailedError([*errors, *failure.errors]) from None
+    if errors:
+        raise ValidationFailedError(errors)
+    return parsed
+
+
+def query_values(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The query string as a plain mapping; a repeated key keeps its last value (as v3.3)."""
+    return dict(request.query_params.multi_items())
