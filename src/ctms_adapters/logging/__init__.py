@@ -1,0 +1,25 @@
+"""Logging adapter: structlog configuration, the MozLog renderer, and access-log redaction (R§7)."""
+
+from ctms_adapters.logging.config import configure_logging, log_event
+from ctms_adapters.logging.mozlog import ENV_VERSION, LOGGER_NAME, MozLogRenderer, syslog_severity
+from ctms_adapters.logging.redaction import (
+    OMITTED,
+    is_traced,
+    redact_headers,
+    redact_query,
+    traced_addresses,
+)
+
+__all__ = [
+    "ENV_VERSION",
+    "LOGGER_NAME",
+    "OMITTED",
+    "MozLogRenderer",
+    "configure_logging",
+    "is_traced",
+    "log_event",
+    "redact_headers",
+    "redact_query",
+    "syslog_severity",
+    "traced_addresses",
+]

@@ -1,0 +1,187 @@
+"""One logging pipeline for the process: structlog events and stdlib records (uvicorn, sqlalchemy, alembic,
+ctms) rendered by the same `ProcessorFormatter`, as MozLog JSON lines or a coloured console (R§7.1)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import IO, Any
+
+import structlog
+from structlog.typing import Processor
+
+from ctms_adapters.logging.mozlog import MozLogRenderer, exc_info_tuple
+
+__all__ = ["configure_logging", "log_event"]
+
+# Marks the handler `configure_logging` installs on the root logger, so a second call replaces it.
+_HANDLER_MARK = "_ctms_logging_handler"
+
+_LEVELLED_LOGGERS = ("ctms", "uvicorn", "uvicorn.error", "alembic")
+
+
+def _resolve_exc_info(
+    logger: object, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # `exc_info=True` only means something while the exception is being handled: pin the tuple now.
+    if "exc_info" in event_dict:
+        exc_info = exc_info_tuple(event_dict["exc_info"])
+        if exc_info is None:
+            del event_dict["exc_info"]
+        else:
+            event_dict["exc_info"] = exc_info
+    return event_dict
+
+
+# Attributes every LogRecord has, plus those formatters add (`message`, `asctime`) and uvicorn's
+# `color_message` duplicate of the message: none of them is an "extra" worth a field.
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+    "_logger",
+    "_name",
+}
+
+
+def _add_record_extras(
+    logger: object, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # structlog's ExtraAdder would also copy what other handlers' formatters left on the record.
+    record = event_dict.get("_record")
+    if isinstance(record, logging.LogRecord):
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES and key not in event_dict:
+                event_dict[key] = value
+    return event_dict
+
+
+def _wrap_for_formatter(
+    logger: object, method_name: str, event_dict: MutableMapping[str, Any]
+) -> tuple[tuple[MutableMapping[str, Any]], dict[str, Any]]:
+    # Like `ProcessorFormatter.wrap_for_formatter`, and also hands the exception to the stdlib record so
+    # handlers that read `record.exc_info` (Sentry's logging integration) see it.
+    return (event_dict,), {
+        "extra": {"_logger": logger, "_name": method_name},
+        "exc_info": event_dict.get("exc_info"),
+    }
+
+
+def configure_logging(
+    *,
+    use_mozlog: bool,
+    level: str,
+    log_sqlalchemy: bool,
+    stream: IO[str] | None = None,
+    colors: bool | None = None,
+) -> None:
+    """Route structlog and stdlib logging through one handler on `stream` (default: stdout).
+
+    `level` applies to the root logger and to `ctms`, `uvicorn` and `alembic`; `sqlalchemy.engine` follows it
+    only when `log_sqlalchemy`, else WARNING; `uvicorn.access` is discarded (the app writes its own access
+    log). Calling it again replaces the previous configuration. `colors` defaults to whether `stream` is a
+    terminal (console mode only).
+    """
+    output = stream if stream is not None else sys.stdout
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
+
+    formatter_processors: list[Processor]
+    if use_mozlog:
+        formatter_processors = [MozLogRenderer()]
+    else:
+        use_colors = colors if colors is not None else bool(getattr(output, "isatty", bool)())
+        formatter_processors = [
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.dev.ConsoleRenderer(colors=use_colors),
+        ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[_add_record_extras],
+        processors=formatter_processors,
+    )
+
+    handler = logging.StreamHandler(output)
+    handler.setFormatter(formatter)
+    setattr(handler, _HANDLER_MARK, True)
+
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, _HANDLER_MARK, False):
+            root.removeHandler(existing)
+            existing.close()
+    root.addHandler(handler)
+    root.setLevel(numeric_level)
+
+    for name in _LEVELLED_LOGGERS:
+        stdlib_logger = logging.getLogger(name)
+        stdlib_logger.handlers.clear()
+        stdlib_logger.propagate = True
+        stdlib_logger.disabled = False
+        stdlib_logger.setLevel(numeric_level)
+
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
+    access.disabled = True
+
+    logging.getLogger("sqlalchemy.engine").setLevel(
+        numeric_level if log_sqlalchemy else logging.WARNING
+    )
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            _resolve_exc_info,
+            _wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+_LEVEL_METHODS = {
+    logging.CRITICAL: "critical",
+    logging.ERROR: "error",
+    logging.WARNING: "warning",
+    logging.INFO: "info",
+    logging.DEBUG: "debug",
+}
+
+
+def log_event(
+    logger: logging.Logger,
+    level: int,
+    event: str,
+    fields: dict[str, Any],
+    *,
+    exc_info: BaseException | None = None,
+) -> None:
+    """Emit one structured record on a stdlib `logger`, as a structlog call would, without structlog's
+    processor chain or its caller lookup: for per-request records on the hot path.
+
+    `fields` becomes the record's structured context (and is consumed: `event` is added to it). The caller
+    checks `logger.isEnabledFor(level)` first when building `fields` is not free.
+    """
+    if not logger.isEnabledFor(level):
+        return
+    fields["event"] = event
+    exc_tuple = exc_info_tuple(exc_info)
+    if exc_tuple is not None:
+        fields["exc_info"] = exc_tuple
+    record = logger.makeRecord(
+        logger.name,
+        level,
+        "(unknown file)",
+        0,
+        fields,
+        (),
+        exc_tuple,
+        extra={"_logger": logger, "_name": _LEVEL_METHODS.get(level, "info")},
+    )
+    logger.handle(record)
