@@ -54,7 +54,7 @@ async def authenticate(
         if isinstance(error, AuthenticationError | ClientDisabledError):
             fields["auth_fail"] = error.reason
         raise
-    fields["client_id"] = client.client_id
+    fields["client_id"] = fields["api_client_id"] = client.client_id
     fields["client_allowed"] = True
     return client
 

@@ -1,8 +1,8 @@
 """Per-request facts the access log reports (R§7.2): who called, how authentication went, what to trace.
 
 Handlers and the authentication helpers write them into a dict that lives in the request's ASGI scope
-state, created on first use: every request gets its own, so nothing leaks between concurrent requests
-(SPEC §6 item 47). The access-log writer reads `access_log_fields(scope)` after the response.
+state under `ACCESS_LOG_STATE_KEY` (the key `observability.access_log` reads), created on first use:
+every request gets its own, so nothing leaks between concurrent requests (SPEC §6 item 47).
 """
 
 from __future__ import annotations
@@ -14,25 +14,29 @@ from typing import Any, TypedDict
 from litestar.connection import ASGIConnection
 from litestar.types import Scope
 
-ACCESS_LOG_STATE_KEY = "ctms.access_log"
+ACCESS_LOG_STATE_KEY = "log_context"
 
 # R§2.2: v3 traced `+trace-me-mozilla-` addresses; its docs said `+trace_me_mozilla_`; both are accepted.
 _TRACED_ADDRESS = re.compile(r".*\+(?:trace-me-mozilla-|trace_me_mozilla_).*@.*")
 
 
 class AccessLogFields(TypedDict, total=False):
-    client_id: str
-    client_allowed: bool
+    client_id: str  # the client id claimed (token subject, /token credentials), even when refused
+    client_allowed: bool  # False once bearer authentication starts, True when it succeeded
     auth_fail: str
     token_creds_from: str
     token_fail: str
     trace: str
     trace_json: Any
+    # Not logged: the client that authenticated (bearer or a granted /token), for the metric label, and
+    # an exception turned into a 5xx response, for an ERROR record with its traceback.
+    api_client_id: str
+    exception: BaseException
 
 
 def access_log_fields(scope: Scope) -> AccessLogFields:
     """The access-log fields of the request `scope` belongs to (created empty on first use)."""
-    state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    state: dict[str, Any] = scope.setdefault("state", {})
     fields: AccessLogFields | None = state.get(ACCESS_LOG_STATE_KEY)
     if fields is None:
         fields = state[ACCESS_LOG_STATE_KEY] = AccessLogFields()

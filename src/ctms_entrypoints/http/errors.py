@@ -15,8 +15,9 @@ Litestar looks a raised exception up by its class hierarchy, so the most specifi
 | NotFoundError (contact, e-mail)             | 404    | `{"detail": ...}`                             |
 | ContactConflictError                        | 409    | `{"detail": ..., "conflicts": [fields]}`      |
 | other CoreError                             | 400    | `{"detail": ...}`                             |
-| Litestar HTTPException (404, 405, 413, ...) | its own| `{"detail": ...}` (+ its headers)             |
-| Litestar ValidationException                | 422    | `{"detail": [{"loc", "msg", "type"}, ...]}`   |
+| Litestar NotFoundException (no route, file) | 404    | `{"detail": "Not Found"}`                     |
+| Litestar HTTPException (405, 413, 401, ...) | its own| `{"detail": ...}` (+ its headers)             |
+| Litestar ValidationException (form parsing) | 422    | `{"detail": [{"loc", "msg", "type"}, ...]}`   |
 | OSError (ConnectionError, TimeoutError, ...)| 503    | `{"detail": "Service unavailable, try ..."}`  |
 | any other Exception                         | 500    | `{"detail": "Internal Server Error"}`         |
 
@@ -27,11 +28,11 @@ refused connections, timeouts and exhausted connection pools.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.response import Response
 from litestar.types import ExceptionHandlersMap
 
@@ -48,13 +49,13 @@ from ctms_core.domain.errors import (
     ValidationFailedError,
 )
 from ctms_entrypoints.http.auth import BEARER_CHALLENGE
-from ctms_entrypoints.http.responses import json_response
+from ctms_entrypoints.http.context import log_fields
+from ctms_entrypoints.http.responses import error_response
 
 SERVICE_UNAVAILABLE = "Service unavailable, try again later"
 INTERNAL_SERVER_ERROR = "Internal Server Error"
 
 AnyRequest = Request[Any, Any, Any]
-E = TypeVar("E", bound=Exception)
 
 
 class ErrorDetail(msgspec.Struct, frozen=True):
@@ -82,48 +83,58 @@ class ValidationErrorDetail(msgspec.Struct, frozen=True):
 
 def _detail(status_code: int, headers: dict[str, str] | None = None) -> Callable[[Any, Any], Any]:
     def handle(request: AnyRequest, error: CoreError) -> Response[bytes]:
-        return json_response(ErrorDetail(error.detail), status_code=status_code, headers=headers)
+        return error_response(ErrorDetail(error.detail), status_code=status_code, headers=headers)
 
     return handle
 
 
 def _validation_failed(request: AnyRequest, error: ValidationFailedError) -> Response[bytes]:
     items = [ValidationErrorItem(list(item.loc), item.msg, item.type) for item in error.errors]
-    return json_response(ValidationErrorDetail(items), status_code=422)
+    return error_response(ValidationErrorDetail(items), status_code=422)
 
 
 def _conflict(request: AnyRequest, error: ContactConflictError) -> Response[bytes]:
-    return json_response(ConflictDetail(error.detail, list(error.fields)), status_code=409)
+    return error_response(ConflictDetail(error.detail, list(error.fields)), status_code=409)
 
 
 def _litestar_validation(request: AnyRequest, error: ValidationException) -> Response[bytes]:
-    """Input Litestar itself refused (handlers take raw input, so this is a safety net): the 422 shape."""
+    """Input Litestar itself refused. Handlers take raw input, so this only happens while Litestar
+    parses a form (`POST /token`): the 422 shape, located in the body."""
     problems = error.extra if isinstance(error.extra, list) else []
     items = [
         ValidationErrorItem(
-            [str(problem.get("source") or "request"), str(problem.get("key") or "")],
+            ["body", str(problem["key"])] if problem.get("key") else ["body"],
             str(problem.get("message") or error.detail),
             "value_error",
         )
         for problem in problems
         if isinstance(problem, dict)
-    ] or [ValidationErrorItem(["request"], error.detail, "value_error")]
-    return json_response(ValidationErrorDetail(items), status_code=422)
+    ] or [ValidationErrorItem(["body"], error.detail, "value_error")]
+    return error_response(ValidationErrorDetail(items), status_code=422)
+
+
+def _not_found(request: AnyRequest, error: NotFoundException) -> Response[bytes]:
+    return error_response(ErrorDetail("Not Found"), status_code=404)
 
 
 def _http_exception(request: AnyRequest, error: HTTPException) -> Response[bytes]:
-    detail = error.detail if error.status_code < 500 else INTERNAL_SERVER_ERROR
-    return json_response(
+    detail = error.detail
+    if error.status_code >= 500:
+        log_fields(request)["exception"] = error
+        detail = INTERNAL_SERVER_ERROR
+    return error_response(
         ErrorDetail(detail), status_code=error.status_code, headers=dict(error.headers or {})
     )
 
 
 def _service_unavailable(request: AnyRequest, error: OSError) -> Response[bytes]:
-    return json_response(ErrorDetail(SERVICE_UNAVAILABLE), status_code=503)
+    log_fields(request)["exception"] = error
+    return error_response(ErrorDetail(SERVICE_UNAVAILABLE), status_code=503)
 
 
 def _internal_error(request: AnyRequest, error: Exception) -> Response[bytes]:
-    return json_response(ErrorDetail(INTERNAL_SERVER_ERROR), status_code=500)
+    log_fields(request)["exception"] = error
+    return error_response(ErrorDetail(INTERNAL_SERVER_ERROR), status_code=500)
 
 
 def exception_handlers() -> ExceptionHandlersMap:
@@ -139,6 +150,7 @@ def exception_handlers() -> ExceptionHandlersMap:
         ContactConflictError: _conflict,
         CoreError: _detail(400),
         ValidationException: _litestar_validation,
+        NotFoundException: _not_found,
         HTTPException: _http_exception,
         OSError: _service_unavailable,
         Exception: _internal_error,

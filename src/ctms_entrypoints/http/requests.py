@@ -27,7 +27,7 @@ _BODY_NOT_JSON = FieldError(("body",), "value is not a valid dict", "type_error.
 
 
 @dataclass(frozen=True, slots=True)
-class JsonBody:
+class RequestJson:
     """A request body decoded as JSON, or the reason it cannot be used (reported after authentication)."""
 
     value: Any
@@ -55,22 +55,22 @@ def _json_error(raw: bytes) -> tuple[Any, FieldError | None]:
         return None, FieldError(("body",), f"invalid JSON: {error}", "value_error.jsondecode")
 
 
-async def read_json_body(request: Request[Any, Any, Any]) -> JsonBody:
+async def read_json_body(request: Request[Any, Any, Any]) -> RequestJson:
     """The request's JSON. Malformed JSON raises the 422 at once (before authentication, as v3.3); an
     empty body or another content type is returned as a `problem` the handler reports after
     authentication."""
     raw = await request.body()
     if not raw:
-        return JsonBody(None, _BODY_MISSING)
+        return RequestJson(None, _BODY_MISSING)
     if not _declares_json(request.headers.get("content-type")):
-        return JsonBody(raw, _BODY_NOT_JSON)
+        return RequestJson(raw, _BODY_NOT_JSON)
     try:
-        return JsonBody(_decode_json(raw))
+        return RequestJson(_decode_json(raw))
     except msgspec.DecodeError:
         value, error = _json_error(raw)
     if error is not None:
         raise ValidationFailedError([error])
-    return JsonBody(value)
+    return RequestJson(value)
 
 
 def path_uuid(name: str, value: str, errors: list[FieldError]) -> uuid.UUID | None:
@@ -90,7 +90,7 @@ def require_path_uuid(name: str, value: str) -> uuid.UUID:
     return parsed
 
 
-def parse_body(body: JsonBody, parse: Callable[[Any], T], errors: list[FieldError]) -> T:
+def parse_body(body: RequestJson, parse: Callable[[Any], T], errors: list[FieldError]) -> T:
     """`parse(body)`, reporting its errors together with `errors` found earlier (path, query), as v3.3
     reported every problem of a request in one 422."""
     if body.problem is not None:
@@ -102,8 +102,3 @@ def parse_body(body: JsonBody, parse: Callable[[Any], T], errors: list[FieldErro
     if errors:
         raise ValidationFailedError(errors)
     return parsed
-
-
-def query_values(request: Request[Any, Any, Any]) -> dict[str, str]:
-    """The query string as a plain mapping; a repeated key keeps its last value (as v3.3)."""
-    return dict(request.query_params.multi_items())

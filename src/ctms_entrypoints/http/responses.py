@@ -8,21 +8,22 @@ needs. Dates render as `YYYY-MM-DD` and UUIDs lower-case, msgspec's defaults.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import msgspec
+from litestar.params import KwargDefinition
 from litestar.response import Response
+from litestar.response.base import ASGIResponse
 
 from ctms_core.domain.contact import (
     Amo,
     Contact,
     Email,
     Fxa,
-    Identity,
     Mofo,
     Newsletter,
     Waitlist,
@@ -33,9 +34,9 @@ from ctms_core.domain.updates import UpdatesPage
 
 JSON_MEDIA_TYPE = "application/json"
 
-Timestamp = Annotated[
-    str | None, msgspec.Meta(description="ISO 8601 in UTC", extra_json_schema={"format": "date-time"})
-]
+# The annotation documents the rendered text as a date-time (msgspec ignores it).
+_DATE_TIME = KwargDefinition(format="date-time")
+Timestamp = Annotated[str | None, _DATE_TIME]
 
 
 class EmailSchema(msgspec.Struct, frozen=True):
@@ -126,8 +127,8 @@ class CTMSSingleResponse(CTMSResponse, frozen=True):
 class CTMSBulkResponse(msgspec.Struct, frozen=True):
     """One page of `GET /updates`; `after` and `next` are null on the last page."""
 
-    start: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
-    end: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+    start: Annotated[str, _DATE_TIME]
+    end: Annotated[str, _DATE_TIME]
     limit: int
     after: str | None
     next: str | None
@@ -161,6 +162,10 @@ _NO_FXA = Fxa()
 _NO_MOFO = Mofo()
 
 
+# A contact's items mostly share a few timestamps (one write stamps all it touches), and isoformat() is
+# the most expensive step of rendering a contact: remember recent renderings. Equal instants render
+# equally, since every timestamp is rendered in UTC.
+@functools.lru_cache(maxsize=4096)
 def timestamp(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -259,7 +264,8 @@ def updates_body(page: UpdatesPage, server_prefix: str) -> CTMSBulkResponse:
     """The page, with a `next` link that repeats the query with `after` (SPEC §6 item 6: URL-encoded,
     `mofo_relevant` kept)."""
     start, end = timestamp(page.start), timestamp(page.end)
-    assert start is not None and end is not None
+    assert start is not None
+    assert end is not None
     next_url = None
     if page.after is not None:
         query = [("start", start), ("end", end), ("limit", str(page.limit)), ("after", page.after)]
@@ -279,22 +285,33 @@ def updates_body(page: UpdatesPage, server_prefix: str) -> CTMSBulkResponse:
 # --- encoding -------------------------------------------------------------------------------------------
 
 _encoder = msgspec.json.Encoder()
+JsonContent = msgspec.Struct | list[Any] | dict[str, Any]
+
+
+def encode_json(body: JsonContent) -> bytes:
+    return _encoder.encode(body)
 
 
 def json_response(
-    body: msgspec.Struct | list[Any] | dict[str, Any],
-    *,
-    status_code: int = 200,
-    headers: dict[str, str] | None = None,
-) -> Response[bytes]:
+    body: JsonContent, *, status_code: int = 200, headers: dict[str, str] | None = None
+) -> ASGIResponse:
+    """A handler's JSON response. Handlers return the ASGI response itself, which spares Litestar's
+    generic response processing on every request (a measurable share of the hot path)."""
     return raw_json_response(_encoder.encode(body), status_code=status_code, headers=headers)
 
 
 def raw_json_response(
     content: bytes, *, status_code: int = 200, headers: dict[str, str] | None = None
+) -> ASGIResponse:
+    return ASGIResponse(
+        body=content, status_code=status_code, media_type=JSON_MEDIA_TYPE, headers=headers
+    )
+
+
+def error_response(
+    body: JsonContent, *, status_code: int, headers: dict[str, str] | None = None
 ) -> Response[bytes]:
-    return Response(content, status_code=status_code, media_type=JSON_MEDIA_TYPE, headers=headers)
-
-
-def identities_body(identities: Iterable[Identity]) -> list[Identity]:
-    return list(identities)
+    """An exception handler's JSON response (Litestar expects a `Response` there)."""
+    return Response(
+        _encoder.encode(body), status_code=status_code, media_type=JSON_MEDIA_TYPE, headers=headers
+    )
