@@ -849,3 +849,16 @@ async def test_updates_pages_hand_out_a_cursor_only_when_full(
     assert {c.email_id for c in first.items + second.items} == {
         uuid.UUID(sample(n)["email"]["email_id"]) for n in ("minimal", "maximal", "example")
     }
+
+
+async def test_put_of_a_get_document_with_all_null_legacy_objects_creates_no_waitlist(
+    act: ContactActions,
+) -> None:
+    """GET documents echo `vpn_waitlist: {geo: null, platform: null}`; putting one back is lossless."""
+    await act.post(sample("minimal"))
+    body = sample("minimal")
+    body["vpn_waitlist"] = {"geo": None, "platform": None}
+    body["relay_waitlist"] = {"geo": None}
+    result = await act.put(body)
+    assert result.contact.waitlists == ()
+    assert not result.legacy_waitlists_used

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import DateTime, Row, String, bindparam, func, select, update
+from sqlalchemy import DateTime, String, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from ctms_adapters.postgres.tables import api_client
-from ctms_adapters.postgres.transaction import TransactionScope
+from ctms_adapters.postgres.transaction import DriverRead, TransactionScope
+from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_adapters.postgres.unique_violations import unique_constraint_of
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.errors import UniqueConstraintViolation
@@ -21,7 +23,10 @@ _FIELDS: Final = ApiClient.__struct_fields__
 _TIMESTAMPS: Final = frozenset({"create_timestamp", "update_timestamp"})
 
 _COLUMNS = [api_client.c[name] for name in _FIELDS]
-_BY_ID = select(*_COLUMNS).where(api_client.c.client_id == bindparam("client_id", type_=String()))
+# Read on every authenticated request: the driver's fast path.
+_BY_ID = DriverRead(
+    select(*_COLUMNS).where(api_client.c.client_id == bindparam("client_id", type_=String()))
+)
 # Code-point order like every other listing, whatever the collation.
 _ALL = select(*_COLUMNS).order_by(api_client.c.client_id.collate("C"))
 
@@ -46,25 +51,27 @@ _UPSERT = _INSERT.on_conflict_do_update(
 )
 _RECORD_ACCESS = (
     update(api_client)
-    .where(api_client.c.client_id == bindparam("client_id", type_=String()))
+    # SQLAlchemy reserves column names for the SET clause's parameters.
+    .where(api_client.c.client_id == bindparam("target_client_id", type_=String()))
     .values(last_access=bindparam("at", type_=_TIMESTAMP))
 )
 
 
-def _client(row: Row[Any]) -> ApiClient:
-    values = row._asdict()
+def _client(row: Sequence[Any]) -> ApiClient:
+    values = dict(zip(_FIELDS, row, strict=True))
     # NULL behaves as disabled (R§1.5); the column is NOT NULL today, older data may not be.
     values["enabled"] = bool(values["enabled"])
     return ApiClient(**values)
 
 
+@reports_unavailability
 class PostgresApiClientRepository:
     def __init__(self, scope: TransactionScope) -> None:
         self._scope = scope
 
     async def get(self, client_id: str) -> ApiClient | None:
-        row = (await self._scope.connection.execute(_BY_ID, {"client_id": client_id})).first()
-        return None if row is None else _client(row)
+        rows = await self._scope.rows(_BY_ID, {"client_id": client_id})
+        return _client(rows[0]) if rows else None
 
     async def list(self) -> list[ApiClient]:
         return [_client(row) for row in await self._scope.connection.execute(_ALL)]
@@ -84,4 +91,6 @@ class PostgresApiClientRepository:
 
     async def record_access(self, client_id: str, at: datetime) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(_RECORD_ACCESS, {"client_id": client_id, "at": at})
+        await self._scope.connection.execute(
+            _RECORD_ACCESS, {"target_client_id": client_id, "at": at}
+        )

@@ -85,7 +85,7 @@ CONTACT_SOURCE = (
 )
 
 
-def select_contacts() -> Select[tuple[str]]:
+def select_contacts() -> Select[Any]:
     """`SELECT <contact document> FROM emails LEFT JOIN amo, fxa, mofo`; callers add WHERE/ORDER BY and
     may filter on the joined tables."""
     return select(CONTACT_DOCUMENT).select_from(CONTACT_SOURCE)

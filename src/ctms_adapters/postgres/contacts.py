@@ -14,9 +14,12 @@ from typing import Any, Final
 
 import msgspec
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Delete,
     Insert,
+    Integer,
+    Select,
     String,
     Table,
     Update,
@@ -27,6 +30,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     select,
     tuple_,
     update,
@@ -38,7 +42,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ctms_adapters.postgres.contact_rows import decode_contact, select_contacts
 from ctms_adapters.postgres.tables import amo, emails, fxa, mofo, newsletters, waitlists
-from ctms_adapters.postgres.transaction import TransactionScope
+from ctms_adapters.postgres.transaction import DriverRead, TransactionScope
+from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_adapters.postgres.unique_violations import unique_constraint_of
 from ctms_core.domain.contact import Amo, Contact, Email, Fxa, Mofo, Newsletter, Waitlist
 from ctms_core.domain.errors import UniqueConstraintViolation
@@ -62,7 +67,9 @@ UNIQUE_FIELDS: Final = ("email_id", "primary_email", "basket_token", "fxa_id", "
 
 # --- reads ---------------------------------------------------------------------------------------------
 
-_BY_ID = select_contacts().where(emails.c.email_id == bindparam("email_id", type_=Uuid()))
+_BY_ID = DriverRead(
+    select_contacts().where(emails.c.email_id == bindparam("email_id", type_=Uuid()))
+)
 
 # Locks only the `emails` row (the contact's lock); its children are read by a second statement, whose
 # fresh READ COMMITTED snapshot includes whatever the previous lock holder committed. Reading them in the
@@ -74,14 +81,14 @@ _LOCK = (
     .with_for_update()
 )
 
-_BY_IDS = (
+_BY_IDS = DriverRead(
     select_contacts()
     .where(emails.c.email_id == any_(bindparam("email_ids", type_=ARRAY(Uuid()))))
     .order_by(emails.c.email_id)
 )
 
 
-def _updates_statement(*, after: bool, mofo_relevant: bool | None) -> Any:
+def _updates_statement(*, after: bool, mofo_relevant: bool | None) -> DriverRead:
     conditions: list[ColumnElement[bool]] = [
         emails.c.update_timestamp >= bindparam("start", type_=_TIMESTAMP),
         emails.c.update_timestamp < bindparam("end", type_=_TIMESTAMP),
@@ -99,11 +106,11 @@ def _updates_statement(*, after: bool, mofo_relevant: bool | None) -> Any:
         conditions.append(mofo.c.mofo_relevant.is_(True))
     elif mofo_relevant is False:
         conditions.append(mofo.c.mofo_relevant.is_not(True))
-    return (
+    return DriverRead(
         select_contacts()
         .where(*conditions)
         .order_by(emails.c.update_timestamp, emails.c.email_id)
-        .limit(bindparam("limit"))
+        .limit(bindparam("limit", type_=Integer()))
     )
 
 
@@ -115,6 +122,7 @@ _UPDATES = {
 
 # primary_email / fxa_primary_email compare through lower(), served by the functional indexes.
 _LOOKUP_COLUMNS: Final[dict[str, ColumnElement[Any]]] = {
+    "email_id": emails.c.email_id,
     "primary_email": func.lower(emails.c.primary_email),
     "basket_token": emails.c.basket_token,
     "sfdc_id": emails.c.sfdc_id,
@@ -127,11 +135,29 @@ _LOOKUP_COLUMNS: Final[dict[str, ColumnElement[Any]]] = {
 _CASE_INSENSITIVE: Final = frozenset({"primary_email", "fxa_primary_email"})
 
 
+def _lookup_condition(name: str) -> ColumnElement[bool]:
+    """`<identifier> = :<identifier>`, ignoring case where the identifier does."""
+    value = bindparam(name, type_=Uuid() if name == "email_id" else String())
+    if name in _CASE_INSENSITIVE:
+        return _LOOKUP_COLUMNS[name] == func.lower(value)
+    return _LOOKUP_COLUMNS[name] == value
+
+
+def _lookup_statement(names: Iterable[str]) -> Select[Any]:
+    return (
+        select_contacts()
+        .where(*(_lookup_condition(name) for name in names))
+        .order_by(emails.c.email_id)
+    )
+
+
+# Lookups by one identifier (GET /ctms?primary_email=..., DELETE) take the driver's fast path.
+_LOOKUP_BY_ONE: Final = {name: DriverRead(_lookup_statement([name])) for name in _LOOKUP_COLUMNS}
+
+
 def _exists_other(table: Table, column: ColumnElement[Any], value: ColumnElement[Any]) -> Any:
     """Whether a contact other than `:email_id` holds `value`."""
-    return exists().where(
-        column == value, table.c.email_id != bindparam("email_id", type_=Uuid())
-    )
+    return exists().where(column == value, table.c.email_id != bindparam("email_id", type_=Uuid()))
 
 
 _CONFLICTS = select(
@@ -150,98 +176,169 @@ _CONFLICTS = select(
 
 
 # --- writes --------------------------------------------------------------------------------------------
+#
+# `add` and `save` are one statement each: data-modifying CTEs, one per table, all fed by bound arrays
+# (`unnest`), so one round trip writes the whole contact whatever it holds, and a unique violation leaves
+# nothing half-written. Parts with nothing to do get empty arrays or a false flag. The statements' text
+# never changes, so the database prepares them once per connection.
+#
+# Timestamps come from the domain objects (`now()` when they have none). A row that stays keeps its id and
+# `create_timestamp`; its data columns and `update_timestamp` take the new values (`now()` for fxa/mofo,
+# whose timestamps the domain does not carry).
 
-
-def _stamp(name: str) -> ColumnElement[Any]:
-    """A timestamp from the domain object, or the database's `now()` when the object has none."""
-    return func.coalesce(bindparam(name, type_=_TIMESTAMP), func.now())
-
-
-def _values(table: Table, names: Iterable[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name in names:
-        if name in ("create_timestamp", "update_timestamp"):
-            values[name] = _stamp(name)
-        else:
-            values[name] = bindparam(name, type_=table.c[name].type)
-    return values
-
-
-def _insert(table: Table, struct: type[msgspec.Struct]) -> Insert:
-    return insert(table).values(
-        email_id=bindparam("email_id", type_=Uuid()), **_values(table, struct.__struct_fields__)
-    )
-
-
-def _upsert(table: Table, struct: type[msgspec.Struct], *, key: Sequence[str]) -> Insert:
-    """INSERT, or UPDATE the row with the same `key`: the row keeps its id and `create_timestamp`; data
-    columns take the new values, `update_timestamp` the object's (or now() for satellites without
-    timestamps in the domain)."""
-    statement = pg_insert(table).values(
-        email_id=bindparam("email_id", type_=Uuid()), **_values(table, struct.__struct_fields__)
-    )
-    changes: dict[str, Any] = {
-        name: statement.excluded[name]
-        for name in struct.__struct_fields__
-        if name not in key and name != "create_timestamp"
-    }
-    changes.setdefault("update_timestamp", func.now())
-    return statement.on_conflict_do_update(index_elements=list(key), set_=changes)
-
-
-_INSERT_EMAIL = insert(emails).values(**_values(emails, Email.__struct_fields__))
-_UPDATE_EMAIL: Update = (
-    update(emails)
-    .where(emails.c.email_id == bindparam("email_id", type_=Uuid()))
-    .values(
-        **_values(
-            emails,
-            (n for n in Email.__struct_fields__ if n not in ("email_id", "create_timestamp")),
-        )
-    )
-)
-_DELETE_CONTACT = delete(emails).where(emails.c.email_id == bindparam("email_id", type_=Uuid()))
+# Not named "email_id": SQLAlchemy would take a parameter named after a column as a value to SET.
+_EMAIL_ID = bindparam("contact_id", type_=Uuid())
+_TIMESTAMPS: Final = frozenset({"create_timestamp", "update_timestamp"})
 
 _SATELLITES: Final[dict[str, tuple[Table, type[msgspec.Struct]]]] = {
     "amo": (amo, Amo),
     "fxa": (fxa, Fxa),
     "mofo": (mofo, Mofo),
 }
-_UPSERT_SATELLITE: Final[dict[str, Insert]] = {
-    group: _upsert(table, struct, key=("email_id",))
-    for group, (table, struct) in _SATELLITES.items()
-}
-_DELETE_SATELLITE: Final[dict[str, Delete]] = {
-    group: delete(table).where(table.c.email_id == bindparam("email_id", type_=Uuid()))
-    for group, (table, _) in _SATELLITES.items()
-}
-
 _ITEMS: Final[dict[str, tuple[Table, type[msgspec.Struct]]]] = {
     "newsletters": (newsletters, Newsletter),
     "waitlists": (waitlists, Waitlist),
 }
-_INSERT_ITEMS: Final[dict[str, Insert]] = {
-    kind: _insert(table, struct) for kind, (table, struct) in _ITEMS.items()
-}
-_UPSERT_ITEMS: Final[dict[str, Insert]] = {
-    kind: _upsert(table, struct, key=("email_id", "name"))
-    for kind, (table, struct) in _ITEMS.items()
-}
-_DELETE_ITEMS: Final[dict[str, Delete]] = {
-    kind: delete(table).where(
-        table.c.email_id == bindparam("email_id", type_=Uuid()),
-        table.c.name == any_(bindparam("names", type_=ARRAY(String()))),
+_CHILDREN: Final = {**_SATELLITES, **_ITEMS}
+
+
+def _parameter(group: str, field: str) -> str:
+    # Prefixed: SQLAlchemy reserves bare column names for the parameters of INSERT/UPDATE values.
+    return f"{group}__{field}"
+
+
+def _timestamp_or_now(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    return func.coalesce(value, func.now())
+
+
+def _insert_rows(group: str, *, upsert_key: tuple[str, ...] | None) -> Insert:
+    """`INSERT INTO <table> SELECT :contact_id, item.* FROM unnest(:<group>__<field>, ...) AS
+    item(<field>, ...)`, optionally `ON CONFLICT (<upsert_key>) DO UPDATE`."""
+    table, struct = _CHILDREN[group]
+    fields = struct.__struct_fields__
+    arrays = [
+        bindparam(_parameter(group, field), type_=ARRAY(table.c[field].type)) for field in fields
+    ]
+    item = func.unnest(*arrays).table_valued(*fields).render_derived(name="item")
+    rows = select(
+        _EMAIL_ID,
+        *(
+            _timestamp_or_now(item.c[field]) if field in _TIMESTAMPS else item.c[field]
+            for field in fields
+        ),
     )
-    for kind, (table, _) in _ITEMS.items()
-}
+    statement = pg_insert(table).from_select(["email_id", *fields], rows)
+    if upsert_key is None:
+        return statement
+    changes: dict[str, Any] = {
+        field: statement.excluded[field]
+        for field in fields
+        if field not in upsert_key and field != "create_timestamp"
+    }
+    changes.setdefault("update_timestamp", func.now())
+    return statement.on_conflict_do_update(index_elements=list(upsert_key), set_=changes)
 
 
-def _parameters(struct: msgspec.Struct, email_id: uuid.UUID) -> dict[str, Any]:
-    parameters = msgspec.structs.asdict(struct)
-    parameters["email_id"] = email_id
+def _email_values(names: Iterable[str]) -> dict[str, Any]:
+    return {
+        name: (
+            _timestamp_or_now(bindparam(_parameter("email", name), type_=_TIMESTAMP))
+            if name in _TIMESTAMPS
+            else bindparam(_parameter("email", name), type_=emails.c[name].type)
+        )
+        for name in names
+    }
+
+
+def _one_statement(*parts: Insert | Update | Delete) -> Select[Any]:
+    return select(literal_column("1")).add_cte(
+        *(part.cte(f"write_{index}") for index, part in enumerate(parts))
+    )
+
+
+_ADD = _one_statement(
+    insert(emails).values(**_email_values(Email.__struct_fields__)),
+    *(_insert_rows(group, upsert_key=None) for group in _CHILDREN),
+)
+
+_SAVE = _one_statement(
+    update(emails)
+    .where(emails.c.email_id == _EMAIL_ID, bindparam("email__changed", type_=Boolean()))
+    .values(
+        **_email_values(
+            name for name in Email.__struct_fields__ if name not in ("email_id", "create_timestamp")
+        )
+    ),
+    *(
+        delete(table).where(
+            table.c.email_id == _EMAIL_ID,
+            bindparam(_parameter(group, "dropped"), type_=Boolean()),
+        )
+        for group, (table, _) in _SATELLITES.items()
+    ),
+    *(_insert_rows(group, upsert_key=("email_id",)) for group in _SATELLITES),
+    *(
+        delete(table).where(
+            table.c.email_id == _EMAIL_ID,
+            table.c.name == any_(bindparam(_parameter(group, "dropped"), type_=ARRAY(String()))),
+        )
+        for group, (table, _) in _ITEMS.items()
+    ),
+    *(_insert_rows(group, upsert_key=("email_id", "name")) for group in _ITEMS),
+)
+
+_DELETE_CONTACT = delete(emails).where(emails.c.email_id == _EMAIL_ID)
+
+
+def _rows_parameters(group: str, items: Sequence[msgspec.Struct]) -> dict[str, list[Any]]:
+    """The column arrays of `items` for `_insert_rows(group)`."""
+    _, struct = _CHILDREN[group]
+    return {
+        _parameter(group, field): [getattr(item, field) for item in items]
+        for field in struct.__struct_fields__
+    }
+
+
+def _email_parameters(email: Email) -> dict[str, Any]:
+    return {
+        _parameter("email", name): value for name, value in msgspec.structs.asdict(email).items()
+    }
+
+
+def _add_parameters(contact: Contact) -> dict[str, Any]:
+    parameters = _email_parameters(contact.email)
+    parameters["contact_id"] = contact.email_id
+    for group in _SATELLITES:
+        satellite = getattr(contact, group)
+        parameters.update(_rows_parameters(group, [satellite] if satellite is not None else []))
+    for group in _ITEMS:
+        parameters.update(_rows_parameters(group, getattr(contact, group)))
     return parameters
 
 
+def _save_parameters(contact: Contact, previous: Contact) -> dict[str, Any]:
+    """Only what differs from `previous` is written: unchanged rows get empty arrays."""
+    parameters = _email_parameters(contact.email)
+    parameters["contact_id"] = contact.email_id
+    parameters["email__changed"] = contact.email != previous.email
+    for group in _SATELLITES:
+        current, before = getattr(contact, group), getattr(previous, group)
+        parameters[_parameter(group, "dropped")] = current is None and before is not None
+        changed = current is not None and current != before
+        parameters.update(_rows_parameters(group, [current] if changed else []))
+    for group in _ITEMS:
+        items: tuple[Newsletter | Waitlist, ...] = getattr(contact, group)
+        before_items = {item.name: item for item in getattr(previous, group)}
+        kept = {item.name for item in items}
+        parameters[_parameter(group, "dropped")] = [
+            name for name in before_items if name not in kept
+        ]
+        changed_items = [item for item in items if before_items.get(item.name) != item]
+        parameters.update(_rows_parameters(group, changed_items))
+    return parameters
+
+
+@reports_unavailability
 class PostgresContactRepository:
     def __init__(self, scope: TransactionScope) -> None:
         self._scope = scope
@@ -249,40 +346,41 @@ class PostgresContactRepository:
     # --- reads -----------------------------------------------------------------------------------------
 
     async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
-        connection = self._scope.connection
         if for_update:
             await self._scope.begin()
-            locked = await connection.execute(_LOCK, {"email_id": email_id})
+            locked = await self._scope.connection.execute(_LOCK, {"email_id": email_id})
             if locked.first() is None:
                 return None
-        document = (await connection.execute(_BY_ID, {"email_id": email_id})).scalar()
-        return None if document is None else decode_contact(document)
+        rows = await self._scope.rows(_BY_ID, {"email_id": email_id})
+        return decode_contact(rows[0][0]) if rows else None
 
     async def get_many(self, email_ids: Sequence[uuid.UUID]) -> list[Contact]:
         if not email_ids:
             return []
-        return await self._contacts(_BY_IDS, {"email_ids": list(email_ids)})
+        rows = await self._scope.rows(_BY_IDS, {"email_ids": list(email_ids)})
+        return [decode_contact(row[0]) for row in rows]
 
     async def find_by_primary_email(self, primary_email: str) -> list[Contact]:
         return await self.lookup(LookupCriteria(primary_email=primary_email))
 
     async def lookup(self, criteria: LookupCriteria) -> list[Contact]:
-        conditions: list[ColumnElement[bool]] = []
+        parameters: dict[str, Any] = {}
         for name, value in criteria.given().items():
-            if name == "email_id":
+            if name == "email_id" and not isinstance(value, uuid.UUID):
                 try:
-                    wanted = value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+                    value = uuid.UUID(value)
                 except ValueError:
                     return []  # not a UUID: matches no contact (and the criteria are ANDed)
-                conditions.append(emails.c.email_id == wanted)
-            elif name in _CASE_INSENSITIVE:
-                conditions.append(_LOOKUP_COLUMNS[name] == func.lower(str(value)))
-            else:
-                conditions.append(_LOOKUP_COLUMNS[name] == str(value))
-        if not conditions:
+            parameters[name] = value if name == "email_id" else str(value)
+        if not parameters:
             return []  # no identifier: never the whole table
-        statement = select_contacts().where(*conditions).order_by(emails.c.email_id)
-        return await self._contacts(statement, {})
+        if len(parameters) == 1:
+            (name,) = parameters
+            rows = await self._scope.rows(_LOOKUP_BY_ONE[name], parameters)
+            return [decode_contact(row[0]) for row in rows]
+        statement = _lookup_statement(parameters)
+        documents = (await self._scope.connection.execute(statement, parameters)).scalars()
+        return [decode_contact(document) for document in documents]
 
     async def updates_page(
         self,
@@ -297,15 +395,11 @@ class PostgresContactRepository:
         if after is not None:
             parameters["after_timestamp"] = after.update_timestamp
             parameters["after_email_id"] = after.email_id
-        statement = _UPDATES[(after is not None, mofo_relevant)]
-        return await self._contacts(statement, parameters)
+        rows = await self._scope.rows(_UPDATES[(after is not None, mofo_relevant)], parameters)
+        return [decode_contact(row[0]) for row in rows]
 
     async def find_conflicts(self, contact: Contact) -> list[str]:
         return [name for name in await self._taken_fields(contact) if name != "email_id"]
-
-    async def _contacts(self, statement: Any, parameters: dict[str, Any]) -> list[Contact]:
-        documents = (await self._scope.connection.execute(statement, parameters)).scalars()
-        return [decode_contact(document) for document in documents]
 
     async def _taken_fields(self, contact: Contact) -> list[str]:
         """Unique fields of `contact` already held: `email_id` by any row, the others by another
@@ -329,65 +423,24 @@ class PostgresContactRepository:
     async def add(self, contact: Contact) -> None:
         try:
             async with self._scope.atomic():
-                await self._insert(contact)
+                await self._scope.connection.execute(_ADD, _add_parameters(contact))
         except IntegrityError as error:
             raise await self._violation(error, contact, adding=True) from None
 
     async def save(self, contact: Contact, *, previous: Contact) -> None:
         if contact.email_id != previous.email_id:
             raise ValueError("save() cannot change a contact's email_id")
+        if contact == previous:
+            return
         try:
             async with self._scope.atomic():
-                await self._update(contact, previous)
+                await self._scope.connection.execute(_SAVE, _save_parameters(contact, previous))
         except IntegrityError as error:
             raise await self._violation(error, contact, adding=False) from None
 
     async def delete(self, email_id: uuid.UUID) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(_DELETE_CONTACT, {"email_id": email_id})
-
-    async def _insert(self, contact: Contact) -> None:
-        connection = self._scope.connection
-        email_id = contact.email_id
-        await connection.execute(_INSERT_EMAIL, msgspec.structs.asdict(contact.email))
-        for group in _SATELLITES:
-            satellite = getattr(contact, group)
-            if satellite is not None:
-                await connection.execute(
-                    _UPSERT_SATELLITE[group], _parameters(satellite, email_id)
-                )
-        for kind in _ITEMS:
-            items = getattr(contact, kind)
-            if items:
-                await connection.execute(
-                    _INSERT_ITEMS[kind], [_parameters(item, email_id) for item in items]
-                )
-
-    async def _update(self, contact: Contact, previous: Contact) -> None:
-        connection = self._scope.connection
-        email_id = contact.email_id
-        if contact.email != previous.email:
-            await connection.execute(_UPDATE_EMAIL, msgspec.structs.asdict(contact.email))
-        for group in _SATELLITES:
-            current, before = getattr(contact, group), getattr(previous, group)
-            if current is None and before is not None:
-                await connection.execute(_DELETE_SATELLITE[group], {"email_id": email_id})
-            elif current is not None and current != before:
-                await connection.execute(_UPSERT_SATELLITE[group], _parameters(current, email_id))
-        for kind in _ITEMS:
-            items: tuple[Newsletter | Waitlist, ...] = getattr(contact, kind)
-            before_items = {item.name: item for item in getattr(previous, kind)}
-            kept = {item.name for item in items}
-            dropped = [name for name in before_items if name not in kept]
-            if dropped:
-                await connection.execute(
-                    _DELETE_ITEMS[kind], {"email_id": email_id, "names": dropped}
-                )
-            changed = [item for item in items if before_items.get(item.name) != item]
-            if changed:
-                await connection.execute(
-                    _UPSERT_ITEMS[kind], [_parameters(item, email_id) for item in changed]
-                )
+        await self._scope.connection.execute(_DELETE_CONTACT, {"contact_id": email_id})
 
     async def _violation(
         self, error: IntegrityError, contact: Contact, *, adding: bool
@@ -405,4 +458,3 @@ class PostgresContactRepository:
                 raise error
             fields = [CONSTRAINT_FIELDS[constraint]]
         return UniqueConstraintViolation(fields)
-

@@ -26,10 +26,17 @@ def async_url(url: str | URL) -> URL:
     return parsed.set(drivername=ASYNC_DRIVER)
 
 
+# asyncpg waits 60 s by default; an unreachable database must turn into a 503 well before clients give up.
+CONNECT_TIMEOUT_SECONDS = 10
+
+
 def connect_args(application_name: str = "ctms") -> dict[str, Any]:
-    """Session settings of every connection: stored and compared timestamps are in UTC, so the text
-    PostgreSQL renders inside JSON documents always carries `+00:00`."""
-    return {"server_settings": {"timezone": "UTC", "application_name": application_name}}
+    """asyncpg arguments of every connection. The session time zone is UTC, so timestamps PostgreSQL
+    renders inside JSON documents always carry `+00:00`."""
+    return {
+        "timeout": CONNECT_TIMEOUT_SECONDS,
+        "server_settings": {"timezone": "UTC", "application_name": application_name},
+    }
 
 
 def create_engine(

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres.transaction import READS_ISOLATION
+from ctms_adapters.postgres.unavailable import reports_unavailability
 
 # Below this many contacts an exact count is cheap, and it is what a fresh database needs: PostgreSQL
 # reports -1 tuples for a table it has never vacuumed or analysed.
@@ -25,6 +26,7 @@ _ESTIMATE = text(
 )
 
 
+@reports_unavailability
 class PostgresDatabaseHealth:
     def __init__(self, engine: AsyncEngine) -> None:
         # Autocommit: one round trip per check, no BEGIN/ROLLBACK around it.

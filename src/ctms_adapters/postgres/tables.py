@@ -42,8 +42,12 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 def _timestamps() -> tuple[Column[object], Column[object]]:
     """The "TS pair" of R§1: set by the application, `now()` when it does not say."""
     return (
-        Column("create_timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        Column("update_timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column(
+            "create_timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()
+        ),
+        Column(
+            "update_timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()
+        ),
     )
 
 

@@ -10,14 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ctms_adapters.postgres.api_clients import PostgresApiClientRepository
 from ctms_adapters.postgres.contacts import PostgresContactRepository
 from ctms_adapters.postgres.transaction import READS_ISOLATION, TransactionScope
+from ctms_adapters.postgres.unavailable import DatabaseUnavailableError, reports_unavailability
+from ctms_core.ports.repositories import ApiClientRepository, ContactRepository
 
 
+@reports_unavailability
 class PostgresUnitOfWork:
     """`async with` checks a connection out of the pool; leaving returns it, rolling back whatever was
     not committed. The transaction itself begins with the first write (see `TransactionScope`)."""
 
-    contacts: PostgresContactRepository
-    api_clients: PostgresApiClientRepository
+    # Typed as the ports: mypy then checks that the repositories implement them.
+    contacts: ContactRepository
+    api_clients: ApiClientRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -41,6 +45,9 @@ class PostgresUnitOfWork:
     ) -> None:
         connection, self._connection, self._scope = self._connection, None, None
         if connection is not None:
+            if isinstance(exc, DatabaseUnavailableError):
+                # Do not hand a connection that may be dead back to the pool.
+                await connection.invalidate()
             # Closing returns the connection to the pool, which rolls back an open transaction.
             await connection.close()
 

@@ -11,7 +11,10 @@ change>}`), which each verb then applies with its normal rules. Being partial is
 * POST and PUT translate only when the body carries a legacy key, so a PUT without them does not touch
   waitlists through this path; PATCH also translates `*-waitlist` newsletter unsubscriptions and
   `"newsletters": "UNSUBSCRIBE"` as v3.3 did;
-* `used` is true only when legacy keys were really sent and translated (the legacy request counter).
+* `used` (the legacy request counter) is true only when legacy keys were sent and changed something:
+  GET documents echo all-null `vpn_waitlist`/`relay_waitlist` objects, which are not legacy requests;
+* an all-null `vpn_waitlist` creates no waitlist (v3.3 created an empty one, R§12.2 item 19), so a GET → PUT
+  round trip is lossless.
 """
 
 from __future__ import annotations
@@ -82,13 +85,17 @@ def translate_legacy_waitlists(
             if newsletter.name.endswith("-waitlist") and newsletter.unsubscribes:
                 change(waitlist_name_for_newsletter(newsletter.name), subscribed=False)
 
+    changes_before_legacy_keys = {name: dict(values) for name, values in changes.items()}
     if vpn is not UNSET:
         stored_vpn = stored.get("vpn")
         if vpn is None or vpn == "DELETE":
             if stored_vpn is not None:
                 change("vpn", subscribed=False)
-        elif stored_vpn is not None and vpn.geo is None and vpn.platform is None:
-            change("vpn", subscribed=False)
+        elif vpn.geo is None and vpn.platform is None:
+            # An all-null object is what GET documents carry for "no VPN waitlist": it unsubscribes
+            # a stored one and creates nothing, so GET → PUT round trips are lossless.
+            if stored_vpn is not None:
+                change("vpn", subscribed=False)
         else:
             change("vpn", subscribed=True, fields={"geo": vpn.geo, "platform": vpn.platform})
 
@@ -122,4 +129,5 @@ def translate_legacy_waitlists(
                         fields={**(kept.fields if kept else {}), "geo": geo},
                     )
 
-    return LegacyTranslation(used=legacy_keys_sent, changes=tuple(changes.values()))
+    used = legacy_keys_sent and changes != changes_before_legacy_keys
+    return LegacyTranslation(used=used, changes=tuple(changes.values()))

@@ -469,11 +469,6 @@ DEFAULT_AMO = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: the computed `vpn_waitlist: {geo: null, platform: null}` of a GET document is taken "
-    "as legacy input and creates a `vpn` waitlist on PUT (R§3.7.1 quirk), so GET→PUT is not lossless",
-)
 async def test_putting_back_a_get_document_with_its_computed_fields_changes_nothing(
     api: Api,
 ) -> None:

@@ -1,0 +1,50 @@
+"""A migrated throwaway PostgreSQL database for the integration tests (SPEC §8).
+
+The database comes from `tests.support.database`: `CTMS_TEST_DB_URL`'s server, else the embedded one. No
+database is an error with the reason, never a skip. Fixtures are lazy: only tests that ask for the
+database provision it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ctms_adapters.postgres import create_engine, metadata
+from ctms_adapters.postgres.migrations import upgrade
+from tests.support.database import provision_test_database
+
+# Every table but alembic's bookkeeping, in one statement.
+_TRUNCATE = text(
+    "TRUNCATE {} RESTART IDENTITY CASCADE".format(
+        ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """The `postgresql+asyncpg` URL of a database migrated to the head revision."""
+    with provision_test_database() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(
+        database_url, pool_size=5, max_overflow=5, pool_timeout=10, pool_recycle=-1, echo=False
+    )
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def empty_database(engine: AsyncEngine) -> AsyncEngine:
+    """The session's engine over tables emptied before the test."""
+    async with engine.begin() as connection:
+        await connection.execute(_TRUNCATE)
+    return engine
