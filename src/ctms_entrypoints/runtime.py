@@ -21,7 +21,7 @@ from ctms_adapters.embedded_pg import EmbeddedPostgres
 from ctms_adapters.postgres.migrations import upgrade
 from ctms_entrypoints.settings import Settings
 
-SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
 DEV_CLIENT_FILE = "dev-client.json"
 
 

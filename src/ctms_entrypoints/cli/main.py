@@ -72,7 +72,9 @@ def _admin(work: Callable[[Container], Coroutine[Any, Any, T]]) -> T:
             _fail(error.detail, 2)
 
 
-def _print_credentials(credentials: ClientCredentials, settings: Settings, *, as_json: bool) -> None:
+def _print_credentials(
+    credentials: ClientCredentials, settings: Settings, *, as_json: bool
+) -> None:
     if as_json:
         click.echo(
             json.dumps(
@@ -125,7 +127,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         if runtime.development:
             _announce_development_client(runtime)
         # Workers (separate processes) read their settings from the environment.
-        assert resolved.db_url is not None and resolved.secret_key is not None
+        assert resolved.db_url is not None
+        assert resolved.secret_key is not None
         os.environ["CTMS_DB_URL"] = resolved.db_url
         os.environ["CTMS_SECRET_KEY"] = resolved.secret_key
         uvicorn.run(
