@@ -50,6 +50,16 @@ def _development_secret_key(data_dir: Path) -> str:
     return key
 
 
+def _prepare_data_dir(data_dir: Path) -> None:
+    """Create CTMS's own data folder. As root the embedded server runs as an unprivileged user that must
+    pass through this folder to its cluster, so root's folder is traversable (0711: others may enter,
+    not list); the secrets inside stay 0600."""
+    mode = 0o711 if os.geteuid() == 0 else 0o700
+    data_dir.mkdir(parents=True, exist_ok=True, mode=mode)
+    if os.geteuid() == 0 and data_dir.stat().st_uid == 0:
+        data_dir.chmod(data_dir.stat().st_mode & 0o7777 | 0o111)
+
+
 @contextlib.contextmanager
 def database_runtime(settings: Settings, *, migrate: bool = True) -> Iterator[Runtime]:
     """Yield settings that point at a ready database; start (and later stop) the embedded one if
@@ -60,7 +70,7 @@ def database_runtime(settings: Settings, *, migrate: bool = True) -> Iterator[Ru
         yield Runtime(settings, None)
         return
     data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _prepare_data_dir(data_dir)
     embedded = EmbeddedPostgres(data_dir / "postgres")
     url = embedded.start()
     try:

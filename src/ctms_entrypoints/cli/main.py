@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 4 not found, 10 conflict or fai
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -122,6 +123,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = _settings()
     if settings.async_db_url is not None and not settings.secret_key:
         _fail("CTMS_SECRET_KEY is required when CTMS_DB_URL is set.")
+    port = port if port is not None else settings.port
+    if not any(name.upper() == "CTMS_SERVER_PREFIX" for name in os.environ):
+        # Links (`/updates` next pages, the printed examples) point at this server by default.
+        os.environ["CTMS_SERVER_PREFIX"] = f"http://localhost:{port}"
+        settings = dataclasses.replace(settings, server_prefix=os.environ["CTMS_SERVER_PREFIX"])
     with database_runtime(settings) as runtime:
         resolved = runtime.settings
         if runtime.development:
@@ -135,7 +141,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             "ctms_entrypoints.asgi:create_app_from_environment",
             factory=True,
             host=host or resolved.host,
-            port=port if port is not None else resolved.port,
+            port=port,
             workers=workers or resolved.web_concurrency,
             access_log=False,
             proxy_headers=True,
