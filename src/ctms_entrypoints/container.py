@@ -18,6 +18,7 @@ from ctms_adapters.system import RandomIdGenerator, SystemClock
 from ctms_core.services.api_clients import ApiClientService
 from ctms_core.services.auth import AuthService
 from ctms_core.services.contacts import ContactService
+from ctms_entrypoints.observability.metrics import Metrics
 from ctms_entrypoints.settings import Settings
 
 
@@ -64,6 +65,9 @@ class Container(containers.DeclarativeContainer):
         settings.provided.token_expiration,
     )
     api_client_service = providers.Singleton(ApiClientService, uow_factory, password_hasher, clock)
+
+    # One registry per process (R§8.1: per-process metrics).
+    metrics = providers.Singleton(Metrics)
 
 
 def memory_storage(store: InMemoryStore | None = None) -> dict[str, Any]:

@@ -18,18 +18,9 @@ from ctms_core.domain.errors import (
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.api_clients import ApiClientExistsError, ApiClientService
 from ctms_core.services.auth import AuthService
+from tests.doubles import PlainHasher
 
 LIFETIME = timedelta(hours=1)
-
-
-class PlainHasher:
-    """A fast, obviously-fake hasher so these tests exercise the rules, not argon2."""
-
-    def hash(self, secret: str) -> str:
-        return "plain$" + secret
-
-    def verify(self, hashed: str, secret: str) -> bool:
-        return hashed == "plain$" + secret
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ import click
 from ctms_core.domain.errors import BadRequestError, NotFoundError
 from ctms_core.services.api_clients import ApiClientExistsError, ClientCredentials
 from ctms_entrypoints.container import Container, build_container
+from ctms_entrypoints.http.app import load_version_document
+from ctms_entrypoints.observability.setup import set_up_observability
 from ctms_entrypoints.runtime import (
     Runtime,
     database_runtime,
@@ -128,6 +130,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         # Links (`/updates` next pages, the printed examples) point at this server by default.
         os.environ["CTMS_SERVER_PREFIX"] = f"http://localhost:{port}"
         settings = dataclasses.replace(settings, server_prefix=os.environ["CTMS_SERVER_PREFIX"])
+    set_up_observability(settings, load_version_document(settings))
     with database_runtime(settings) as runtime:
         resolved = runtime.settings
         if runtime.development:
@@ -144,9 +147,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             port=port,
             workers=workers or resolved.web_concurrency,
             access_log=False,
+            log_config=None,  # records go through CTMS's logging set-up (MozLog by default)
             proxy_headers=True,
             server_header=False,
-            log_level=resolved.logging_level.lower(),
         )
 
 

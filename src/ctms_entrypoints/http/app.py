@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from importlib import metadata
+import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import msgspec
 from litestar import Litestar
 from litestar.static_files import create_static_files_router
 
 from ctms_entrypoints.container import Container
+from ctms_entrypoints.http.context import log_fields
+from ctms_entrypoints.http.errors import AnyRequest
 from ctms_entrypoints.http.dependencies import dependencies
 from ctms_entrypoints.http.errors import exception_handlers
 from ctms_entrypoints.http.openapi import STATIC_PATH, openapi_config
@@ -17,6 +22,8 @@ from ctms_entrypoints.http.routes.contacts import CONTACT_ROUTES
 from ctms_entrypoints.http.routes.platform import PLATFORM_ROUTES
 from ctms_entrypoints.http.routes.token import token
 from ctms_entrypoints.http.slashes import redirect_trailing_slash
+from ctms_entrypoints.observability.access_log import AccessLogMiddleware, record_exception
+from ctms_entrypoints.observability.metrics import Metrics, RouteMetricsSpec
 from ctms_entrypoints.settings import Settings
 
 STATIC_DIRECTORY = Path(__file__).parent / "static"
@@ -52,11 +59,75 @@ def _api_version(version_document: bytes) -> str:
         return "0.0.0"
 
 
+_PARAMETER_TYPE = re.compile(r"\{(\w+):[^}]*\}")
+
+
+def _template_of(handler: Any) -> str:
+    return _PARAMETER_TYPE.sub(r"{\1}", min(handler.paths))
+
+
+def _route_metric_specs(app: Litestar) -> list[RouteMetricsSpec]:
+    """Every handler and method with the status codes its OpenAPI operation documents (200 for routes
+    outside the document, 307 for `/`), and whether it needs a bearer token (R§8.1 pre-initialisation)."""
+    documented = app.openapi_schema.paths or {}
+    specs: list[RouteMetricsSpec] = []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            template = _template_of(handler)
+            if template.startswith(STATIC_PATH):
+                continue
+            path_item = documented.get(template)
+            for method in sorted(getattr(handler, "http_methods", ())):
+                if method == "OPTIONS":
+                    continue
+                operation = getattr(path_item, method.lower(), None) if path_item else None
+                if operation is not None and operation.responses:
+                    codes = sorted(int(code) for code in operation.responses)
+                else:
+                    codes = [307 if template == "/" else 200]
+                secured = bool(operation is not None and operation.security) or (
+                    template == "/__crash__"
+                )
+                specs.append(RouteMetricsSpec(method, template, tuple(codes), secured))
+    return specs
+
+
+def _path_template_recorder() -> Callable[[AnyRequest], None]:
+    """A before-request hook that records the matched handler's own path template.
+
+    Litestar merges `/ctms/{email_id}` and `/ctms/{primary_email}` into one route and reports a single
+    template for both, so logs and metrics take the template from the handler instead (R§8.1 labels).
+    """
+    templates: dict[int, str] = {}
+
+    def record(request: AnyRequest) -> None:
+        handler: Any = request.scope.get("route_handler")
+        if handler is None:
+            return
+        template = templates.get(id(handler))
+        if template is None:
+            template = templates[id(handler)] = _template_of(handler)
+        log_fields(request)["path_template"] = template
+
+    return record
+
+
 def create_app(container: Container) -> Litestar:
-    """The HTTP API, wired to `container`'s services."""
+    """The HTTP API, wired to `container`'s services, wrapped in the access log and request metrics."""
     settings: Settings = container.settings()
     version_document = load_version_document(settings)
-    return Litestar(
+    metrics: Metrics = container.metrics()
+
+    async def preinitialise_metrics(app: Litestar) -> None:
+        try:
+            clients = await container.api_client_service().list()
+        except Exception:  # a database down at start-up must not stop the API from starting
+            clients = []
+        metrics.preinitialise(
+            _route_metric_specs(app), [client.client_id for client in clients if client.enabled]
+        )
+
+    app = Litestar(
         route_handlers=[
             *PLATFORM_ROUTES,
             token,
@@ -70,4 +141,10 @@ def create_app(container: Container) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         # Logging (access log, MozLog) is configured by the entrypoint, not by Litestar.
         logging_config=None,
+        after_exception=[cast(Any, record_exception)],
+        before_request=_path_template_recorder(),
+        on_startup=[preinitialise_metrics],
     )
+    # Outside Litestar's router, so requests for unknown paths get their access-log record too.
+    app.asgi_handler = cast(Any, AccessLogMiddleware(cast(Any, app.asgi_handler), metrics=metrics))
+    return app

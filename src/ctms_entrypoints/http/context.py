@@ -28,6 +28,7 @@ class AccessLogFields(TypedDict, total=False):
     token_fail: str
     trace: str
     trace_json: Any
+    path_template: str  # the matched handler's own template (see `create_app`)
     # Not logged: the client that authenticated (bearer or a granted /token), for the metric label, and
     # an exception turned into a 5xx response, for an ERROR record with its traceback.
     api_client_id: str

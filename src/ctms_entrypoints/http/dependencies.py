@@ -25,6 +25,7 @@ from ctms_core.services.auth import AuthService
 from ctms_core.services.contacts import ContactService
 from ctms_entrypoints.container import Container
 from ctms_entrypoints.http.responses import DatabaseHealthReport
+from ctms_entrypoints.observability.metrics import Metrics
 from ctms_entrypoints.settings import Settings
 
 # The heartbeat must answer even when the database hangs: the ping gets the pool timeout, at most this.
@@ -35,21 +36,25 @@ class ContactsApi:
     """What the contacts handlers use: the contact use cases, bearer authentication, and the public
     base URL (`/updates` `next` links)."""
 
-    __slots__ = ("auth", "contacts", "server_prefix")
+    __slots__ = ("auth", "contacts", "metrics", "server_prefix")
 
-    def __init__(self, contacts: ContactService, auth: AuthService, server_prefix: str) -> None:
+    def __init__(
+        self, contacts: ContactService, auth: AuthService, server_prefix: str, metrics: Metrics
+    ) -> None:
         self.contacts = contacts
         self.auth = auth
         self.server_prefix = server_prefix
+        self.metrics = metrics
 
 
 class DatabaseHeartbeat:
     """The database part of `/__heartbeat__`: one ping, bounded by `timeout` seconds, timed in whole
-    milliseconds (SPEC §6 item 25)."""
+    milliseconds (SPEC §6 item 25). A healthy check also refreshes the `ctms_contacts_total` gauge."""
 
-    def __init__(self, health: DatabaseHealth, timeout: float) -> None:
+    def __init__(self, health: DatabaseHealth, timeout: float, metrics: Metrics) -> None:
         self._health = health
         self._timeout = timeout
+        self._metrics = metrics
 
     async def check(self) -> DatabaseHealthReport:
         started = time.perf_counter()
@@ -61,6 +66,12 @@ class DatabaseHeartbeat:
         else:
             up = True
         time_ms = round((time.perf_counter() - started) * 1000)
+        if up:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    self._metrics.set_contacts_total(await self._health.estimate_contact_count())
+            except Exception:  # noqa: S110 - the gauge is best effort; the ping decided health
+                pass
         return DatabaseHealthReport(up=up, time_ms=time_ms, acoustic={})
 
 
@@ -84,6 +95,7 @@ def dependencies(
             contacts=await _resolved(container.contact_service),
             auth=await _resolved(container.auth_service),
             server_prefix=settings.server_prefix,
+            metrics=await _resolved(container.metrics),
         )
 
     async def auth() -> AuthService:
@@ -92,11 +104,18 @@ def dependencies(
 
     async def database_heartbeat() -> DatabaseHeartbeat:
         health = await _resolved(container.database_health)
-        return DatabaseHeartbeat(health, heartbeat_timeout(settings))
+        return DatabaseHeartbeat(
+            health, heartbeat_timeout(settings), await _resolved(container.metrics)
+        )
+
+    async def metrics() -> Metrics:
+        registry: Metrics = await _resolved(container.metrics)
+        return registry
 
     return {
         "contacts_api": Provide(contacts_api, use_cache=True),
         "auth": Provide(auth, use_cache=True),
         "database_heartbeat": Provide(database_heartbeat, use_cache=True),
+        "metrics": Provide(metrics, use_cache=True),
         "version_document": Provide(lambda: version_document, use_cache=True, sync_to_thread=False),
     }

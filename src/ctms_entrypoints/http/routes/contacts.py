@@ -173,6 +173,8 @@ async def create_contact(request: AnyRequest, contacts_api: Api) -> ASGIResponse
         record_trace(request, [proposed.email["primary_email"]], body=body.value, with_body=True)
         raise
     contact = result.contact
+    if result.legacy_waitlists_used:
+        contacts_api.metrics.count_legacy_waitlists_request()
     record_trace(request, [contact.email.primary_email], body=body.value, with_body=True)
     return json_response(
         single_contact_body(contact),
@@ -207,6 +209,8 @@ async def replace_contact(
     assert path_id is not None
     record_trace(request, [proposed.email["primary_email"]], body=body.value, with_body=True)
     result = await contacts_api.contacts.replace(path_id, proposed)
+    if result.legacy_waitlists_used:
+        contacts_api.metrics.count_legacy_waitlists_request()
     return json_response(single_contact_body(result.contact), status_code=201)
 
 
@@ -231,6 +235,8 @@ async def patch_contact(
     changes = parse_body(body, parse_contact_patch, errors)
     assert path_id is not None
     result = await contacts_api.contacts.patch(path_id, changes)
+    if result.legacy_waitlists_used:
+        contacts_api.metrics.count_legacy_waitlists_request()
     contact = result.contact
     record_trace(request, [contact.email.primary_email], body=body.value, with_body=True)
     return json_response(single_contact_body(contact))

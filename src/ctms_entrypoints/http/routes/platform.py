@@ -23,6 +23,7 @@ from ctms_entrypoints.http.responses import (
     encode_json,
     raw_json_response,
 )
+from ctms_entrypoints.observability.metrics import Metrics
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -97,6 +98,18 @@ async def lbheartbeat(request: AnyRequest) -> ASGIResponse:
     return _json_or_head(request, _LB_HEARTBEAT)
 
 
+@get(
+    "/metrics",
+    tags=PLATFORM,
+    summary="Prometheus metrics of this process",
+    operation_id="metrics",
+    responses=responses({200: (str, "Prometheus text exposition format 0.0.4")}),
+)
+async def metrics(metrics: NamedDependency[Metrics]) -> ASGIResponse:
+    body, content_type = metrics.render()
+    return ASGIResponse(body=body, headers={"content-type": content_type})
+
+
 @get("/__crash__", include_in_schema=False)
 async def crash(request: AnyRequest, auth: NamedDependency[AuthService]) -> None:
     """Raise an error on purpose, to check error reporting (authenticated clients only)."""
@@ -126,6 +139,7 @@ PLATFORM_ROUTES = [
     version,
     heartbeat,
     lbheartbeat,
+    metrics,
     crash,
     swagger_ui,
     swagger_ui_oauth2_redirect,
