@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from importlib import metadata
 import re
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,9 +14,8 @@ from litestar.static_files import create_static_files_router
 
 from ctms_entrypoints.container import Container
 from ctms_entrypoints.http.context import log_fields
-from ctms_entrypoints.http.errors import AnyRequest
 from ctms_entrypoints.http.dependencies import dependencies
-from ctms_entrypoints.http.errors import exception_handlers
+from ctms_entrypoints.http.errors import AnyRequest, exception_handlers
 from ctms_entrypoints.http.openapi import STATIC_PATH, openapi_config
 from ctms_entrypoints.http.routes.contacts import CONTACT_ROUTES
 from ctms_entrypoints.http.routes.platform import PLATFORM_ROUTES
