@@ -1,0 +1,1 @@
+"""Acoustic mapping, XML documents and the httpx gateway (MockTransport)."""

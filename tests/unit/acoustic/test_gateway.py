@@ -1,0 +1,427 @@
+"""`HttpxAcousticGateway` against an in-process Acoustic (httpx.MockTransport): sequence, OAuth, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from ctms_adapters.acoustic import HttpxAcousticGateway, acoustic_base_url
+from ctms_core.domain.acoustic import AcousticDeletion, AcousticRecord
+from ctms_core.ports.acoustic import (
+    AcousticAuthError,
+    AcousticError,
+    AcousticFault,
+    AcousticGateway,
+    AcousticUnavailable,
+)
+
+BASE = "https://api-campaign-us-6.goacoustic.com"
+EMAIL_ID = uuid.UUID("67e52c77-950f-4f28-accb-bb3ea1a2c51a")
+SUCCESS = b"<Envelope><Body><RESULT><SUCCESS>TRUE</SUCCESS></RESULT></Body></Envelope>"
+
+
+def fault(text: str, error_id: str) -> bytes:
+    return (
+        f"<Envelope><Body><RESULT><SUCCESS>false</SUCCESS></RESULT><Fault><FaultString>{text}"
+        f"</FaultString><detail><error><errorid>{error_id}</errorid></error></detail></Fault>"
+        "</Body></Envelope>"
+    ).encode()
+
+
+Reply = httpx.Response | Exception
+
+
+@dataclass
+class ScriptedAcoustic:
+    """An in-process Acoustic: records requests; XML API replies come from `replies`, else success."""
+
+    replies: list[Reply] = field(default_factory=list)
+    token_replies: list[Reply] = field(default_factory=list)
+    expires_in: int = 3600
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    requests: list[httpx.Request] = field(default_factory=list)
+    issued: int = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.url.path == "/oauth/token":
+            form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+            self.token_requests.append(form)
+            if self.token_replies:
+                return self._reply(self.token_replies.pop(0))
+            self.issued += 1
+            return httpx.Response(
+                200, json={"access_token": f"token-{self.issued}", "expires_in": self.expires_in}
+            )
+        if request.headers["content-type"].startswith("application/x-www-form-urlencoded"):
+            self.documents.append(parse_qs(request.content.decode())["xml"][0])
+        else:
+            self.documents.append(request.content.decode())
+        if self.replies:
+            return self._reply(self.replies.pop(0))
+        return httpx.Response(200, content=SUCCESS)
+
+    @staticmethod
+    def _reply(reply: Reply) -> httpx.Response:
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def operations(self) -> list[str]:
+        return [document.split("<Body><", 1)[1].split(">", 1)[0] for document in self.documents]
+
+    def bearer_tokens(self) -> list[str]:
+        return [r.headers["authorization"] for r in self.requests if r.url.path == "/XMLAPI"]
+
+
+class ManualMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_gateway(
+    acoustic: ScriptedAcoustic, monotonic: Callable[[], float] | None = None, **overrides: object
+) -> HttpxAcousticGateway:
+    settings: dict[str, object] = {
+        "client_id": "id",
+        "client_secret": "secret",
+        "refresh_token": "refresh",
+        "main_table_id": "1234",
+        "newsletter_table_id": "9",
+        "waitlist_table_id": "10",
+        "product_table_id": "11",
+    }
+    settings.update(overrides)
+    if monotonic is not None:
+        settings["monotonic"] = monotonic
+    client = httpx.AsyncClient(transport=httpx.MockTransport(acoustic))
+    return HttpxAcousticGateway(client, **settings)  # type: ignore[arg-type]
+
+
+def record(*, newsletters: int = 1, waitlists: int = 0, products: int = 1) -> AcousticRecord:
+    row = {"email_id": str(EMAIL_ID), "name": "x"}
+    return AcousticRecord(
+        email_id=EMAIL_ID,
+        main={"email": "fan@example.com", "email_id": str(EMAIL_ID)},
+        newsletters=(row,) * newsletters,
+        waitlists=(row,) * waitlists,
+        products=(row,) * products,
+    )
+
+
+async def test_an_upload_adds_the_recipient_then_fills_the_relational_tables_that_have_rows() -> (
+    None
+):
+    """R§4.6: AddRecipient, then InsertUpdateRelationalTable per non-empty table, in order."""
+    acoustic = ScriptedAcoustic()
+    gateway: AcousticGateway = make_gateway(acoustic)
+
+    report = await gateway.upload(record(newsletters=2, waitlists=0, products=1))
+
+    assert acoustic.operations() == [
+        "AddRecipient",
+        "InsertUpdateRelationalTable",
+        "InsertUpdateRelationalTable",
+    ]
+    assert "<TABLE_ID>9</TABLE_ID>" in acoustic.documents[1]
+    assert "<TABLE_ID>11</TABLE_ID>" in acoustic.documents[2]
+    assert [(c.table, c.method, c.status) for c in report.calls] == [
+        ("main", "add_recipient", "success"),
+        ("newsletter", "insert_update_relational_table", "success"),
+        ("product", "insert_update_relational_table", "success"),
+    ]
+    assert set(report.log_context()) == {
+        "main_status",
+        "main_duration_s",
+        "newsletter_status",
+        "newsletter_duration_s",
+        "product_status",
+        "product_duration_s",
+    }
+
+
+async def test_requests_post_the_document_as_the_xml_form_field_with_a_bearer_token() -> None:
+    """R§4.7: `POST <base>/XMLAPI`, form field `xml`, `Authorization: Bearer <token>`."""
+    acoustic = ScriptedAcoustic()
+
+    await make_gateway(acoustic).upload(record(newsletters=0, products=0))
+
+    api = acoustic.requests[-1]
+    assert str(api.url) == f"{BASE}/XMLAPI"
+    assert api.headers["authorization"] == "Bearer token-1"
+    assert api.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert acoustic.documents[0].startswith("<Envelope><Body><AddRecipient><LIST_ID>1234</LIST_ID>")
+
+
+async def test_the_xml_body_format_posts_text_xml() -> None:
+    """`body_format="xml"` sends the document itself as `text/xml;charset=utf-8`."""
+    acoustic = ScriptedAcoustic()
+
+    await make_gateway(acoustic, body_format="xml").upload(record(newsletters=0, products=0))
+
+    assert acoustic.requests[-1].headers["content-type"] == "text/xml;charset=utf-8"
+    assert acoustic.operations() == ["AddRecipient"]
+
+
+async def test_the_token_grant_sends_the_refresh_token_form_to_the_oauth_endpoint() -> None:
+    """R§4.7 token refresh: `grant_type=refresh_token` with client id and secret."""
+    acoustic = ScriptedAcoustic()
+
+    await make_gateway(acoustic).upload(record(newsletters=0, products=0))
+
+    token_request = acoustic.requests[0]
+    assert str(token_request.url) == f"{BASE}/oauth/token"
+    assert token_request.headers["accept"] == "application/json"
+    assert acoustic.token_requests == [
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": "refresh",
+            "client_id": "id",
+            "client_secret": "secret",
+        }
+    ]
+
+
+async def test_the_access_token_is_reused_until_shortly_before_it_expires() -> None:
+    """One grant serves many calls; past `expires_in` minus the margin a new one is fetched."""
+    acoustic = ScriptedAcoustic(expires_in=3600)
+    clock = ManualMonotonic()
+    gateway = make_gateway(acoustic, monotonic=clock)
+
+    await gateway.upload(record())
+    clock.now += 3600 - 61
+    await gateway.upload(record())
+    assert len(acoustic.token_requests) == 1
+    clock.now += 2  # inside the last minute
+    await gateway.upload(record())
+
+    assert len(acoustic.token_requests) == 2
+    assert acoustic.bearer_tokens()[-1] == "Bearer token-2"
+
+
+async def test_a_new_refresh_token_from_the_grant_replaces_the_old_one() -> None:
+    """When the grant returns a `refresh_token`, the next grant uses it."""
+    acoustic = ScriptedAcoustic(
+        token_replies=[
+            httpx.Response(200, json={"access_token": "a", "expires_in": 1, "refresh_token": "new"})
+        ]
+    )
+    clock = ManualMonotonic()
+    gateway = make_gateway(acoustic, monotonic=clock)
+
+    await gateway.upload(record(newsletters=0, products=0))
+    clock.now += 5
+    await gateway.upload(record(newsletters=0, products=0))
+
+    assert acoustic.token_requests[1]["refresh_token"] == "new"
+
+
+async def test_concurrent_uploads_share_one_token_refresh() -> None:
+    """Ten uploads started together make a single grant request."""
+    acoustic = ScriptedAcoustic()
+    gateway = make_gateway(acoustic)
+
+    await asyncio.gather(*(gateway.upload(record()) for _ in range(10)))
+
+    assert len(acoustic.token_requests) == 1
+
+
+@pytest.mark.parametrize(
+    "rejection",
+    [
+        httpx.Response(401, content=fault("Session has expired or is invalid.", "145")),
+        httpx.Response(200, content=fault("Session has expired or is invalid.", "145")),
+    ],
+)
+async def test_a_rejected_token_is_refreshed_once_and_the_request_repeated(
+    rejection: httpx.Response,
+) -> None:
+    """HTTP 401 or Fault errorid 145: new token, same document, success."""
+    acoustic = ScriptedAcoustic(replies=[rejection])
+
+    report = await make_gateway(acoustic).upload(record(newsletters=0, products=0))
+
+    assert len(acoustic.token_requests) == 2
+    assert acoustic.bearer_tokens() == ["Bearer token-1", "Bearer token-2"]
+    assert acoustic.documents[0] == acoustic.documents[1]
+    assert [c.status for c in report.calls] == ["success"]
+
+
+async def test_a_token_rejected_twice_is_an_auth_error() -> None:
+    """No second refresh: the worker retries later."""
+    unauthorized = httpx.Response(401, content=b"")
+    acoustic = ScriptedAcoustic(replies=[unauthorized, httpx.Response(401, content=b"")])
+
+    with pytest.raises(AcousticAuthError):
+        await make_gateway(acoustic).upload(record())
+
+    assert len(acoustic.token_requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("token_reply", "error"),
+    [
+        (httpx.Response(400, json={"error": "invalid_grant"}), AcousticAuthError),
+        (httpx.Response(200, json={"token_type": "bearer"}), AcousticAuthError),
+        (httpx.Response(200, content=b"<html>login</html>"), AcousticAuthError),
+        (httpx.Response(503, content=b"busy"), AcousticUnavailable),
+        (httpx.ConnectTimeout("slow"), AcousticUnavailable),
+        (httpx.ConnectError("refused"), AcousticUnavailable),
+    ],
+)
+async def test_oauth_failures_surface_as_acoustic_errors_before_any_api_call(
+    token_reply: Reply, error: type[AcousticError]
+) -> None:
+    """Rejected or unusable grants are auth errors; an unreachable token endpoint is unavailability."""
+    acoustic = ScriptedAcoustic(token_replies=[token_reply])
+
+    with pytest.raises(error) as raised:
+        await make_gateway(acoustic).upload(record())
+
+    assert acoustic.documents == []
+    assert raised.value.table == "main"
+    assert "secret" not in str(raised.value)
+
+
+async def test_a_fault_stops_the_sequence_and_carries_its_message_error_id_and_calls() -> None:
+    """A failing step aborts the rest; the error names the table and lists the calls made."""
+    acoustic = ScriptedAcoustic(
+        replies=[
+            httpx.Response(200, content=SUCCESS),
+            httpx.Response(200, content=fault("Bad row", "1007")),
+        ]
+    )
+
+    with pytest.raises(AcousticFault) as raised:
+        await make_gateway(acoustic).upload(record(newsletters=1, products=1))
+
+    fault_error = raised.value
+    assert (fault_error.fault_string, fault_error.error_id, fault_error.table) == (
+        "Bad row",
+        "1007",
+        "newsletter",
+    )
+    assert [(c.table, c.status) for c in fault_error.calls] == [
+        ("main", "success"),
+        ("newsletter", "failure"),
+    ]
+    assert acoustic.operations() == ["AddRecipient", "InsertUpdateRelationalTable"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (
+            httpx.Response(
+                200,
+                content=b"<Envelope><Body><RESULT><SUCCESS>TRUE</SUCCESS><FAILURES><FAILURE "
+                b'failure_type="permanent" description="Field not found"/></FAILURES></RESULT></Body></Envelope>',
+            ),
+            AcousticFault,
+        ),
+        (
+            httpx.Response(500, content=b"<html><body>Internal Server Error</body></html"),
+            AcousticUnavailable,
+        ),
+        (httpx.Response(502, content=SUCCESS), AcousticUnavailable),
+        (httpx.Response(200, content=b"not xml at all"), AcousticUnavailable),
+        (httpx.ReadTimeout("slow"), AcousticUnavailable),
+        (httpx.RemoteProtocolError("Server disconnected"), AcousticUnavailable),
+        (httpx.ConnectError("refused"), AcousticUnavailable),
+    ],
+)
+async def test_each_kind_of_upstream_trouble_maps_to_its_error_class(
+    reply: Reply, error: type[AcousticError]
+) -> None:
+    """FAILURES → fault; 5xx, non-XML, timeouts, dropped connections → unavailable (all retryable)."""
+    acoustic = ScriptedAcoustic(replies=[reply])
+
+    with pytest.raises(error) as raised:
+        await make_gateway(acoustic).upload(record())
+
+    assert [(c.table, c.status) for c in raised.value.calls] == [("main", "failure")]
+
+
+async def test_an_erasure_deletes_relational_rows_by_key_then_removes_the_recipient() -> None:
+    """SPEC §7: DeleteRelationalTableData per table (full keys when known), then RemoveRecipient."""
+    acoustic = ScriptedAcoustic()
+    deletion = AcousticDeletion(
+        email_id=EMAIL_ID, primary_email="fan@example.com", newsletter_names=("hubs", "miti")
+    )
+
+    report = await make_gateway(acoustic).erase(deletion)
+
+    assert acoustic.operations() == [
+        "DeleteRelationalTableData",
+        "DeleteRelationalTableData",
+        "DeleteRelationalTableData",
+        "RemoveRecipient",
+    ]
+    assert acoustic.documents[0].count("<ROW>") == 2
+    assert '<KEY_COLUMN name="newsletter_name">miti</KEY_COLUMN>' in acoustic.documents[0]
+    assert acoustic.documents[1].count("<KEY_COLUMN") == 1  # no known waitlists: by email_id alone
+    assert "<EMAIL>fan@example.com</EMAIL>" in acoustic.documents[3]
+    assert [c.method for c in report.calls][-1] == "remove_recipient"
+
+
+@pytest.mark.parametrize("error_id", ["128", "1008"])
+async def test_erasing_a_recipient_already_gone_succeeds(error_id: str) -> None:
+    """A retried erasure completes: "not a member" / "not found" on RemoveRecipient is success."""
+    acoustic = ScriptedAcoustic(
+        replies=[
+            *list[Reply]([httpx.Response(200, content=SUCCESS)] * 3),
+            httpx.Response(200, content=fault("Recipient is not a member of the list.", error_id)),
+        ]
+    )
+
+    report = await make_gateway(acoustic).erase(
+        AcousticDeletion(email_id=EMAIL_ID, primary_email="a@example.com")
+    )
+
+    assert report.calls[-1].status == "success"
+
+
+async def test_other_erasure_faults_are_raised() -> None:
+    """Any other fault on RemoveRecipient is an error for the worker to retry."""
+    acoustic = ScriptedAcoustic(
+        replies=[
+            *list[Reply]([httpx.Response(200, content=SUCCESS)] * 3),
+            httpx.Response(200, content=fault("Boom", "138")),
+        ]
+    )
+
+    with pytest.raises(AcousticFault):
+        await make_gateway(acoustic).erase(
+            AcousticDeletion(email_id=EMAIL_ID, primary_email="a@example.com")
+        )
+
+
+def test_the_default_base_url_comes_from_the_server_number() -> None:
+    """`https://api-campaign-us-<N>.goacoustic.com`, N = 6 by default (R§4.7)."""
+    acoustic = ScriptedAcoustic()
+
+    assert acoustic_base_url() == BASE
+    assert (
+        make_gateway(acoustic, server_number=3).base_url
+        == "https://api-campaign-us-3.goacoustic.com"
+    )
+    assert make_gateway(acoustic, base_url="http://127.0.0.1:9/").base_url == "http://127.0.0.1:9"
+
+
+def test_error_reprs_are_informative_for_last_error() -> None:
+    """`last_error` stores `repr(error)`: class, message and table."""
+    assert repr(AcousticFault("Email Address Is Invalid", table="main")) == (
+        "AcousticFault('Email Address Is Invalid', table='main')"
+    )
+    assert json.dumps(repr(AcousticUnavailable("x")))
