@@ -15,9 +15,12 @@ from ctms_adapters.memory import InMemoryDatabaseHealth, InMemoryStore, InMemory
 from ctms_adapters.postgres import PostgresDatabaseHealth, PostgresUnitOfWorkFactory, create_engine
 from ctms_adapters.security import Argon2PasswordHasher, JwtTokenCodec
 from ctms_adapters.system import RandomIdGenerator, SystemClock
+from ctms_core.domain.erasure import derive_erasure_salt
+from ctms_core.services.access_control import AccessControlService
 from ctms_core.services.api_clients import ApiClientService
 from ctms_core.services.auth import AuthService
 from ctms_core.services.contacts import ContactService
+from ctms_core.services.erasures import ErasureAuditService
 from ctms_entrypoints.observability.metrics import Metrics
 from ctms_entrypoints.settings import Settings
 
@@ -43,6 +46,19 @@ def _secret_key(settings: Settings) -> str:
     return settings.secret_key
 
 
+class MissingConfigurationError(RuntimeError):
+    """A setting the requested service needs is not configured."""
+
+
+def _erasure_salt(settings: Settings) -> bytes:
+    secret = settings.erasure_hash_salt or settings.secret_key
+    if not secret:
+        raise MissingConfigurationError(
+            "Erasures need CTMS_ERASURE_HASH_SALT or CTMS_SECRET_KEY to hash the erased addresses"
+        )
+    return derive_erasure_salt(secret)
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -55,7 +71,11 @@ class Container(containers.DeclarativeContainer):
     uow_factory = providers.Singleton(PostgresUnitOfWorkFactory, engine)
     database_health = providers.Singleton(PostgresDatabaseHealth, engine)
 
-    contact_service = providers.Singleton(ContactService, uow_factory, clock, id_generator)
+    erasure_salt = providers.Callable(_erasure_salt, settings)
+
+    contact_service = providers.Singleton(
+        ContactService, uow_factory, clock, id_generator, erasure_salt=erasure_salt
+    )
     auth_service = providers.Singleton(
         AuthService,
         uow_factory,
@@ -63,8 +83,11 @@ class Container(containers.DeclarativeContainer):
         token_codec,
         clock,
         settings.provided.token_expiration,
+        enforce_permissions=settings.provided.enforce_permissions,
     )
     api_client_service = providers.Singleton(ApiClientService, uow_factory, password_hasher, clock)
+    access_control_service = providers.Singleton(AccessControlService, uow_factory)
+    erasure_audit_service = providers.Singleton(ErasureAuditService, uow_factory, erasure_salt)
 
     # One registry per process (R§8.1: per-process metrics).
     metrics = providers.Singleton(Metrics)

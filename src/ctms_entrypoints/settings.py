@@ -51,6 +51,7 @@ _DB_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
 _ASYNC_DB_SCHEME = "postgresql+asyncpg"
 _SECRET_FIELDS = frozenset(
     {"secret_key", "pubsub_client", "acoustic_client_secret", "acoustic_refresh_token"}
+    | {"erasure_hash_salt"}
     | {"sentry_dsn"}  # the DSN embeds the project's key
 )
 _URL_FIELDS_WITH_CREDENTIALS = frozenset({"db_url", "prometheus_pushgateway_url"})
@@ -156,6 +157,9 @@ class Settings:
     #: CTMS_ENFORCE_PERMISSIONS: when false, API clients without any role keep full access
     #: (v3 behaviour); when true, every route requires its permission (SPEC §7).
     enforce_permissions: bool = False
+    #: CTMS_ERASURE_HASH_SALT: keys the hashes of erased addresses in the erasure audit trail (SPEC
+    #: §7). None → derived from `secret_key`; set it to keep the hashes comparable across key rotations.
+    erasure_hash_salt: str | None = None
     #: CTMS_MAX_BODY_BYTES: larger request bodies are refused with 413 (SPEC §9).
     max_body_bytes: int = 1_048_576
     #: CTMS_ACOUSTIC_BASE_URL: Acoustic API base URL; None → derived from the server number.

@@ -1,6 +1,7 @@
 """The storage port contract, written once and run against every adapter.
 
-A test module subclasses `ContactRepositoryContract` / `ApiClientRepositoryContract` and provides a
+A test module subclasses `ContactRepositoryContract`, `ApiClientRepositoryContract`,
+`RoleRepositoryContract` and `ErasureAuditRepositoryContract` and provides a
 `uow_factory` fixture (a callable returning a fresh `UnitOfWork` over an empty store): the in-memory adapter
 runs it in tests/unit, the PostgreSQL adapter in tests/integration. Same tests, same expectations.
 """
@@ -16,8 +17,10 @@ from msgspec.structs import replace
 
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Amo, Contact, Fxa, Mofo
+from ctms_core.domain.erasure import ErasureRecord
 from ctms_core.domain.errors import UniqueConstraintViolation
 from ctms_core.domain.lookup import LookupCriteria
+from ctms_core.domain.permissions import Permission, Role
 from ctms_core.domain.updates import Cursor
 from ctms_core.ports.repositories import UnitOfWork
 from tests.builders import (
@@ -419,3 +422,173 @@ class ApiClientRepositoryContract:
         async with uow_factory() as uow:
             client = await uow.api_clients.get("id_basket")
         assert client is not None and client.last_access == moment
+
+
+class RoleRepositoryContract:
+    """Seed-agnostic: the in-memory store starts with the standard roles, an emptied database without."""
+
+    async def test_roles_and_permissions_read_back_with_their_grants(
+        self, uow_factory: UowFactory
+    ) -> None:
+        async with uow_factory() as uow:
+            await uow.api_clients.add(_client("id_reader"))
+            await uow.roles.add_role("t-viewer", "Looks only")
+            await uow.roles.add_role("t-editor", None)
+            await uow.roles.add_permission("t:read", "Read")
+            await uow.roles.add_permission("t:write", None)
+            await uow.roles.grant_permission("t-viewer", "t:read")
+            await uow.roles.grant_permission("t-editor", "t:read")
+            await uow.roles.grant_permission("t-editor", "t:write")
+            await uow.roles.grant_role("id_reader", "t-viewer")
+            await uow.commit()
+        async with uow_factory() as uow:
+            viewer = await uow.roles.get_role("t-viewer")
+            read = await uow.roles.get_permission("t:read")
+            listed = [r.name for r in await uow.roles.list_roles() if r.name.startswith("t-")]
+            perms = [p.name for p in await uow.roles.list_permissions() if p.name.startswith("t:")]
+            client = await uow.api_clients.get("id_reader")
+            [listed_client] = [
+                c for c in await uow.api_clients.list() if c.client_id == "id_reader"
+            ]
+            assert await uow.roles.get_role("t-nobody") is None
+            assert await uow.roles.get_permission("t:nothing") is None
+        assert viewer == Role(
+            name="t-viewer",
+            description="Looks only",
+            permissions=("t:read",),
+            clients=("id_reader",),
+        )
+        assert read == Permission(name="t:read", description="Read", roles=("t-editor", "t-viewer"))
+        assert listed == ["t-editor", "t-viewer"]
+        assert perms == ["t:read", "t:write"]
+        assert client is not None
+        assert client.roles == ("t-viewer",)
+        assert client.permissions == frozenset({"t:read"})
+        assert listed_client == client
+
+    async def test_a_client_gets_the_union_of_its_roles_permissions(
+        self, uow_factory: UowFactory
+    ) -> None:
+        async with uow_factory() as uow:
+            await uow.api_clients.add(_client("id_both"))
+            for role in ("t-a", "t-b"):
+                await uow.roles.add_role(role, None)
+            for permission in ("t:1", "t:2", "t:3"):
+                await uow.roles.add_permission(permission, None)
+            await uow.roles.grant_permission("t-a", "t:1")
+            await uow.roles.grant_permission("t-a", "t:2")
+            await uow.roles.grant_permission("t-b", "t:2")
+            await uow.roles.grant_permission("t-b", "t:3")
+            await uow.roles.grant_role("id_both", "t-b")
+            await uow.roles.grant_role("id_both", "t-a")
+            await uow.commit()
+        async with uow_factory() as uow:
+            client = await uow.api_clients.get("id_both")
+        assert client is not None
+        assert client.roles == ("t-a", "t-b")
+        assert client.permissions == frozenset({"t:1", "t:2", "t:3"})
+
+    async def test_saving_a_client_keeps_its_roles(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.api_clients.add(_client("id_kept"))
+            await uow.roles.add_role("t-kept", None)
+            await uow.roles.grant_role("id_kept", "t-kept")
+            await uow.commit()
+        async with uow_factory() as uow:
+            client = await uow.api_clients.get("id_kept")
+            assert client is not None
+            await uow.api_clients.save(replace(client, enabled=False))
+            await uow.commit()
+        async with uow_factory() as uow:
+            saved = await uow.api_clients.get("id_kept")
+        assert saved is not None
+        assert (saved.enabled, saved.roles) == (False, ("t-kept",))
+
+    async def test_duplicate_names_are_unique_violations(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.roles.add_role("t-dup", None)
+            await uow.roles.add_permission("t:dup", None)
+            await uow.commit()
+        async with uow_factory() as uow:
+            with pytest.raises(UniqueConstraintViolation):
+                await uow.roles.add_role("t-dup", "again")
+        async with uow_factory() as uow:
+            with pytest.raises(UniqueConstraintViolation):
+                await uow.roles.add_permission("t:dup", "again")
+
+    async def test_revoking_and_deleting_remove_grants(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.api_clients.add(_client("id_gone"))
+            await uow.roles.add_role("t-r", None)
+            await uow.roles.add_role("t-s", None)
+            await uow.roles.add_permission("t:p", None)
+            await uow.roles.add_permission("t:q", None)
+            await uow.roles.grant_permission("t-r", "t:p")
+            await uow.roles.grant_permission("t-r", "t:q")
+            await uow.roles.grant_permission("t-s", "t:p")
+            await uow.roles.grant_role("id_gone", "t-r")
+            await uow.roles.grant_role("id_gone", "t-s")
+            await uow.commit()
+        async with uow_factory() as uow:
+            await uow.roles.revoke_permission("t-r", "t:q")
+            await uow.roles.revoke_role("id_gone", "t-s")
+            await uow.roles.delete_permission("t:p")
+            await uow.commit()
+        async with uow_factory() as uow:
+            role = await uow.roles.get_role("t-r")
+            client = await uow.api_clients.get("id_gone")
+        assert role is not None and role.permissions == ()
+        assert client is not None
+        assert (client.roles, client.permissions) == (("t-r",), frozenset())
+        async with uow_factory() as uow:
+            await uow.roles.delete_role("t-r")
+            await uow.commit()
+        async with uow_factory() as uow:
+            client = await uow.api_clients.get("id_gone")
+            assert await uow.roles.get_role("t-r") is None
+        assert client is not None and client.roles == ()
+
+    async def test_uncommitted_grants_leave_no_trace(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.roles.add_role("t-temp", None)
+        async with uow_factory() as uow:
+            assert await uow.roles.get_role("t-temp") is None
+
+
+class ErasureAuditRepositoryContract:
+    async def test_records_read_back_oldest_first_with_ids(self, uow_factory: UowFactory) -> None:
+        first = ErasureRecord(
+            erased_at=DEFAULT_TIME,
+            client_id="id_basket",
+            email_id=uuid.uuid4(),
+            email_hash="a" * 64,
+        )
+        second = ErasureRecord(
+            erased_at=DEFAULT_TIME + timedelta(hours=1),
+            client_id=None,
+            email_id=uuid.uuid4(),
+            email_hash="b" * 64,
+        )
+        async with uow_factory() as uow:
+            await uow.erasures.add(second)
+            await uow.erasures.add(first)
+            await uow.commit()
+        async with uow_factory() as uow:
+            records = await uow.erasures.list()
+            later = await uow.erasures.list(since=DEFAULT_TIME + timedelta(minutes=1))
+            by_hash = await uow.erasures.list(email_hash="a" * 64)
+        assert [replace(r, id=None) for r in records] == [first, second]
+        assert all(isinstance(r.id, int) for r in records)
+        assert len({r.id for r in records}) == 2
+        assert [r.email_id for r in later] == [second.email_id]
+        assert [r.email_id for r in by_hash] == [first.email_id]
+
+    async def test_uncommitted_records_leave_no_trace(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.erasures.add(
+                ErasureRecord(
+                    erased_at=DEFAULT_TIME, client_id=None, email_id=uuid.uuid4(), email_hash="c"
+                )
+            )
+        async with uow_factory() as uow:
+            assert await uow.erasures.list() == []

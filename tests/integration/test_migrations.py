@@ -46,7 +46,7 @@ def blank_database_url(database_url: str) -> Iterator[str]:
 def test_upgrade_builds_the_schema_of_the_models(blank_database_url: str) -> None:
     assert current(blank_database_url) is None
     upgrade(blank_database_url)
-    assert current(blank_database_url) == head() == "0001_initial"
+    assert current(blank_database_url) == head() == "0003_erasure_audit"
     assert check(blank_database_url) == []
 
 

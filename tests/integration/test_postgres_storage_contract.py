@@ -24,7 +24,12 @@ from ctms_core.domain.errors import UniqueConstraintViolation
 from ctms_core.domain.lookup import LookupCriteria
 from ctms_core.ports.repositories import UnitOfWork
 from tests.builders import DEFAULT_TIME, make_contact, make_newsletter, make_waitlist
-from tests.contracts.storage import ApiClientRepositoryContract, ContactRepositoryContract
+from tests.contracts.storage import (
+    ApiClientRepositoryContract,
+    ContactRepositoryContract,
+    ErasureAuditRepositoryContract,
+    RoleRepositoryContract,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +44,14 @@ class TestPostgresContactRepository(ContactRepositoryContract):
 
 
 class TestPostgresApiClientRepository(ApiClientRepositoryContract):
+    pass
+
+
+class TestPostgresRoleRepository(RoleRepositoryContract):
+    pass
+
+
+class TestPostgresErasureAuditRepository(ErasureAuditRepositoryContract):
     pass
 
 

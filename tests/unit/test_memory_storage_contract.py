@@ -8,7 +8,12 @@ import pytest
 
 from ctms_adapters.memory import InMemoryStore, InMemoryUnitOfWork
 from ctms_core.ports.repositories import UnitOfWork
-from tests.contracts.storage import ApiClientRepositoryContract, ContactRepositoryContract
+from tests.contracts.storage import (
+    ApiClientRepositoryContract,
+    ContactRepositoryContract,
+    ErasureAuditRepositoryContract,
+    RoleRepositoryContract,
+)
 
 
 @pytest.fixture
@@ -22,4 +27,12 @@ class TestInMemoryContactRepository(ContactRepositoryContract):
 
 
 class TestInMemoryApiClientRepository(ApiClientRepositoryContract):
+    pass
+
+
+class TestInMemoryRoleRepository(RoleRepositoryContract):
+    pass
+
+
+class TestInMemoryErasureAuditRepository(ErasureAuditRepositoryContract):
     pass

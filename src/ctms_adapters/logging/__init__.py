@@ -6,6 +6,8 @@ from ctms_adapters.logging.redaction import (
     OMITTED,
     is_traced,
     redact_headers,
+    redact_path,
+    redact_path_value,
     redact_query,
     traced_addresses,
 )
@@ -19,6 +21,8 @@ __all__ = [
     "is_traced",
     "log_event",
     "redact_headers",
+    "redact_path",
+    "redact_path_value",
     "redact_query",
     "syslog_severity",
     "traced_addresses",

@@ -1,5 +1,5 @@
-"""What the access log may show of a request: headers and query with secrets and addresses blanked (R§7.2),
-and which e-mail addresses ask to be traced (R§2.2)."""
+"""What the access log may show of a request: headers, query and path with secrets and addresses blanked
+(R§7.2, SPEC §9), and which e-mail addresses ask to be traced (R§2.2)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ __all__ = [
     "REDACTED_QUERY_PARAMS",
     "is_traced",
     "redact_headers",
+    "redact_path",
+    "redact_path_value",
     "redact_query",
     "traced_addresses",
 ]
@@ -61,6 +63,25 @@ def redact_query(
     else:
         pairs = params
     return {name: OMITTED if name in REDACTED_QUERY_PARAMS else value for name, value in pairs}
+
+
+def _looks_like_address(text: str) -> bool:
+    return "@" in text or "%40" in text.lower()
+
+
+def redact_path(path: str) -> str:
+    """`path` with every segment that holds an e-mail address (`DELETE /ctms/{primary_email}`) shown as
+    `[OMITTED]`: addresses never reach the logs except through the documented tracing (SPEC §9)."""
+    if not _looks_like_address(path):
+        return path
+    return "/".join(
+        OMITTED if _looks_like_address(segment) else segment for segment in path.split("/")
+    )
+
+
+def redact_path_value(value: str) -> str:
+    """A path parameter, `[OMITTED]` when it holds an e-mail address."""
+    return OMITTED if _looks_like_address(value) else value
 
 
 def is_traced(email: str | None) -> bool:

@@ -5,6 +5,8 @@ from ctms_adapters.memory.health import InMemoryDatabaseHealth
 from ctms_adapters.memory.store import (
     InMemoryApiClientRepository,
     InMemoryContactRepository,
+    InMemoryErasureAuditRepository,
+    InMemoryRoleRepository,
     InMemoryStore,
     InMemoryUnitOfWork,
 )
@@ -13,6 +15,8 @@ __all__ = [
     "InMemoryApiClientRepository",
     "InMemoryContactRepository",
     "InMemoryDatabaseHealth",
+    "InMemoryErasureAuditRepository",
+    "InMemoryRoleRepository",
     "InMemoryStore",
     "InMemoryUnitOfWork",
     "ManualClock",

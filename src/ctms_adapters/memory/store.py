@@ -1,4 +1,4 @@
-"""Contacts and API clients kept in dictionaries, with the database's uniqueness rules.
+"""Contacts, API clients, roles and the erasure trail kept in memory, with the database's uniqueness rules.
 
 Transactions are serialised by one lock per store and work on a private copy of the data, published only by
 `commit()`: a use case that fails half-way leaves no trace, exactly as a rolled-back database transaction.
@@ -7,8 +7,9 @@ Transactions are serialised by one lock per store and work on a private copy of 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -17,9 +18,46 @@ from msgspec.structs import replace
 
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Contact, unique_identifiers_of
+from ctms_core.domain.erasure import ErasureRecord
 from ctms_core.domain.errors import UniqueConstraintViolation
 from ctms_core.domain.lookup import LookupCriteria
+from ctms_core.domain.permissions import (
+    ADMIN,
+    ADMIN_ROLE,
+    ADMIN_ROLE_DESCRIPTION,
+    STANDARD_PERMISSIONS,
+    Permission,
+    Role,
+)
 from ctms_core.domain.updates import Cursor
+
+
+@dataclasses.dataclass
+class AccessControlState:
+    """Roles, permissions (name → description) and the grants linking them to each other and to
+    clients."""
+
+    roles: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    permissions: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    role_permissions: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+    client_roles: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+
+    @classmethod
+    def seeded(cls) -> AccessControlState:
+        """What migration 0002 seeds: the standard permissions and the `admin` role holding `admin`."""
+        return cls(
+            roles={ADMIN_ROLE: ADMIN_ROLE_DESCRIPTION},
+            permissions=dict(STANDARD_PERMISSIONS),
+            role_permissions={(ADMIN_ROLE, ADMIN)},
+        )
+
+    def copy(self) -> AccessControlState:
+        return AccessControlState(
+            dict(self.roles),
+            dict(self.permissions),
+            set(self.role_permissions),
+            set(self.client_roles),
+        )
 
 
 class InMemoryStore:
@@ -28,6 +66,8 @@ class InMemoryStore:
     def __init__(self) -> None:
         self.contacts: dict[uuid.UUID, Contact] = {}
         self.api_clients: dict[str, ApiClient] = {}
+        self.access: AccessControlState = AccessControlState.seeded()
+        self.erasures: list[ErasureRecord] = []
         self.lock = asyncio.Lock()
 
 
@@ -159,27 +199,129 @@ class InMemoryContactRepository:
 
 
 class InMemoryApiClientRepository:
-    def __init__(self, clients: dict[str, ApiClient]) -> None:
+    def __init__(self, clients: dict[str, ApiClient], access: AccessControlState) -> None:
         self._clients = clients
+        self._access = access
 
     async def get(self, client_id: str) -> ApiClient | None:
-        return self._clients.get(client_id)
+        client = self._clients.get(client_id)
+        return None if client is None else self._with_grants(client)
 
     async def list(self) -> list[ApiClient]:
-        return sorted(self._clients.values(), key=lambda client: client.client_id)
+        return [
+            self._with_grants(client)
+            for client in sorted(self._clients.values(), key=lambda client: client.client_id)
+        ]
+
+    def _with_grants(self, client: ApiClient) -> ApiClient:
+        roles = sorted(
+            role for holder, role in self._access.client_roles if holder == client.client_id
+        )
+        permissions = frozenset(
+            permission for role, permission in self._access.role_permissions if role in roles
+        )
+        return replace(client, roles=tuple(roles), permissions=permissions)
 
     async def add(self, client: ApiClient) -> None:
         if client.client_id in self._clients:
             raise UniqueConstraintViolation(["client_id"])
-        self._clients[client.client_id] = client
+        self._clients[client.client_id] = replace(client, roles=(), permissions=frozenset())
 
     async def save(self, client: ApiClient) -> None:
-        self._clients[client.client_id] = client
+        self._clients[client.client_id] = replace(client, roles=(), permissions=frozenset())
 
     async def record_access(self, client_id: str, at: datetime) -> None:
         client = self._clients.get(client_id)
         if client is not None:
             self._clients[client_id] = replace(client, last_access=at)
+
+
+def _sorted(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(names))
+
+
+class InMemoryRoleRepository:
+    def __init__(self, access: AccessControlState) -> None:
+        self._access = access
+
+    async def get_role(self, name: str) -> Role | None:
+        if name not in self._access.roles:
+            return None
+        return Role(
+            name=name,
+            description=self._access.roles[name],
+            permissions=_sorted(p for r, p in self._access.role_permissions if r == name),
+            clients=_sorted(c for c, r in self._access.client_roles if r == name),
+        )
+
+    async def list_roles(self) -> list[Role]:
+        roles = [await self.get_role(name) for name in sorted(self._access.roles)]
+        return [role for role in roles if role is not None]
+
+    async def add_role(self, name: str, description: str | None) -> None:
+        if name in self._access.roles:
+            raise UniqueConstraintViolation(["name"])
+        self._access.roles[name] = description
+
+    async def delete_role(self, name: str) -> None:
+        self._access.roles.pop(name, None)
+        self._access.role_permissions = {g for g in self._access.role_permissions if g[0] != name}
+        self._access.client_roles = {g for g in self._access.client_roles if g[1] != name}
+
+    async def get_permission(self, name: str) -> Permission | None:
+        if name not in self._access.permissions:
+            return None
+        return Permission(
+            name=name,
+            description=self._access.permissions[name],
+            roles=_sorted(r for r, p in self._access.role_permissions if p == name),
+        )
+
+    async def list_permissions(self) -> list[Permission]:
+        permissions = [await self.get_permission(name) for name in sorted(self._access.permissions)]
+        return [permission for permission in permissions if permission is not None]
+
+    async def add_permission(self, name: str, description: str | None) -> None:
+        if name in self._access.permissions:
+            raise UniqueConstraintViolation(["name"])
+        self._access.permissions[name] = description
+
+    async def delete_permission(self, name: str) -> None:
+        self._access.permissions.pop(name, None)
+        self._access.role_permissions = {g for g in self._access.role_permissions if g[1] != name}
+
+    async def grant_permission(self, role: str, permission: str) -> None:
+        self._access.role_permissions.add((role, permission))
+
+    async def revoke_permission(self, role: str, permission: str) -> None:
+        self._access.role_permissions.discard((role, permission))
+
+    async def grant_role(self, client_id: str, role: str) -> None:
+        self._access.client_roles.add((client_id, role))
+
+    async def revoke_role(self, client_id: str, role: str) -> None:
+        self._access.client_roles.discard((client_id, role))
+
+
+class InMemoryErasureAuditRepository:
+    def __init__(self, records: list[ErasureRecord]) -> None:
+        self._records = records
+
+    async def add(self, record: ErasureRecord) -> None:
+        self._records.append(replace(record, id=len(self._records) + 1))
+
+    async def list(
+        self, *, since: datetime | None = None, email_hash: str | None = None
+    ) -> list[ErasureRecord]:
+        return sorted(
+            (
+                record
+                for record in self._records
+                if (since is None or record.erased_at >= since)
+                and (email_hash is None or record.email_hash == email_hash)
+            ),
+            key=lambda record: (record.erased_at, record.id or 0),
+        )
 
 
 class InMemoryUnitOfWork:
@@ -191,10 +333,7 @@ class InMemoryUnitOfWork:
 
     async def __aenter__(self) -> Self:
         await self._store.lock.acquire()
-        self._contacts = dict(self._store.contacts)
-        self._clients = dict(self._store.api_clients)
-        self.contacts = InMemoryContactRepository(self._contacts)
-        self.api_clients = InMemoryApiClientRepository(self._clients)
+        self._start_from_store()
         return self
 
     async def __aexit__(
@@ -208,13 +347,20 @@ class InMemoryUnitOfWork:
     async def commit(self) -> None:
         self._store.contacts = self._contacts
         self._store.api_clients = self._clients
-        self._contacts = dict(self._contacts)
-        self._clients = dict(self._clients)
-        self.contacts = InMemoryContactRepository(self._contacts)
-        self.api_clients = InMemoryApiClientRepository(self._clients)
+        self._store.access = self._access
+        self._store.erasures = self._erasures
+        self._start_from_store()
 
     async def rollback(self) -> None:
+        self._start_from_store()
+
+    def _start_from_store(self) -> None:
+        """Private copies of the committed state, and repositories over them."""
         self._contacts = dict(self._store.contacts)
         self._clients = dict(self._store.api_clients)
+        self._access = self._store.access.copy()
+        self._erasures = list(self._store.erasures)
         self.contacts = InMemoryContactRepository(self._contacts)
-        self.api_clients = InMemoryApiClientRepository(self._clients)
+        self.api_clients = InMemoryApiClientRepository(self._clients, self._access)
+        self.roles = InMemoryRoleRepository(self._access)
+        self.erasures = InMemoryErasureAuditRepository(self._erasures)

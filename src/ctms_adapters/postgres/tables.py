@@ -212,5 +212,19 @@ api_client_roles = Table(
     UniqueConstraint("api_client_id", "role_id"),
 )
 
+# The proof of every erasure (SPEC §7): no plain address, and no foreign keys, so records outlive the
+# contact and the API client they name.
+erasure_audit = Table(
+    "erasure_audit",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+    Column("client_id", String(255)),
+    Column("email_id", Uuid(as_uuid=True), nullable=False),
+    Column("email_hash", String(64), nullable=False),
+    Index("ix_erasure_audit_erased_at", "erased_at"),
+    Index("ix_erasure_audit_email_hash", "email_hash"),
+)
+
 # Everything a contact is made of; deleting the `emails` row removes the rest by cascade.
 CONTACT_TABLES = (emails, amo, fxa, mofo, newsletters, waitlists)

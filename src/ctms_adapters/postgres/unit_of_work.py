@@ -1,4 +1,4 @@
-"""The unit of work on PostgreSQL: one pooled connection, one transaction, both repositories on it."""
+"""The unit of work on PostgreSQL: one pooled connection, one transaction, every repository on it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ctms_adapters.postgres.api_clients import PostgresApiClientRepository
 from ctms_adapters.postgres.contacts import PostgresContactRepository
+from ctms_adapters.postgres.erasures import PostgresErasureAuditRepository
+from ctms_adapters.postgres.roles import PostgresRoleRepository
 from ctms_adapters.postgres.transaction import READS_ISOLATION, TransactionScope
 from ctms_adapters.postgres.unavailable import DatabaseUnavailableError, reports_unavailability
-from ctms_core.ports.repositories import ApiClientRepository, ContactRepository
+from ctms_core.ports.repositories import (
+    ApiClientRepository,
+    ContactRepository,
+    ErasureAuditRepository,
+    RoleRepository,
+)
 
 
 @reports_unavailability
@@ -22,6 +29,8 @@ class PostgresUnitOfWork:
     # Typed as the ports: mypy then checks that the repositories implement them.
     contacts: ContactRepository
     api_clients: ApiClientRepository
+    roles: RoleRepository
+    erasures: ErasureAuditRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -35,6 +44,8 @@ class PostgresUnitOfWork:
         self._scope = TransactionScope(self._connection)
         self.contacts = PostgresContactRepository(self._scope)
         self.api_clients = PostgresApiClientRepository(self._scope)
+        self.roles = PostgresRoleRepository(self._scope)
+        self.erasures = PostgresErasureAuditRepository(self._scope)
         return self
 
     async def __aexit__(

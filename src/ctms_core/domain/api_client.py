@@ -13,7 +13,11 @@ TOKEN_NAMESPACE = "api_client"  # noqa: S105 - the `sub` claim prefix, not a sec
 
 class ApiClient(msgspec.Struct, frozen=True, kw_only=True):
     """`credentials_changed_at` is when the secret was last rotated or the client disabled; tokens issued
-    before it are revoked (SPEC §7). Creating a client is not a change, so it starts as None."""
+    before it are revoked (SPEC §7). Creating a client is not a change, so it starts as None.
+
+    `roles` (sorted names) and `permissions` (every permission those roles grant) are read with the
+    client, in the same query; repositories ignore them on `add`/`save` (roles are granted through the
+    role repository)."""
 
     client_id: str
     email: str
@@ -23,6 +27,12 @@ class ApiClient(msgspec.Struct, frozen=True, kw_only=True):
     update_timestamp: datetime | None = None
     last_access: datetime | None = None
     credentials_changed_at: datetime | None = None
+    roles: tuple[str, ...] = ()
+    permissions: frozenset[str] = frozenset()
+
+    @property
+    def has_roles(self) -> bool:
+        return bool(self.roles)
 
 
 def client_id_for(name: str) -> str:

@@ -130,3 +130,8 @@ class PermissionDeniedError(CoreError):
     def __init__(self, required: Sequence[str]) -> None:
         super().__init__("Permission(s) required: " + ", ".join(required))
         self.required = tuple(required)
+
+
+class PreconditionFailedError(CoreError):
+    """The operation conflicts with what is stored: a duplicate, or something still in use that must be
+    released first (`detail` says how). The CLI exits with 10."""

@@ -10,7 +10,9 @@ from typing import Protocol, Self
 
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Contact
+from ctms_core.domain.erasure import ErasureRecord
 from ctms_core.domain.lookup import LookupCriteria
+from ctms_core.domain.permissions import Permission, Role
 from ctms_core.domain.updates import Cursor
 
 
@@ -75,11 +77,66 @@ class ApiClientRepository(Protocol):
         ...
 
 
+class RoleRepository(Protocol):
+    """Roles, permissions and who holds them. Names are unique; removing a role or a permission
+    removes its grants. Reads fill `Role.permissions`, `Role.clients` and `Permission.roles`."""
+
+    async def get_role(self, name: str) -> Role | None: ...
+
+    async def list_roles(self) -> list[Role]:
+        """Every role, by name in code-point order."""
+        ...
+
+    async def add_role(self, name: str, description: str | None) -> None:
+        """Insert; raise `UniqueConstraintViolation(["name"])` when the name is taken."""
+        ...
+
+    async def delete_role(self, name: str) -> None: ...
+
+    async def get_permission(self, name: str) -> Permission | None: ...
+
+    async def list_permissions(self) -> list[Permission]:
+        """Every permission, by name in code-point order."""
+        ...
+
+    async def add_permission(self, name: str, description: str | None) -> None:
+        """Insert; raise `UniqueConstraintViolation(["name"])` when the name is taken."""
+        ...
+
+    async def delete_permission(self, name: str) -> None: ...
+
+    async def grant_permission(self, role: str, permission: str) -> None:
+        """Link an existing role and permission (the caller checks both exist and are not linked)."""
+        ...
+
+    async def revoke_permission(self, role: str, permission: str) -> None: ...
+
+    async def grant_role(self, client_id: str, role: str) -> None:
+        """Link an existing client and role (the caller checks both exist and are not linked)."""
+        ...
+
+    async def revoke_role(self, client_id: str, role: str) -> None: ...
+
+
+class ErasureAuditRepository(Protocol):
+    """The append-only trail of erased contacts."""
+
+    async def add(self, record: ErasureRecord) -> None: ...
+
+    async def list(
+        self, *, since: datetime | None = None, email_hash: str | None = None
+    ) -> list[ErasureRecord]:
+        """Records erased at or after `since` (and with that hash), oldest first, with their ids."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `async with` block without `commit()` rolls everything back."""
 
     contacts: ContactRepository
     api_clients: ApiClientRepository
+    roles: RoleRepository
+    erasures: ErasureAuditRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,6 +13,7 @@ from ctms_core.domain.errors import (
     ClientDisabledError,
     TokenRequestRejectedError,
 )
+from ctms_core.domain.permissions import ensure_permitted
 from ctms_core.ports.clock import Clock
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.ports.security import InvalidTokenError, PasswordHasher, TokenCodec
@@ -41,12 +42,15 @@ class AuthService:
         tokens: TokenCodec,
         clock: Clock,
         token_lifetime: timedelta,
+        *,
+        enforce_permissions: bool = False,
     ) -> None:
         self._uow_factory = uow_factory
         self._hasher = hasher
         self._tokens = tokens
         self._clock = clock
         self._token_lifetime = token_lifetime
+        self._enforce_permissions = enforce_permissions
 
     async def issue_token(self, client_id: str | None, client_secret: str | None) -> IssuedToken:
         """POST /token: exchange client credentials for an HS256 access token.
@@ -96,7 +100,8 @@ class AuthService:
         changed (secret rotated, client disabled) is revoked → 401 "Token revoked"; a v3 token without `iat`
         counts as issued at `exp - lifetime`. `iat` has whole-second precision, so the comparison is made at
         whole seconds (a token minted in the same second as a rotation stays valid).
-        Access is recorded in `last_access` at most once a minute per client.
+        Access is recorded in `last_access` at most once a minute per client. The client comes with its
+        roles and permissions (read with it, in the same query) for `authorize`.
         """
         now = self._clock.now()
         try:
@@ -122,3 +127,9 @@ class AuthService:
                 await uow.api_clients.record_access(client.client_id, now)
                 await uow.commit()
         return client
+
+    def authorize(self, client: ApiClient, required: Sequence[str]) -> None:
+        """Refuse (`PermissionDeniedError`, 403) a client that may not run an operation needing any of
+        `required`; the rule is `ctms_core.domain.permissions.is_permitted`, with permissions enforced
+        on clients without roles when the deployment says so (`CTMS_ENFORCE_PERMISSIONS`)."""
+        ensure_permitted(client, required, enforce=self._enforce_permissions)

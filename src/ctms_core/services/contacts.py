@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from ctms_core.domain.contact import (
     is_default_group,
     sort_by_name,
 )
+from ctms_core.domain.erasure import ErasureRecord, erasure_hash
 from ctms_core.domain.errors import (
     ContactConflictError,
     ContactNotFoundError,
@@ -164,14 +166,25 @@ def _items_from_changes(
 
 
 class ContactService:
-    """Create, replace, patch, delete and read contacts."""
+    """Create, replace, patch, delete and read contacts.
+
+    `erasure_salt` keys the hashes of erased addresses in the audit trail (`derive_erasure_salt`); every
+    process of a deployment must use the same one for the hashes to be comparable. Without it a random
+    salt is drawn, so hashes are still no PII but cannot be matched later (tests, throwaway embeddings).
+    """
 
     def __init__(
-        self, uow_factory: Callable[[], UnitOfWork], clock: Clock, ids: IdGenerator
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        clock: Clock,
+        ids: IdGenerator,
+        *,
+        erasure_salt: bytes | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
         self._ids = ids
+        self._erasure_salt = erasure_salt or secrets.token_bytes(32)
 
     async def get(self, email_id: uuid.UUID) -> Contact:
         """The contact with this id, or `ContactNotFoundError`."""
@@ -313,15 +326,29 @@ class ContactService:
             await uow.commit()
         return ContactWriteResult(contact, created=False, legacy_waitlists_used=translation.used)
 
-    async def delete(self, primary_email: str) -> list[Identity]:
-        """DELETE /ctms/{primary_email} (R§2.8): erase every contact whose primary e-mail matches
-        ignoring case, with all its rows; returns their identities as they were."""
+    async def delete(self, primary_email: str, *, erased_by: str | None = None) -> list[Identity]:
+        """DELETE /ctms/{primary_email} and `ctms delete-bulk` (R§2.8, SPEC §7): erase every contact whose
+        primary e-mail matches ignoring case, with all its rows; returns their identities as they were.
+
+        Each erased contact leaves an audit record in the same transaction: the time, `erased_by` (the
+        API client, None for the command line), its `email_id` and the salted hash of its address —
+        never the address itself. (Queueing the erasure for Acoustic comes with the sync feature.)
+        """
         async with self._uow_factory() as uow:
             contacts = await uow.contacts.find_by_primary_email(primary_email)
             if not contacts:
                 raise EmailNotFoundError(primary_email)
+            now = self._clock.now()
             for contact in contacts:
                 await uow.contacts.delete(contact.email_id)
+                await uow.erasures.add(
+                    ErasureRecord(
+                        erased_at=now,
+                        client_id=erased_by,
+                        email_id=contact.email_id,
+                        email_hash=erasure_hash(contact.email.primary_email, self._erasure_salt),
+                    )
+                )
             await uow.commit()
         return [identity_of(contact) for contact in contacts]
 

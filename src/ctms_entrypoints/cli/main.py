@@ -11,14 +11,26 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from ctms_core.domain.errors import BadRequestError, NotFoundError
+from ctms_core.domain.api_client import ApiClient
+from ctms_core.domain.contact import Identity
+from ctms_core.domain.erasure import ErasureRecord
+from ctms_core.domain.errors import (
+    BadRequestError,
+    CoreError,
+    EmailNotFoundError,
+    NotFoundError,
+    PreconditionFailedError,
+)
+from ctms_core.domain.permissions import Permission, Role
 from ctms_core.services.api_clients import ApiClientExistsError, ClientCredentials
-from ctms_entrypoints.container import Container, build_container
+from ctms_entrypoints.container import Container, MissingConfigurationError, build_container
 from ctms_entrypoints.http.app import load_version_document
 from ctms_entrypoints.observability.setup import set_up_observability
 from ctms_entrypoints.runtime import (
@@ -67,12 +79,27 @@ def _admin(work: Callable[[Container], Coroutine[Any, Any, T]]) -> T:
     with database_runtime(_settings()) as runtime:
         try:
             return _run_with_container(runtime, work)
-        except ApiClientExistsError as error:
+        except (ApiClientExistsError, PreconditionFailedError) as error:
             _fail(error.detail, EXIT_CONFLICT)
         except NotFoundError as error:
             _fail(error.detail, EXIT_NOT_FOUND)
         except BadRequestError as error:
             _fail(error.detail, 2)
+        except MissingConfigurationError as error:
+            _fail(str(error))
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    """Whether to go on with a destructive command: `--yes`, or the operator says so. Declining prints
+    `Operation cancelled.` (and the command exits 0, R§10.2 item 7)."""
+    if yes or click.confirm(question, default=False):
+        return True
+    click.echo("Operation cancelled.")
+    return False
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "Never"
 
 
 def _print_credentials(
@@ -329,6 +356,336 @@ def clients_list(as_json: bool) -> None:
             click.echo(f"- {client.client_id} ({client.email}) - Enabled | Last Access: {last}")
         else:
             click.echo(f"- {client.client_id} ({client.email}) - Disabled")
+
+
+@clients.command("show")
+@click.argument("name")
+def clients_show(name: str) -> None:
+    """Show an API client and its roles."""
+
+    async def work(container: Container) -> ApiClient:
+        return await container.api_client_service().get(name)
+
+    client = _admin(work)
+    click.echo(f"Client ID: {client.client_id}")
+    click.echo(f"Email: {client.email}")
+    click.echo(f"Enabled: {'Yes' if client.enabled else 'No'}")
+    click.echo(f"Last Access: {_when(client.last_access)}")
+    if client.roles:
+        click.echo("Roles:")
+        for role in client.roles:
+            click.echo(f"- {role}")
+    else:
+        click.echo("No roles assigned.")
+
+
+@clients.command("grant")
+@click.argument("name")
+@click.argument("role")
+def clients_grant(name: str, role: str) -> None:
+    """Give an API client a role."""
+
+    async def work(container: Container) -> bool:
+        return await container.access_control_service().grant_role(name, role)
+
+    if _admin(work):
+        click.echo(f"✅ Granted role '{role}' to API client '{name}'.")
+    else:
+        click.echo(f"API client '{name}' already has role '{role}'.")
+
+
+@clients.command("revoke")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.argument("name")
+@click.argument("role")
+def clients_revoke(yes: bool, name: str, role: str) -> None:
+    """Take a role away from an API client."""
+    if not _confirm(f"Revoke role '{role}' from API client '{name}'?", yes):
+        return
+
+    async def work(container: Container) -> None:
+        await container.access_control_service().revoke_role(name, role)
+
+    _admin(work)
+    click.echo(f"✅ Revoked role '{role}' from API client '{name}'.")
+
+
+# --- roles and permissions -------------------------------------------------------------------------
+
+
+@cli.group()
+def roles() -> None:
+    """Roles: named groups of permissions, granted to API clients."""
+
+
+@roles.command("list")
+def roles_list() -> None:
+    """List roles."""
+
+    async def work(container: Container) -> list[Role]:
+        return await container.access_control_service().list_roles()
+
+    listed = _admin(work)
+    if not listed:
+        click.echo("No roles found.")
+        return
+    click.echo("Roles:")
+    for role in listed:
+        described = f": {role.description}" if role.description else ""
+        click.echo(f"- {role.name}{described}")
+
+
+@roles.command("show")
+@click.argument("role")
+def roles_show(role: str) -> None:
+    """Show a role, its permissions and the clients holding it."""
+
+    async def work(container: Container) -> Role:
+        return await container.access_control_service().get_role(role)
+
+    found = _admin(work)
+    click.echo(f"Role: {found.name}")
+    if found.description:
+        click.echo(f"Description: {found.description}")
+    _echo_list("Permissions:", found.permissions, "No permissions granted.")
+    _echo_list("API clients:", found.clients, "No API clients assigned.")
+
+
+def _echo_list(title: str, names: Iterable[str], empty: str) -> None:
+    names = list(names)
+    if not names:
+        click.echo(empty)
+        return
+    click.echo(title)
+    for name in names:
+        click.echo(f"- {name}")
+
+
+@roles.command("create")
+@click.argument("role")
+@click.argument("description", required=False)
+def roles_create(role: str, description: str | None) -> None:
+    """Create a role."""
+
+    async def work(container: Container) -> None:
+        await container.access_control_service().create_role(role, description)
+
+    _admin(work)
+    click.echo(f"✅ Created role '{role}'.")
+
+
+@roles.command("delete")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.argument("role")
+def roles_delete(yes: bool, role: str) -> None:
+    """Delete a role that no client holds and that grants no permission."""
+    if not _confirm(f"Delete role '{role}'?", yes):
+        return
+
+    async def work(container: Container) -> None:
+        await container.access_control_service().delete_role(role)
+
+    _admin(work)
+    click.echo(f"✅ Deleted role '{role}'.")
+
+
+@roles.command("grant")
+@click.argument("role")
+@click.argument("permission")
+def roles_grant(role: str, permission: str) -> None:
+    """Give a role a permission."""
+
+    async def work(container: Container) -> None:
+        await container.access_control_service().grant_permission(role, permission)
+
+    _admin(work)
+    click.echo(f"✅ Granted permission '{permission}' to role '{role}'.")
+
+
+@roles.command("revoke")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.argument("role")
+@click.argument("permission")
+def roles_revoke(yes: bool, role: str, permission: str) -> None:
+    """Take a permission away from a role."""
+    if not _confirm(f"Revoke permission '{permission}' from role '{role}'?", yes):
+        return
+
+    async def work(container: Container) -> None:
+        await container.access_control_service().revoke_permission(role, permission)
+
+    _admin(work)
+    click.echo(f"✅ Revoked permission '{permission}' from role '{role}'.")
+
+
+@cli.group()
+def permissions() -> None:
+    """Permissions: what an operation requires (contacts:read, contacts:write, ...)."""
+
+
+@permissions.command("list")
+def permissions_list() -> None:
+    """List permissions."""
+
+    async def work(container: Container) -> list[Permission]:
+        return await container.access_control_service().list_permissions()
+
+    listed = _admin(work)
+    if not listed:
+        click.echo("No permissions found.")
+        return
+    click.echo("Permissions:")
+    for permission in listed:
+        described = f": {permission.description}" if permission.description else ""
+        click.echo(f"- {permission.name}{described}")
+
+
+@permissions.command("create")
+@click.argument("name")
+@click.argument("description", required=False)
+def permissions_create(name: str, description: str | None) -> None:
+    """Create a permission."""
+
+    async def work(container: Container) -> None:
+        await container.access_control_service().create_permission(name, description)
+
+    _admin(work)
+    click.echo(f"✅ Created permission '{name}'.")
+
+
+@permissions.command("delete")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.argument("name")
+def permissions_delete(yes: bool, name: str) -> None:
+    """Delete a permission that no role grants."""
+    if not _confirm(f"Delete permission '{name}'?", yes):
+        return
+
+    async def work(container: Container) -> None:
+        await container.access_control_service().delete_permission(name)
+
+    _admin(work)
+    click.echo(f"✅ Deleted permission '{name}'.")
+
+
+# --- erasure ---------------------------------------------------------------------------------------
+
+PROGRESS_EVERY = 100
+
+
+def _addresses(emails: Iterable[str], email_file: Path | None) -> list[str]:
+    """File lines (right-stripped, blank lines skipped), then `--email` values (R§9.2)."""
+    addresses: list[str] = []
+    if email_file is not None:
+        with email_file.open(encoding="utf-8") as lines:
+            addresses.extend(line.rstrip() for line in lines if line.strip())
+    addresses.extend(emails)
+    return addresses
+
+
+def _deleted_line(address: str, identity: Identity) -> str:
+    line = f"DELETING {address} (ctms id: {identity.email_id})."
+    if identity.fxa_id:
+        line += " fxa: YES."
+    if identity.mofo_contact_id:
+        line += " mofo: YES."
+    return line
+
+
+@cli.command("delete-bulk")
+@click.option("--email", "emails", multiple=True, help="An address to erase (repeatable).")
+@click.option(
+    "--email-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file of addresses to erase, one per line.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def delete_bulk(emails: tuple[str, ...], email_file: Path | None, yes: bool) -> None:
+    """Erase contacts by primary e-mail, as DELETE /ctms/{primary_email} does (with an audit record
+    per erased contact). Exits 0 whatever was found."""
+    addresses = _addresses(emails, email_file)
+    if not addresses:
+        raise click.UsageError("Give --email and/or --email-file.")
+    if not _confirm(f"Erase the contacts of {len(addresses)} address(es)?", yes):
+        return
+
+    async def work(container: Container) -> tuple[int, int]:
+        service = container.contact_service()
+        deleted = missing = 0
+        for number, address in enumerate(addresses, start=1):
+            try:
+                identities = await service.delete(address)
+            except EmailNotFoundError:
+                missing += 1
+                click.echo(f"{address} not found in CTMS")
+            except CoreError as error:
+                click.echo(f"{address}: {error.detail}", err=True)
+            else:
+                deleted += len(identities)
+                for identity in identities:
+                    click.echo(_deleted_line(address, identity))
+            if number % PROGRESS_EVERY == 0 and number < len(addresses):
+                click.echo(f"... {number} of {len(addresses)} addresses done", err=True)
+        return deleted, missing
+
+    deleted, missing = _admin(work)
+    click.echo(f"Deleted {deleted} contacts; {missing} addresses not found.")
+
+
+@cli.group()
+def audit() -> None:
+    """Audit trails."""
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected an ISO 8601 date or time, got {value!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@audit.command("erasures")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option(
+    "--since",
+    callback=_since,
+    help="Only erasures at or after this ISO 8601 time (UTC unless it says).",
+)
+@click.option("--email", default=None, help="Only erasures of this address (compared by hash).")
+def audit_erasures(as_json: bool, since: datetime | None, email: str | None) -> None:
+    """List erased contacts: when, by which API client, email_id and the salted address hash."""
+
+    async def work(container: Container) -> list[ErasureRecord]:
+        return await container.erasure_audit_service().list(since=since, primary_email=email)
+
+    records = _admin(work)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "erased_at": record.erased_at.isoformat(),
+                        "client_id": record.client_id,
+                        "email_id": str(record.email_id),
+                        "email_hash": record.email_hash,
+                    }
+                    for record in records
+                ]
+            )
+        )
+        return
+    if not records:
+        click.echo("No erasures found.")
+        return
+    click.echo("Erasures:")
+    for record in records:
+        click.echo(
+            f"- {record.erased_at.isoformat()} by {record.client_id or '(command line)'}: "
+            f"email_id {record.email_id}, email_hash {record.email_hash}"
+        )
 
 
 def main() -> None:

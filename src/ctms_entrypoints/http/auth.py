@@ -2,13 +2,15 @@
 
 Handlers call `authenticate` themselves, at the point v3.3 did it: after the body was decoded (malformed
 JSON is a 422 even for anonymous callers) and before anything else is validated (missing credentials beat
-an invalid body: 401).
+an invalid body: 401). Each handler names the permissions its operation needs (any one of them suffices),
+checked once the client is known, so 401/400 come before 403 (R§10.2 item 6).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -29,13 +31,15 @@ def _scheme_and_credentials(header: str | None) -> tuple[str, str]:
 
 
 async def authenticate(
-    connection: ASGIConnection[Any, Any, Any, Any], auth: AuthService
+    connection: ASGIConnection[Any, Any, Any, Any], auth: AuthService, required: Sequence[str]
 ) -> ApiClient:
-    """The enabled API client behind the request's bearer token.
+    """The enabled API client behind the request's bearer token, permitted to run an operation needing
+    any of `required`.
 
     Raises `NotAuthenticatedError` without a bearer `Authorization` header, `AuthenticationError` for a
-    bad token and `ClientDisabledError` for a disabled client. Records `client_allowed`, `client_id` and
-    `auth_fail` for the access log.
+    bad token, `ClientDisabledError` for a disabled client and `PermissionDeniedError` (403) for a
+    client without the permission. Records `client_allowed`, `client_id` and `auth_fail` for the access
+    log.
     """
     header = connection.headers.get("authorization")
     scheme, token = _scheme_and_credentials(header)
@@ -56,6 +60,7 @@ async def authenticate(
         raise
     fields["client_id"] = fields["api_client_id"] = client.client_id
     fields["client_allowed"] = True
+    auth.authorize(client, required)
     return client
 
 

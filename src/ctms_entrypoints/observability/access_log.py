@@ -15,7 +15,13 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
-from ctms_adapters.logging import log_event, redact_headers, redact_query
+from ctms_adapters.logging import (
+    log_event,
+    redact_headers,
+    redact_path,
+    redact_path_value,
+    redact_query,
+)
 from ctms_entrypoints.observability.metrics import Metrics
 
 __all__ = [
@@ -217,14 +223,18 @@ class AccessLogMiddleware:
         fields: dict[str, Any] = {
             "client_host": client[0] if client else None,
             "method": scope["method"],
-            "path": scope["path"],
+            "path": redact_path(scope["path"]),
         }
         if path_template:
             fields["path_template"] = path_template
         path_params = context.get(ContextKey.PATH_PARAMS) or scope.get("path_params")
         if path_params:
             fields["path_params"] = {
-                name: value if isinstance(value, _JSON_SCALARS) else str(value)
+                name: redact_path_value(value)
+                if isinstance(value, str)
+                else value
+                if isinstance(value, _JSON_SCALARS)
+                else str(value)
                 for name, value in path_params.items()
             }
         fields["rid"] = rid
@@ -250,6 +260,7 @@ class AccessLogMiddleware:
         client_id = context.get(ContextKey.CLIENT_ID) or "-"
         http_version = scope.get("http_version", "1.1")
         return (
-            f"{host}:{port} {client_id} '{scope['method']} {scope['path']} HTTP/{http_version}'"
+            f"{host}:{port} {client_id} '{scope['method']} {redact_path(scope['path'])} "
+            f"HTTP/{http_version}'"
             f" {status_code}"
         )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ctms_adapters.security import JwtTokenCodec
-from tests.unit.http.conftest import Api
+from tests.http_harness import Api
 
 GRANT_TYPE_ITEM = {
     "loc": ["body", "grant_type"],

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.http_harness import Api, RunApi, make_settings
 from tests.samples import sample, sample_names
-from tests.unit.http.conftest import Api, RegisteredClients, make_settings, running_api
 
 # What Basket leaves out when it sends a contact it read back: the computed legacy fields and `status`.
 PUT_SKIPS = ("vpn_waitlist", "relay_waitlist", "status")
@@ -74,7 +74,7 @@ async def test_default_sections_are_not_stored(api: Api) -> None:
     await api.create(sample("simple_default"))
     await api.create(sample("default_newsletter"))
     await api.create(sample("default_waitlist"))
-    stored = {str(c.email_id): c for c in api.store.contacts.values()}
+    stored = {str(email_id): c for email_id, c in (await api.stored_contacts()).items()}
     assert stored["4f98b303-8863-421f-95d3-847cd4d83c9f"].amo is None
     assert stored["dd2bc52c-49e4-4df9-95a8-197d3a7794cd"].newsletters == ()
     assert stored["0a6ecca3-d007-4bd4-b596-c09da94f0fef"].waitlists == ()
@@ -114,7 +114,7 @@ async def test_other_id_with_a_taken_identifier_is_409_naming_it(
     response = await api.post("/ctms", json=other)
     assert response.status_code == 409
     assert response.json() == {"detail": "Contact already exists", "conflicts": [field]}
-    assert len(api.store.contacts) == 1
+    assert len(await api.stored_contacts()) == 1
 
 
 async def test_malformed_json_is_422_even_without_credentials(api: Api) -> None:
@@ -272,9 +272,9 @@ async def test_creating_a_traced_contact_logs_trace_and_the_body(api: Api) -> No
 
 
 async def test_oversized_body_is_413_before_authentication(
-    registered_clients: RegisteredClients,
+    running_api: RunApi,
 ) -> None:
-    async with running_api(registered_clients, make_settings(max_body_bytes=300)) as small:
+    async with running_api(make_settings(max_body_bytes=300)) as small:
         response = await small.post("/ctms", json=sample("maximal"), headers={})
         assert response.status_code == 413
         assert response.json() == {"detail": "Request Entity Too Large"}
@@ -316,7 +316,7 @@ async def test_put_without_an_email_id_in_the_body_is_422_and_stores_nothing(
     response = await api.put(url, json=body)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "email", "email_id"]
-    assert api.store.contacts == {}
+    assert await api.stored_contacts() == {}
 
 
 async def test_put_reports_path_and_body_problems_together(api: Api) -> None:

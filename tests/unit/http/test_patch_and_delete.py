@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 
+from tests.http_harness import Api
 from tests.samples import sample
-from tests.unit.http.conftest import Api
 
 MINIMAL_ID = "93db83d4-4119-4e0c-af87-a713786fa81d"
 MAXIMAL_ID = "67e52c77-950f-4f28-accb-bb3ea1a2c51a"
@@ -253,7 +252,7 @@ async def test_delete_returns_a_group_to_its_defaults(api: Api, group: str) -> N
     after = await patched(api, MAXIMAL_ID, {group: "DELETE"})
     minimal = await patched(api, MINIMAL_ID, {group: "DELETE"})
     assert after[group] == minimal[group]
-    assert getattr(api.store.contacts[uuid.UUID(MAXIMAL_ID)], group) is None
+    assert getattr(await api.stored(MAXIMAL_ID), group) is None
 
 
 async def test_invalid_waitlist_item_is_422_at_its_location(api: Api) -> None:

@@ -6,13 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self, cast
 
 import pytest
 
-from ctms_adapters.memory import InMemoryStore, InMemoryUnitOfWork
+from ctms_core.ports.repositories import (
+    ApiClientRepository,
+    ContactRepository,
+    ErasureAuditRepository,
+    RoleRepository,
+    UnitOfWork,
+)
+from tests.http_harness import Api, RunApi, make_settings
 from tests.samples import sample
-from tests.unit.http.conftest import Api, RegisteredClients, make_settings, running_api
 
 REPOSITORY_VERSION = json.loads((Path(__file__).parents[3] / "version.json").read_text())
 
@@ -35,22 +42,20 @@ async def test_version_is_the_repository_version_json(api: Api) -> None:
     assert response.json() == REPOSITORY_VERSION
 
 
-async def test_version_reads_the_configured_file(
-    registered_clients: RegisteredClients, tmp_path: Path
-) -> None:
+async def test_version_reads_the_configured_file(running_api: RunApi, tmp_path: Path) -> None:
     version_file = tmp_path / "version.json"
     version_file.write_text('{"commit": "abc", "version": "v9.9.9"}')
     settings = make_settings(version_file=version_file)
-    async with running_api(registered_clients, settings) as custom:
+    async with running_api(settings) as custom:
         response = await custom.get("/__version__", headers={})
     assert response.json() == {"commit": "abc", "version": "v9.9.9"}
 
 
 async def test_version_without_a_file_is_an_empty_object(
-    registered_clients: RegisteredClients, tmp_path: Path
+    running_api: RunApi, tmp_path: Path
 ) -> None:
     settings = make_settings(version_file=tmp_path / "missing.json")
-    async with running_api(registered_clients, settings) as custom:
+    async with running_api(settings) as custom:
         response = await custom.get("/__version__", headers={})
     assert response.status_code == 200
     assert response.json() == {}
@@ -77,7 +82,7 @@ async def test_heartbeat_reports_the_database_round_trip(api: Api) -> None:
 
 
 async def test_heartbeat_is_503_when_the_database_is_down(api: Api) -> None:
-    api.database_health.up = False
+    api.database_down()
     response = await api.get("/__heartbeat__", headers={})
     assert response.status_code == 503
     assert response.json()["database"]["up"] is False
@@ -101,21 +106,19 @@ class SlowDatabaseHealth:
 
 
 async def test_heartbeat_time_is_the_measured_round_trip_in_milliseconds(
-    registered_clients: RegisteredClients,
+    running_api: RunApi,
 ) -> None:
-    async with running_api(registered_clients, database_health=SlowDatabaseHealth(0.03)) as slow:
+    async with running_api(database_health=SlowDatabaseHealth(0.03)) as slow:
         response = await slow.get("/__heartbeat__", headers={})
     assert response.status_code == 200
     assert 30 <= response.json()["database"]["time_ms"] < 1000
 
 
 async def test_heartbeat_of_a_hanging_database_is_503_within_the_timeout(
-    registered_clients: RegisteredClients,
+    running_api: RunApi,
 ) -> None:
     settings = make_settings(db_pool_timeout_in_seconds=1)
-    async with running_api(
-        registered_clients, settings, database_health=SlowDatabaseHealth(None)
-    ) as hanging:
+    async with running_api(settings, database_health=SlowDatabaseHealth(None)) as hanging:
         response = await asyncio.wait_for(hanging.get("/__heartbeat__", headers={}), timeout=5)
     assert response.status_code == 503
     assert response.json()["database"]["up"] is False
@@ -130,7 +133,7 @@ async def test_heartbeats_answer_head_without_a_body(api: Api, path: str) -> Non
 
 
 async def test_lbheartbeat_is_ok_without_the_database(api: Api) -> None:
-    api.database_health.up = False
+    api.database_down()
     response = await api.get("/__lbheartbeat__", headers={})
     assert response.status_code == 200
     assert response.json() == {"status": "OK"}
@@ -203,15 +206,46 @@ class UnreachableContacts:
         return fail
 
 
-class ContactsUnreachableUnitOfWork(InMemoryUnitOfWork):
-    def __init__(self, store: InMemoryStore, error: Exception) -> None:
-        super().__init__(store)
+class ContactsUnreachableUnitOfWork:
+    """The storage's unit of work with its contact repository failing with `error` (the others work)."""
+
+    contacts: ContactRepository
+    api_clients: ApiClientRepository
+    roles: RoleRepository
+    erasures: ErasureAuditRepository
+
+    def __init__(self, inner: UnitOfWork, error: Exception) -> None:
+        self.inner = inner
         self.error = error
 
-    async def __aenter__(self) -> ContactsUnreachableUnitOfWork:
-        await super().__aenter__()
-        self.contacts = UnreachableContacts(self.error)  # type: ignore[assignment]
+    async def __aenter__(self) -> Self:
+        await self.inner.__aenter__()
+        self.api_clients = self.inner.api_clients
+        self.roles = self.inner.roles
+        self.erasures = self.inner.erasures
+        self.contacts = cast(ContactRepository, UnreachableContacts(self.error))
         return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.inner.__aexit__(exc_type, exc, traceback)
+
+    async def commit(self) -> None:
+        await self.inner.commit()
+
+    async def rollback(self) -> None:
+        await self.inner.rollback()
+
+
+class UnreachableUnitOfWork(ContactsUnreachableUnitOfWork):
+    """A unit of work that cannot even be opened: the database is down."""
+
+    async def __aenter__(self) -> Self:
+        raise self.error
 
 
 @pytest.mark.parametrize(
@@ -223,13 +257,10 @@ class ContactsUnreachableUnitOfWork(InMemoryUnitOfWork):
     ],
 )
 async def test_unreachable_database_during_a_request_is_503(
-    registered_clients: RegisteredClients, error: Exception
+    running_api: RunApi, error: Exception
 ) -> None:
-    store = InMemoryStore()
     async with running_api(
-        registered_clients,
-        store=store,
-        uow_factory=lambda: ContactsUnreachableUnitOfWork(store, error),
+        wrap_uow=lambda inner: ContactsUnreachableUnitOfWork(inner, error)
     ) as broken:
         response = await broken.get("/ctms/67e52c77-950f-4f28-accb-bb3ea1a2c51a")
         assert response.status_code == 503
@@ -239,32 +270,18 @@ async def test_unreachable_database_during_a_request_is_503(
         assert created.status_code == 503
 
 
-async def test_unreachable_database_during_authentication_is_503(
-    registered_clients: RegisteredClients,
-) -> None:
-    async def unreachable() -> None:
-        raise ConnectionError("down")
-
-    class Unreachable(InMemoryUnitOfWork):
-        async def __aenter__(self) -> Unreachable:
-            await unreachable()
-            return self
-
-    store = InMemoryStore()
+async def test_unreachable_database_during_authentication_is_503(running_api: RunApi) -> None:
     async with running_api(
-        registered_clients, store=store, uow_factory=lambda: Unreachable(store)
+        wrap_uow=lambda inner: UnreachableUnitOfWork(inner, ConnectionError("down"))
     ) as broken:
         response = await broken.get("/identity/67e52c77-950f-4f28-accb-bb3ea1a2c51a")
     assert response.status_code == 503
     assert broken.log_fields()["client_id"] == "id_test"
 
 
-async def test_unexpected_error_is_a_json_500(registered_clients: RegisteredClients) -> None:
-    store = InMemoryStore()
+async def test_unexpected_error_is_a_json_500(running_api: RunApi) -> None:
     async with running_api(
-        registered_clients,
-        store=store,
-        uow_factory=lambda: ContactsUnreachableUnitOfWork(store, KeyError("bug")),
+        wrap_uow=lambda inner: ContactsUnreachableUnitOfWork(inner, KeyError("bug"))
     ) as broken:
         response = await broken.get("/ctms/67e52c77-950f-4f28-accb-bb3ea1a2c51a")
     assert response.status_code == 500
@@ -272,9 +289,9 @@ async def test_unexpected_error_is_a_json_500(registered_clients: RegisteredClie
 
 
 async def test_oversized_body_announced_by_content_length_is_413(
-    registered_clients: RegisteredClients,
+    running_api: RunApi,
 ) -> None:
-    async with running_api(registered_clients, make_settings(max_body_bytes=1000)) as small:
+    async with running_api(make_settings(max_body_bytes=1000)) as small:
         response = await small.post("/ctms", content=b"{" + b" " * 2000 + b"}")
         assert response.status_code == 413
         assert response.json() == {"detail": "Request Entity Too Large"}

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from msgspec.structs import replace
 
+from tests.builders import contact_from_body
+from tests.http_harness import Api
 from tests.samples import sample
-from tests.unit.http.conftest import Api
 
 MAXIMAL_ID = "67e52c77-950f-4f28-accb-bb3ea1a2c51a"
 CREATED = datetime(2010, 1, 1, 8, 4, tzinfo=UTC)
@@ -191,19 +192,21 @@ MAXIMAL_BODY: dict[str, Any] = {
 }
 
 
-def seed_maximal(api: Api) -> None:
-    contact = api.seed(sample("maximal"), at=UPDATED)
+async def seed_maximal(api: Api) -> None:
+    contact = contact_from_body(sample("maximal"), at=UPDATED)
     assert contact.amo is not None
-    api.store.contacts[contact.email_id] = replace(
-        contact,
-        email=replace(contact.email, create_timestamp=CREATED),
-        amo=replace(
-            contact.amo,
-            create_timestamp=datetime(2017, 5, 12, 15, 16, tzinfo=UTC),
-            update_timestamp=datetime(2020, 1, 27, 14, 25, 43, tzinfo=UTC),
-        ),
-        newsletters=tuple(replace(n, create_timestamp=CREATED) for n in contact.newsletters),
-        waitlists=tuple(replace(w, create_timestamp=CREATED) for w in contact.waitlists),
+    await api.seed_contact(
+        replace(
+            contact,
+            email=replace(contact.email, create_timestamp=CREATED),
+            amo=replace(
+                contact.amo,
+                create_timestamp=datetime(2017, 5, 12, 15, 16, tzinfo=UTC),
+                update_timestamp=datetime(2020, 1, 27, 14, 25, 43, tzinfo=UTC),
+            ),
+            newsletters=tuple(replace(n, create_timestamp=CREATED) for n in contact.newsletters),
+            waitlists=tuple(replace(w, create_timestamp=CREATED) for w in contact.waitlists),
+        )
     )
 
 
@@ -211,7 +214,7 @@ def seed_maximal(api: Api) -> None:
 
 
 async def test_maximal_contact_reads_exactly_as_v3_in_key_order(api: Api) -> None:
-    seed_maximal(api)
+    await seed_maximal(api)
     response = await api.get(f"/ctms/{MAXIMAL_ID}")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -226,7 +229,7 @@ async def test_maximal_contact_reads_exactly_as_v3_in_key_order(api: Api) -> Non
 
 
 async def test_contact_without_satellites_reads_with_default_objects(api: Api) -> None:
-    contact = api.seed(
+    contact = await api.seed(
         {
             "email": {
                 "email_id": "62d8d3c6-95f3-4ed6-b176-7f69acff22f6",
@@ -286,7 +289,7 @@ async def test_email_id_that_is_not_a_uuid_is_422_at_the_path(api: Api) -> None:
 
 
 async def test_upper_case_email_id_in_the_path_reads_the_contact(api: Api) -> None:
-    seed_maximal(api)
+    await seed_maximal(api)
     response = await api.get(f"/ctms/{MAXIMAL_ID.upper()}")
     assert response.status_code == 200
     assert response.json()["email"]["email_id"] == MAXIMAL_ID
@@ -296,7 +299,7 @@ async def test_upper_case_email_id_in_the_path_reads_the_contact(api: Api) -> No
 async def test_legacy_waitlist_without_fields_reads_as_nulls(api: Api, name: str) -> None:
     body = sample("minimal")
     body["waitlists"] = [{"name": name}]
-    contact = api.seed(body)
+    contact = await api.seed(body)
     read = await api.read(contact.email_id)
     assert read["vpn_waitlist"] == {"geo": None, "platform": None}
     assert read["relay_waitlist"] == {"geo": None}
@@ -305,7 +308,7 @@ async def test_legacy_waitlist_without_fields_reads_as_nulls(api: Api, name: str
 async def test_reading_a_traced_contact_logs_trace_without_the_body(api: Api) -> None:
     body = sample("minimal")
     body["email"]["primary_email"] = "fan+trace-me-mozilla-123@example.com"
-    contact = api.seed(body)
+    contact = await api.seed(body)
     await api.read(contact.email_id)
     fields = api.log_fields()
     assert fields["trace"] == "fan+trace-me-mozilla-123@example.com"
@@ -313,7 +316,7 @@ async def test_reading_a_traced_contact_logs_trace_without_the_body(api: Api) ->
 
 
 async def test_reading_an_ordinary_contact_logs_no_trace(api: Api) -> None:
-    seed_maximal(api)
+    await seed_maximal(api)
     await api.read(MAXIMAL_ID)
     assert "trace" not in api.log_fields()
 
@@ -339,7 +342,7 @@ MISSING_IDENTIFIERS = (
 
 @pytest.mark.parametrize(("name", "value"), IDENTIFIERS.items())
 async def test_each_alternate_identifier_finds_the_contact(api: Api, name: str, value: str) -> None:
-    seed_maximal(api)
+    await seed_maximal(api)
     response = await api.get("/ctms", params={name: value})
     assert response.status_code == 200
     expected = {key: value for key, value in MAXIMAL_BODY.items() if key != "status"}
@@ -347,7 +350,7 @@ async def test_each_alternate_identifier_finds_the_contact(api: Api, name: str, 
 
 
 async def test_amo_user_id_may_be_given_as_a_number(api: Api) -> None:
-    seed_maximal(api)
+    await seed_maximal(api)
     response = await api.get("/ctms", params={"amo_user_id": 123})
     assert [c["email"]["email_id"] for c in response.json()] == [MAXIMAL_ID]
 
@@ -357,7 +360,7 @@ UNKNOWN_UUID = "a4d3d3a5-1d3c-4c8b-a0b0-0f1e2d3c4b5a"
 
 @pytest.mark.parametrize("name", IDENTIFIERS)
 async def test_unknown_identifier_value_finds_nothing(api: Api, name: str) -> None:
-    seed_maximal(api)
+    await seed_maximal(api)
     unknown = {"email_id": UNKNOWN_UUID, "basket_token": UNKNOWN_UUID}.get(name, "nobody@x.org")
     response = await api.get("/ctms", params={name: unknown})
     assert response.status_code == 200
@@ -372,7 +375,7 @@ async def test_lookup_without_an_identifier_is_400(api: Api, query: dict[str, st
 
 
 async def test_lookup_ignores_unknown_query_keys(api: Api) -> None:
-    seed_maximal(api)
+    await seed_maximal(api)
     response = await api.get("/ctms", params={"sfdc_id": "001A000001aMozFan", "waitlist": "x"})
     assert len(response.json()) == 1
 
@@ -388,8 +391,8 @@ async def test_lookup_returns_every_contact_sharing_an_identifier(api: Api) -> N
     second = sample("example")
     second["amo"]["user_id"] = "123"
     second["newsletters"] = [{"name": "zeta"}, {"name": "Alpha"}, {"name": "beta"}]
-    api.seed(first)
-    api.seed(second)
+    await api.seed(first)
+    await api.seed(second)
     response = await api.get("/ctms", params={"amo_user_id": "123"})
     found = {c["email"]["email_id"]: c for c in response.json()}
     assert set(found) == {MAXIMAL_ID, "332de237-cab7-4461-bcc3-48e68f42bd5c"}

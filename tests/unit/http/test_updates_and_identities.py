@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.http_harness import Api
 from tests.samples import sample
-from tests.unit.http.conftest import Api
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
 CURSOR_OF_MINIMAL = (
@@ -24,7 +24,7 @@ def cursor(email_id: str, timestamp: str) -> str:
     return base64.urlsafe_b64encode(f"{email_id},{timestamp}".encode()).decode()
 
 
-def seed_three(api: Api) -> list[str]:
+async def seed_three(api: Api) -> list[str]:
     """minimal (2020-01-22 15:24), example (2021-01-28), maximal (2022-01-01); ids in that order."""
     ids = []
     for name, at in (
@@ -32,7 +32,7 @@ def seed_three(api: Api) -> list[str]:
         ("example", datetime(2021, 1, 28, 21, 26, 57, 511000, tzinfo=UTC)),
         ("maximal", datetime(2022, 1, 1, tzinfo=UTC)),
     ):
-        ids.append(str(api.seed(sample(name), at=at).email_id))
+        ids.append(str((await api.seed(sample(name), at=at)).email_id))
     return ids
 
 
@@ -102,7 +102,7 @@ async def test_valid_parameter_sets_are_200(api: Api, query: dict[str, str]) -> 
 
 
 async def test_page_after_a_cursor_holds_the_next_contact_and_a_next_link(api: Api) -> None:
-    _minimal, example, maximal = seed_three(api)
+    _minimal, example, maximal = await seed_three(api)
     response = await api.get(
         "/updates", params={"start": "2019-01-01", "limit": "1", "after": CURSOR_OF_MINIMAL}
     )
@@ -134,7 +134,7 @@ async def test_page_after_a_cursor_holds_the_next_contact_and_a_next_link(api: A
 
 
 async def test_next_link_is_url_encoded_and_keeps_every_parameter(api: Api) -> None:
-    seed_three(api)
+    await seed_three(api)
     response = await api.get(
         "/updates",
         params={
@@ -165,7 +165,7 @@ async def test_following_next_links_visits_every_contact_once_even_with_shared_t
     expected = set()
     for index in range(7):
         body = {"email": {"email_id": str(uuid.uuid4()), "primary_email": f"c{index}@example.com"}}
-        expected.add(str(api.seed(body, at=shared).email_id))
+        expected.add(str((await api.seed(body, at=shared)).email_id))
     seen: list[str] = []
     url: str | None = "/updates?" + "start=2021-01-01&limit=2"
     for _ in range(10):
@@ -181,7 +181,7 @@ async def test_following_next_links_visits_every_contact_once_even_with_shared_t
 
 
 async def test_time_bounds_include_start_and_exclude_end(api: Api) -> None:
-    minimal, example, _ = seed_three(api)
+    minimal, example, _ = await seed_three(api)
     response = await api.get(
         "/updates",
         params={"start": "2020-01-22T15:24:00+00:00", "end": "2022-01-01T00:00:00+00:00"},
@@ -191,10 +191,10 @@ async def test_time_bounds_include_start_and_exclude_end(api: Api) -> None:
 
 @pytest.mark.parametrize(("flag", "expected"), [(None, 4), ("true", 1), ("false", 3)])
 async def test_mofo_relevant_filters_contacts(api: Api, flag: str | None, expected: int) -> None:
-    seed_three(api)  # minimal and example: no mofo; maximal: relevant
+    await seed_three(api)  # minimal and example: no mofo; maximal: relevant
     not_relevant = sample("to_add")
     not_relevant["mofo"] = {"mofo_contact_id": "x", "mofo_relevant": False}
-    api.seed(not_relevant, at=datetime(2022, 2, 1, tzinfo=UTC))
+    await api.seed(not_relevant, at=datetime(2022, 2, 1, tzinfo=UTC))
     query: dict[str, Any] = {"start": "2019-01-01"}
     if flag is not None:
         query["mofo_relevant"] = flag
@@ -242,7 +242,7 @@ MINIMAL_IDENTITY = {
 async def test_identity_by_id_lists_every_identifier_in_order(
     api: Api, name: str, identity: dict[str, Any]
 ) -> None:
-    api.seed(sample(name))
+    await api.seed(sample(name))
     response = await api.get(f"/identity/{identity['email_id']}")
     assert response.status_code == 200
     assert response.json() == identity
@@ -263,16 +263,16 @@ async def test_identity_with_a_bad_id_is_422(api: Api) -> None:
 
 @pytest.mark.parametrize(("name", "value"), list(MAXIMAL_IDENTITY.items()))
 async def test_identities_by_each_identifier(api: Api, name: str, value: str) -> None:
-    api.seed(sample("maximal"))
-    api.seed(sample("minimal"))
+    await api.seed(sample("maximal"))
+    await api.seed(sample("minimal"))
     response = await api.get("/identities", params={name: value})
     assert response.status_code == 200
     assert response.json() == [MAXIMAL_IDENTITY]
 
 
 async def test_identities_combine_identifiers_with_and(api: Api) -> None:
-    api.seed(sample("maximal"))
-    api.seed(sample("minimal"))
+    await api.seed(sample("maximal"))
+    await api.seed(sample("minimal"))
     same = await api.get(
         "/identities", params={"sfdc_id": "001A000001aMozFan", "amo_user_id": "123"}
     )

@@ -17,6 +17,7 @@ from ctms_core.domain.contact import Identity
 from ctms_core.domain.errors import ContactConflictError, FieldError
 from ctms_core.domain.inputs import parse_contact_input, parse_contact_patch
 from ctms_core.domain.lookup import parse_lookup_criteria
+from ctms_core.domain.permissions import CONTACTS_DELETE, CONTACTS_READ, CONTACTS_WRITE
 from ctms_core.domain.updates import parse_updates_query
 from ctms_entrypoints.http.auth import authenticate
 from ctms_entrypoints.http.context import record_trace
@@ -51,6 +52,11 @@ from ctms_entrypoints.http.responses import (
 
 AnyRequest = Request[Any, Any, Any]
 Api = NamedDependency[ContactsApi]
+
+# The permissions each operation needs (any one suffices).
+READ = (CONTACTS_READ,)
+WRITE = (CONTACTS_WRITE,)
+DELETE = (CONTACTS_DELETE,)
 
 
 def _optional(description: str, *, type: str = "string", **schema: Any) -> Any:
@@ -96,7 +102,7 @@ FxaPrimaryEmailQuery = Annotated[
 async def read_contact(
     request: AnyRequest, email_id: EmailIdPath, contacts_api: Api
 ) -> ASGIResponse:
-    await authenticate(request, contacts_api.auth)
+    await authenticate(request, contacts_api.auth, READ)
     contact = await contacts_api.contacts.get(require_path_uuid("email_id", email_id))
     record_trace(request, [contact.email.primary_email])
     return json_response(single_contact_body(contact))
@@ -123,7 +129,7 @@ async def lookup_contacts(
     fxa_id: FxaIdQuery = None,
     fxa_primary_email: FxaPrimaryEmailQuery = None,
 ) -> ASGIResponse:
-    await authenticate(request, contacts_api.auth)
+    await authenticate(request, contacts_api.auth, READ)
     criteria = parse_lookup_criteria(
         _given(
             email_id=email_id,
@@ -163,7 +169,7 @@ async def lookup_contacts(
 )
 async def create_contact(request: AnyRequest, contacts_api: Api) -> ASGIResponse:
     body = await read_json_body(request)
-    await authenticate(request, contacts_api.auth)
+    await authenticate(request, contacts_api.auth, WRITE)
     proposed = parse_body(
         body, lambda value: parse_contact_input(value, require_email_id=False), []
     )
@@ -200,7 +206,7 @@ async def replace_contact(
     request: AnyRequest, email_id: EmailIdPath, contacts_api: Api
 ) -> ASGIResponse:
     body = await read_json_body(request)
-    await authenticate(request, contacts_api.auth)
+    await authenticate(request, contacts_api.auth, WRITE)
     errors: list[FieldError] = []
     path_id = path_uuid("email_id", email_id, errors)
     proposed = parse_body(
@@ -229,7 +235,7 @@ async def patch_contact(
     request: AnyRequest, email_id: EmailIdPath, contacts_api: Api
 ) -> ASGIResponse:
     body = await read_json_body(request)
-    await authenticate(request, contacts_api.auth)
+    await authenticate(request, contacts_api.auth, WRITE)
     errors: list[FieldError] = []
     path_id = path_uuid("email_id", email_id, errors)
     changes = parse_body(body, parse_contact_patch, errors)
@@ -258,8 +264,10 @@ async def delete_contact(
     primary_email: Annotated[str, Parameter(description="The primary e-mail, ignoring case")],
     contacts_api: Api,
 ) -> ASGIResponse:
-    await authenticate(request, contacts_api.auth)
-    return json_response(await contacts_api.contacts.delete(primary_email))
+    client = await authenticate(request, contacts_api.auth, DELETE)
+    record_trace(request, [primary_email])
+    deleted = await contacts_api.contacts.delete(primary_email, erased_by=client.client_id)
+    return json_response(deleted)
 
 
 @get(
@@ -298,7 +306,7 @@ async def read_updates(
         ),
     ] = None,
 ) -> ASGIResponse:
-    await authenticate(request, contacts_api.auth)
+    await authenticate(request, contacts_api.auth, READ)
     query = parse_updates_query(
         _given(start=start, end=end, limit=limit, after=after, mofo_relevant=mofo_relevant)
     )
@@ -327,7 +335,7 @@ async def lookup_identities(
     fxa_id: FxaIdQuery = None,
     fxa_primary_email: FxaPrimaryEmailQuery = None,
 ) -> ASGIResponse:
-    await authenticate(request, contacts_api.auth)
+    await authenticate(request, contacts_api.auth, READ)
     criteria = parse_lookup_criteria(
         _given(
             email_id=email_id,
@@ -355,7 +363,7 @@ async def lookup_identities(
 async def read_identity(
     request: AnyRequest, email_id: EmailIdPath, contacts_api: Api
 ) -> ASGIResponse:
-    await authenticate(request, contacts_api.auth)
+    await authenticate(request, contacts_api.auth, READ)
     identity = await contacts_api.contacts.identity(require_path_uuid("email_id", email_id))
     return json_response(identity)
 

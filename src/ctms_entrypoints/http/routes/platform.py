@@ -12,6 +12,7 @@ from litestar.enums import MediaType
 from litestar.response import Redirect
 from litestar.response.base import ASGIResponse
 
+from ctms_core.domain.permissions import ADMIN
 from ctms_core.services.auth import AuthService
 from ctms_entrypoints.http.auth import authenticate
 from ctms_entrypoints.http.dependencies import DatabaseHeartbeat
@@ -110,10 +111,13 @@ async def metrics(metrics: NamedDependency[Metrics]) -> ASGIResponse:
     return ASGIResponse(body=body, headers={"content-type": content_type})
 
 
+CRASH = (ADMIN,)
+
+
 @get("/__crash__", include_in_schema=False)
 async def crash(request: AnyRequest, auth: NamedDependency[AuthService]) -> None:
     """Raise an error on purpose, to check error reporting (authenticated clients only)."""
-    await authenticate(request, auth)
+    await authenticate(request, auth, CRASH)
     raise RuntimeError("Test exception handling")
 
 
