@@ -488,6 +488,20 @@ class RoleRepositoryContract:
         assert client.roles == ("t-a", "t-b")
         assert client.permissions == frozenset({"t:1", "t:2", "t:3"})
 
+    async def test_granting_twice_is_a_no_op(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.api_clients.add(_client("id_twice"))
+            await uow.roles.add_role("t-twice", None)
+            await uow.roles.add_permission("t:twice", None)
+            for _ in range(2):
+                await uow.roles.grant_permission("t-twice", "t:twice")
+                await uow.roles.grant_role("id_twice", "t-twice")
+            await uow.commit()
+        async with uow_factory() as uow:
+            role = await uow.roles.get_role("t-twice")
+        assert role is not None
+        assert (role.permissions, role.clients) == (("t:twice",), ("id_twice",))
+
     async def test_saving_a_client_keeps_its_roles(self, uow_factory: UowFactory) -> None:
         async with uow_factory() as uow:
             await uow.api_clients.add(_client("id_kept"))

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from ctms_adapters.postgres.tables import api_client_roles, permissions, role_permissions, roles
@@ -75,9 +76,9 @@ class PostgresRoleRepository:
     async def grant_permission(self, role: str, permission: str) -> None:
         await self._scope.begin()
         await self._scope.connection.execute(
-            insert(role_permissions).values(
-                role_id=_id_of(roles, role), permission_id=_id_of(permissions, permission)
-            )
+            pg_insert(role_permissions)
+            .values(role_id=_id_of(roles, role), permission_id=_id_of(permissions, permission))
+            .on_conflict_do_nothing()
         )
 
     async def revoke_permission(self, role: str, permission: str) -> None:
@@ -92,7 +93,9 @@ class PostgresRoleRepository:
     async def grant_role(self, client_id: str, role: str) -> None:
         await self._scope.begin()
         await self._scope.connection.execute(
-            insert(api_client_roles).values(api_client_id=client_id, role_id=_id_of(roles, role))
+            pg_insert(api_client_roles)
+            .values(api_client_id=client_id, role_id=_id_of(roles, role))
+            .on_conflict_do_nothing()
         )
 
     async def revoke_role(self, client_id: str, role: str) -> None:

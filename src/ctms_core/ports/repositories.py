@@ -106,13 +106,14 @@ class RoleRepository(Protocol):
     async def delete_permission(self, name: str) -> None: ...
 
     async def grant_permission(self, role: str, permission: str) -> None:
-        """Link an existing role and permission (the caller checks both exist and are not linked)."""
+        """Link an existing role and permission (the caller checks both exist); linking twice is a
+        no-op."""
         ...
 
     async def revoke_permission(self, role: str, permission: str) -> None: ...
 
     async def grant_role(self, client_id: str, role: str) -> None:
-        """Link an existing client and role (the caller checks both exist and are not linked)."""
+        """Link an existing client and role (the caller checks both exist); linking twice is a no-op."""
         ...
 
     async def revoke_role(self, client_id: str, role: str) -> None: ...
