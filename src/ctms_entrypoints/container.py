@@ -9,18 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from dependency_injector import containers, providers
 
 from ctms_adapters.memory import InMemoryDatabaseHealth, InMemoryStore, InMemoryUnitOfWork
 from ctms_adapters.postgres import PostgresDatabaseHealth, PostgresUnitOfWorkFactory, create_engine
+from ctms_adapters.pubsub import GoogleOidcVerifier, JwksFetcher
 from ctms_adapters.security import Argon2PasswordHasher, JwtTokenCodec
 from ctms_adapters.system import RandomIdGenerator, SystemClock
 from ctms_core.domain.erasure import derive_erasure_salt
 from ctms_core.services.access_control import AccessControlService
+from ctms_core.services.acoustic_admin import AcousticAdminService
 from ctms_core.services.api_clients import ApiClientService
 from ctms_core.services.auth import AuthService
 from ctms_core.services.contacts import ContactService
 from ctms_core.services.erasures import ErasureAuditService
+from ctms_core.services.pubsub import PubSubIngestService, PushSettings
+from ctms_core.services.stripe import StripeIngestService
+from ctms_core.services.stripe_contacts import StripeContactToucher
 from ctms_entrypoints.observability.metrics import Metrics
 from ctms_entrypoints.settings import Settings
 
@@ -59,6 +65,14 @@ def _erasure_salt(settings: Settings) -> bytes:
     return derive_erasure_salt(secret)
 
 
+def _push_settings(settings: Settings) -> PushSettings:
+    return PushSettings(
+        client=settings.pubsub_client,
+        audience=settings.pubsub_expected_audience,
+        email=settings.pubsub_email,
+    )
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -88,6 +102,28 @@ class Container(containers.DeclarativeContainer):
     api_client_service = providers.Singleton(ApiClientService, uow_factory, password_hasher, clock)
     access_control_service = providers.Singleton(AccessControlService, uow_factory)
     erasure_audit_service = providers.Singleton(ErasureAuditService, uow_factory, erasure_salt)
+    acoustic_admin_service = providers.Singleton(
+        AcousticAdminService,
+        uow_factory,
+        clock,
+        retry_limit=settings.provided.acoustic_retry_limit,
+    )
+
+    # Stripe ingestion (R§2.12) and the Pub/Sub push endpoint (R§2.13); the JWKS client is built on first use.
+    stripe_ingest_service = providers.Singleton(
+        StripeIngestService, uow_factory, clock, providers.Singleton(StripeContactToucher, clock)
+    )
+    pubsub_http_client = providers.Singleton(httpx.AsyncClient)
+    jwks_fetcher = providers.Singleton(
+        JwksFetcher, settings.provided.pubsub_jwks_url, pubsub_http_client
+    )
+    push_token_verifier = providers.Singleton(GoogleOidcVerifier, jwks_fetcher)
+    pubsub_ingest_service = providers.Singleton(
+        PubSubIngestService,
+        stripe_ingest_service,
+        push_token_verifier,
+        providers.Callable(_push_settings, settings),
+    )
 
     # One registry per process (R§8.1: per-process metrics).
     metrics = providers.Singleton(Metrics)

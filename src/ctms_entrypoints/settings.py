@@ -150,6 +150,8 @@ class Settings:
     background_healthcheck_path: Path | None = None
     #: Maximum age in seconds of that file for `ctms healthcheck-sync`.
     background_healthcheck_age_s: int | None = None
+    #: CTMS_BACKGROUND_METRICS_PORT: port of the worker's own `/metrics` endpoint (0 → none).
+    background_metrics_port: int = 9001
 
     # --- Introduced by this rewrite ------------------------------------------------------------
     #: CTMS_DATA_DIR: data directory of the embedded PostgreSQL used when `db_url` is None.
@@ -188,6 +190,7 @@ class Settings:
         "acoustic_max_retry_backlog": 0,
         "acoustic_server_number": 0,
         "background_healthcheck_age_s": 0,
+        "background_metrics_port": 0,
         "max_body_bytes": 1,
         "acoustic_concurrency": 1,
         "web_concurrency": 1,

@@ -15,12 +15,22 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from msgspec.structs import replace
 
+from ctms_core.domain.acoustic import AcousticDeletion, default_configuration
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Amo, Contact, Fxa, Mofo
 from ctms_core.domain.erasure import ErasureRecord
 from ctms_core.domain.errors import UniqueConstraintViolation
 from ctms_core.domain.lookup import LookupCriteria
 from ctms_core.domain.permissions import Permission, Role
+from ctms_core.domain.stripe import (
+    StripeCustomer,
+    StripeInvoice,
+    StripeInvoiceLineItem,
+    StripePrice,
+    StripeSubscription,
+    StripeSubscriptionItem,
+)
+from ctms_core.domain.sync import PendingSync, QueueCounts
 from ctms_core.domain.updates import Cursor
 from ctms_core.ports.repositories import UnitOfWork
 from tests.builders import (
@@ -606,3 +616,379 @@ class ErasureAuditRepositoryContract:
             )
         async with uow_factory() as uow:
             assert await uow.erasures.list() == []
+
+
+# --- Stripe (R§1.8) ----------------------------------------------------------------------------------------
+
+_STRIPE_WHEN = datetime(2021, 6, 1, tzinfo=UTC)
+_STRIPE_STAMPS = {"create_timestamp": _STRIPE_WHEN, "update_timestamp": _STRIPE_WHEN}
+
+
+def _stripe_customer(stripe_id: str = "cus_1", fxa_id: str = "fxa-1") -> StripeCustomer:
+    return StripeCustomer(
+        stripe_id=stripe_id, fxa_id=fxa_id, stripe_created=_STRIPE_WHEN, **_STRIPE_STAMPS
+    )
+
+
+def _stripe_price(stripe_id: str = "price_1", **overrides: object) -> StripePrice:
+    values: dict[str, object] = {
+        "stripe_id": stripe_id,
+        "stripe_product_id": "prod_1",
+        "stripe_created": _STRIPE_WHEN,
+        "currency": "usd",
+        "recurring_interval": "month",
+        "recurring_interval_count": 1,
+        "unit_amount": 999,
+        **_STRIPE_STAMPS,
+        **overrides,
+    }
+    return StripePrice(**values)  # type: ignore[arg-type]
+
+
+def _stripe_subscription(
+    stripe_id: str = "sub_1", customer_id: str = "cus_1"
+) -> StripeSubscription:
+    return StripeSubscription(
+        stripe_id=stripe_id,
+        stripe_customer_id=customer_id,
+        stripe_created=_STRIPE_WHEN,
+        cancel_at_period_end=False,
+        current_period_end=_STRIPE_WHEN + timedelta(days=30),
+        current_period_start=_STRIPE_WHEN,
+        start_date=_STRIPE_WHEN,
+        status="active",
+        **_STRIPE_STAMPS,
+    )
+
+
+def _stripe_item(stripe_id: str = "si_1", subscription_id: str = "sub_1") -> StripeSubscriptionItem:
+    return StripeSubscriptionItem(
+        stripe_id=stripe_id,
+        stripe_subscription_id=subscription_id,
+        stripe_price_id="price_1",
+        stripe_created=_STRIPE_WHEN,
+        **_STRIPE_STAMPS,
+    )
+
+
+def _stripe_invoice(stripe_id: str = "in_1", customer_id: str = "cus_1") -> StripeInvoice:
+    return StripeInvoice(
+        stripe_id=stripe_id,
+        stripe_customer_id=customer_id,
+        stripe_created=_STRIPE_WHEN,
+        currency="usd",
+        total=100,
+        status="paid",
+        **_STRIPE_STAMPS,
+    )
+
+
+def _stripe_line(stripe_id: str = "il_1", invoice_id: str = "in_1") -> StripeInvoiceLineItem:
+    return StripeInvoiceLineItem(
+        stripe_id=stripe_id,
+        stripe_invoice_id=invoice_id,
+        stripe_type="subscription",
+        stripe_price_id="price_1",
+        stripe_subscription_id="sub_1",
+        amount=100,
+        currency="usd",
+        **_STRIPE_STAMPS,
+    )
+
+
+class StripeRepositoryContract:
+    async def test_every_row_reads_back_identically(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            repo = uow.stripe
+            await repo.save_customer(_stripe_customer())
+            await repo.save_price(_stripe_price())
+            await repo.save_subscription(_stripe_subscription())
+            await repo.save_subscription_item(_stripe_item())
+            await repo.save_invoice(_stripe_invoice())
+            await repo.save_invoice_line_item(_stripe_line())
+            await uow.commit()
+        async with uow_factory() as uow:
+            repo = uow.stripe
+            assert await repo.get_customer("cus_1", for_update=True) == _stripe_customer()
+            assert await repo.find_customer_by_fxa_id("fxa-1") == _stripe_customer()
+            assert await repo.get_price("price_1") == _stripe_price()
+            assert await repo.get_subscription("sub_1") == _stripe_subscription()
+            assert await repo.get_subscription_item("si_1", for_update=True) == _stripe_item()
+            assert await repo.get_invoice("in_1", for_update=True) == _stripe_invoice()
+            assert await repo.get_invoice_line_item("il_1") == _stripe_line()
+            assert await repo.get_customer("cus_none") is None
+
+    async def test_saving_again_replaces_the_row(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.stripe.save_price(_stripe_price())
+            await uow.stripe.save_customer(_stripe_customer())
+            await uow.commit()
+        changed_price = _stripe_price(active=False, unit_amount=None)
+        changed_customer = replace(_stripe_customer(), fxa_id="fxa-2", deleted=True)
+        async with uow_factory() as uow:
+            await uow.stripe.save_price(changed_price)
+            await uow.stripe.save_customer(changed_customer)
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.stripe.get_price("price_1") == changed_price
+            assert await uow.stripe.get_customer("cus_1") == changed_customer
+            assert await uow.stripe.find_customer_by_fxa_id("fxa-1") is None
+
+    async def test_stripe_work_commits_and_rolls_back_with_contacts(
+        self, uow_factory: UowFactory
+    ) -> None:
+        contact = make_contact()
+        async with uow_factory() as uow:
+            await uow.contacts.add(contact)
+            await uow.stripe.save_customer(_stripe_customer())
+        async with uow_factory() as uow:
+            assert await uow.stripe.get_customer("cus_1") is None
+            assert await uow.contacts.get(contact.email_id) is None
+            await uow.contacts.add(contact)
+            await uow.stripe.save_customer(_stripe_customer())
+            await uow.rollback()
+            assert await uow.stripe.get_customer("cus_1") is None
+            await uow.stripe.save_customer(_stripe_customer())
+            await uow.contacts.add(contact)
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.stripe.get_customer("cus_1") == _stripe_customer()
+            assert await uow.contacts.get(contact.email_id) == contact
+
+    async def test_fxa_id_is_unique(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.stripe.save_customer(_stripe_customer())
+            await uow.commit()
+        async with uow_factory() as uow:
+            with pytest.raises(UniqueConstraintViolation) as raised:
+                await uow.stripe.save_customer(_stripe_customer("cus_2"))
+            assert raised.value.fields == ("fxa_id",)
+
+    async def test_deleting_parents_deletes_their_children(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            repo = uow.stripe
+            await repo.save_customer(_stripe_customer())
+            await repo.save_price(_stripe_price())
+            await repo.save_subscription(_stripe_subscription())
+            await repo.save_subscription(_stripe_subscription("sub_0"))
+            await repo.save_subscription_item(_stripe_item())
+            await repo.save_subscription_item(_stripe_item("si_0", "sub_0"))
+            await repo.save_invoice(_stripe_invoice())
+            await repo.save_invoice_line_item(_stripe_line())
+            await repo.save_invoice_line_item(_stripe_line("il_0"))
+            await uow.commit()
+        async with uow_factory() as uow:
+            repo = uow.stripe
+            assert await repo.subscription_ids_of_customer("cus_1", for_update=True) == [
+                "sub_0",
+                "sub_1",
+            ]
+            assert await repo.invoice_ids_of_customer("cus_1", for_update=True) == ["in_1"]
+            assert await repo.subscription_item_ids("sub_1", for_update=True) == ["si_1"]
+            assert await repo.invoice_line_item_ids("in_1", for_update=True) == ["il_0", "il_1"]
+            await repo.delete_invoice_line_items(["il_0"])
+            await repo.delete_subscription_items(["si_0"])
+            await repo.delete_subscriptions(["sub_1"])
+            await repo.delete_invoices(["in_1"])
+            await repo.delete_customer("cus_1")
+            await uow.commit()
+        async with uow_factory() as uow:
+            repo = uow.stripe
+            assert await repo.get_customer("cus_1") is None
+            assert await repo.subscription_ids_of_customer("cus_1") == ["sub_0"]
+            assert await repo.subscription_item_ids("sub_1") == []
+            assert await repo.subscription_item_ids("sub_0") == []
+            assert await repo.invoice_ids_of_customer("cus_1") == []
+            assert await repo.invoice_line_item_ids("in_1") == []
+            assert await repo.get_price("price_1") == _stripe_price()
+
+    async def test_accounts_hold_only_each_customers_own_rows(
+        self, uow_factory: UowFactory
+    ) -> None:
+        async with uow_factory() as uow:
+            repo = uow.stripe
+            await repo.save_customer(_stripe_customer())
+            await repo.save_customer(_stripe_customer("cus_2", "fxa-2"))
+            await repo.save_customer(_stripe_customer("cus_3", "fxa-3"))
+            await repo.save_price(_stripe_price())
+            await repo.save_price(_stripe_price("price_unused"))
+            await repo.save_subscription(_stripe_subscription())
+            await repo.save_subscription(_stripe_subscription("sub_2", "cus_2"))
+            await repo.save_subscription_item(_stripe_item())
+            await repo.save_subscription_item(_stripe_item("si_2", "sub_2"))
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.stripe.accounts_for_fxa_ids([]) == {}
+            accounts = await uow.stripe.accounts_for_fxa_ids(["fxa-1", "fxa-3", "fxa-none"])
+        assert sorted(accounts) == ["fxa-1", "fxa-3"]
+        account = accounts["fxa-1"]
+        assert account.customer == _stripe_customer()
+        assert account.subscriptions == (_stripe_subscription(),)
+        assert account.items == (_stripe_item(),)
+        assert account.prices == (_stripe_price(),)
+        empty = accounts["fxa-3"]
+        assert (empty.subscriptions, empty.items, empty.prices) == ((), (), ())
+
+
+# --- Acoustic sync queue and configuration (issue #5) ----------------------------------------------------
+
+QUEUE_NOW = datetime(2024, 1, 1, tzinfo=UTC)
+LEASE = QUEUE_NOW + timedelta(minutes=5)
+
+
+async def _enqueue(
+    uow_factory: UowFactory, *email_ids: uuid.UUID, at: datetime = QUEUE_NOW
+) -> None:
+    async with uow_factory() as uow:
+        for email_id in email_ids:
+            await uow.sync_queue.enqueue(email_id, at)
+        await uow.commit()
+
+
+async def _claim(
+    uow_factory: UowFactory, limit: int = 10, now: datetime = QUEUE_NOW
+) -> list[PendingSync]:
+    async with uow_factory() as uow:
+        claimed = await uow.sync_queue.claim(
+            limit=limit, retry_limit=3, now=now, lease_until=now + timedelta(minutes=5)
+        )
+        await uow.commit()
+    return claimed
+
+
+class SyncQueueContract:
+    async def test_enqueueing_twice_leaves_one_row(self, uow_factory: UowFactory) -> None:
+        email_id = uuid.uuid4()
+        await _enqueue(uow_factory, email_id)
+        await _enqueue(uow_factory, email_id, at=QUEUE_NOW + timedelta(seconds=1))
+        claimed = await _claim(uow_factory)
+        assert [item.email_id for item in claimed] == [email_id]
+        assert claimed[0].operation == "sync"
+
+    async def test_an_uncommitted_enqueue_leaves_no_row(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.sync_queue.enqueue(uuid.uuid4(), QUEUE_NOW)
+        assert await _claim(uow_factory) == []
+
+    async def test_claimed_rows_are_leased_until_the_lease_ends(
+        self, uow_factory: UowFactory
+    ) -> None:
+        email_id = uuid.uuid4()
+        await _enqueue(uow_factory, email_id)
+        assert len(await _claim(uow_factory)) == 1
+        assert await _claim(uow_factory) == []  # leased by the first claim
+        later = QUEUE_NOW + timedelta(minutes=6)
+        assert [i.email_id for i in await _claim(uow_factory, now=later)] == [email_id]
+
+    async def test_claim_honours_the_batch_limit_and_age_order(
+        self, uow_factory: UowFactory
+    ) -> None:
+        ids = [uuid.uuid4() for _ in range(3)]
+        for offset, email_id in enumerate(ids):
+            await _enqueue(uow_factory, email_id, at=QUEUE_NOW + timedelta(seconds=offset))
+        later = QUEUE_NOW + timedelta(minutes=1)
+        assert [i.email_id for i in await _claim(uow_factory, limit=2, now=later)] == ids[:2]
+
+    async def test_complete_deletes_an_unchanged_row(self, uow_factory: UowFactory) -> None:
+        email_id = uuid.uuid4()
+        await _enqueue(uow_factory, email_id)
+        (item,) = await _claim(uow_factory)
+        async with uow_factory() as uow:
+            assert await uow.sync_queue.complete(email_id, item.version) is True
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.sync_queue.counts(3) == QueueCounts(backlog=0, retry_backlog=0)
+
+    async def test_an_edit_during_the_upload_keeps_the_row(self, uow_factory: UowFactory) -> None:
+        email_id = uuid.uuid4()
+        await _enqueue(uow_factory, email_id)
+        (item,) = await _claim(uow_factory)
+        await _enqueue(uow_factory, email_id, at=QUEUE_NOW + timedelta(seconds=1))
+        async with uow_factory() as uow:
+            assert await uow.sync_queue.complete(email_id, item.version) is False
+            await uow.commit()
+        (again,) = await _claim(uow_factory, now=QUEUE_NOW + timedelta(seconds=2))
+        assert again.version > item.version
+
+    async def test_fail_counts_a_retry_and_backs_off(self, uow_factory: UowFactory) -> None:
+        email_id = uuid.uuid4()
+        await _enqueue(uow_factory, email_id)
+        (item,) = await _claim(uow_factory)
+        retry_at = QUEUE_NOW + timedelta(seconds=30)
+        async with uow_factory() as uow:
+            await uow.sync_queue.fail(email_id, item.version, "AcousticFault('x')", retry_at)
+            await uow.commit()
+        assert await _claim(uow_factory, now=QUEUE_NOW + timedelta(seconds=10)) == []
+        (again,) = await _claim(uow_factory, now=retry_at)
+        assert (again.retry, again.last_error) == (1, "AcousticFault('x')")
+        async with uow_factory() as uow:
+            assert await uow.sync_queue.counts(3) == QueueCounts(backlog=1, retry_backlog=1)
+
+    async def test_rows_past_the_retry_limit_are_failed_until_resynced(
+        self, uow_factory: UowFactory
+    ) -> None:
+        email_id = uuid.uuid4()
+        await _enqueue(uow_factory, email_id)
+        now = QUEUE_NOW
+        for _ in range(3):
+            (item,) = await _claim(uow_factory, now=now)
+            async with uow_factory() as uow:
+                await uow.sync_queue.fail(email_id, item.version, "boom", now)
+                await uow.commit()
+        assert await _claim(uow_factory, now=now) == []
+        async with uow_factory() as uow:
+            assert [i.email_id for i in await uow.sync_queue.failed(3)] == [email_id]
+            assert await uow.sync_queue.counts(3) == QueueCounts(backlog=0, retry_backlog=1)
+            assert await uow.sync_queue.reset_failed(3, now) == 1
+            await uow.commit()
+        (item,) = await _claim(uow_factory, now=now)
+        assert item.retry == 0
+
+    async def test_a_new_edit_revives_a_failed_row(self, uow_factory: UowFactory) -> None:
+        email_id = uuid.uuid4()
+        await _enqueue(uow_factory, email_id)
+        for _ in range(3):
+            (item,) = await _claim(uow_factory)
+            async with uow_factory() as uow:
+                await uow.sync_queue.fail(email_id, item.version, "boom", QUEUE_NOW)
+                await uow.commit()
+        await _enqueue(uow_factory, email_id)
+        (item,) = await _claim(uow_factory)
+        assert item.retry == 0
+
+    async def test_an_erasure_replaces_a_pending_sync(self, uow_factory: UowFactory) -> None:
+        email_id = uuid.uuid4()
+        await _enqueue(uow_factory, email_id)
+        deletion = AcousticDeletion(
+            email_id=email_id, primary_email="gone@example.com", newsletter_names=("a", "b")
+        )
+        async with uow_factory() as uow:
+            await uow.sync_queue.enqueue_erasure(deletion, QUEUE_NOW)
+            await uow.commit()
+        (item,) = await _claim(uow_factory)
+        assert (item.operation, item.deletion) == ("erase", deletion)
+
+
+class AcousticConfigContract:
+    async def test_the_seeded_configuration_is_r13_2(self, seeded_uow_factory: UowFactory) -> None:
+        async with seeded_uow_factory() as uow:
+            assert await uow.acoustic_config.load() == default_configuration()
+
+    async def test_fields_and_mappings_are_edited(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.acoustic_config.add_field("main", "fxa_lang")
+            await uow.acoustic_config.add_field("main", "fxa_lang")
+            await uow.acoustic_config.add_field("waitlist", "geo")
+            await uow.acoustic_config.add_newsletter_mapping("a", "sub_a")
+            await uow.acoustic_config.add_newsletter_mapping("a", "sub_b")
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert ("main", "fxa_lang") in await uow.acoustic_config.fields()
+            assert ("a", "sub_b") in await uow.acoustic_config.newsletter_mappings()
+            assert await uow.acoustic_config.remove_field("main", "fxa_lang") is True
+            assert await uow.acoustic_config.remove_field("main", "fxa_lang") is False
+            assert await uow.acoustic_config.remove_newsletter_mapping("a") == "sub_b"
+            assert await uow.acoustic_config.remove_newsletter_mapping("a") is None
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert ("main", "fxa_lang") not in await uow.acoustic_config.fields()

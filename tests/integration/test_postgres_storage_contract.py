@@ -4,9 +4,12 @@ the one-statement read and tolerant reads of odd stored rows."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from msgspec.structs import replace
@@ -25,10 +28,13 @@ from ctms_core.domain.lookup import LookupCriteria
 from ctms_core.ports.repositories import UnitOfWork
 from tests.builders import DEFAULT_TIME, make_contact, make_newsletter, make_waitlist
 from tests.contracts.storage import (
+    AcousticConfigContract,
     ApiClientRepositoryContract,
     ContactRepositoryContract,
     ErasureAuditRepositoryContract,
     RoleRepositoryContract,
+    StripeRepositoryContract,
+    SyncQueueContract,
 )
 
 pytestmark = pytest.mark.integration
@@ -52,6 +58,10 @@ class TestPostgresRoleRepository(RoleRepositoryContract):
 
 
 class TestPostgresErasureAuditRepository(ErasureAuditRepositoryContract):
+    pass
+
+
+class TestPostgresStripeRepository(StripeRepositoryContract):
     pass
 
 
@@ -389,3 +399,36 @@ async def test_a_refused_connection_is_an_os_error() -> None:
             await PostgresDatabaseHealth(engine).ping()
     finally:
         await engine.dispose()
+
+
+def _migration_0005() -> Any:
+    path = Path(__file__).parents[2] / "migrations" / "versions" / "0005_acoustic_sync.py"
+    spec = importlib.util.spec_from_file_location("migration_0005", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+async def seeded_uow_factory(empty_database: AsyncEngine) -> Callable[[], UnitOfWork]:
+    """The emptied database with the rows migration 0005 seeds (its own constants)."""
+    migration = _migration_0005()
+    factory = PostgresUnitOfWorkFactory(empty_database)
+    async with factory() as uow:
+        for field in migration.MAIN_FIELDS:
+            await uow.acoustic_config.add_field("main", field)
+        for field in migration.WAITLIST_FIELDS:
+            await uow.acoustic_config.add_field("waitlist", field)
+        for source, destination in migration.NEWSLETTER_MAPPING.items():
+            await uow.acoustic_config.add_newsletter_mapping(source, destination)
+        await uow.commit()
+    return factory
+
+
+class TestPostgresSyncQueue(SyncQueueContract):
+    pass
+
+
+class TestPostgresAcousticConfig(AcousticConfigContract):
+    pass

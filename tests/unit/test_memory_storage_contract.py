@@ -9,10 +9,13 @@ import pytest
 from ctms_adapters.memory import InMemoryStore, InMemoryUnitOfWork
 from ctms_core.ports.repositories import UnitOfWork
 from tests.contracts.storage import (
+    AcousticConfigContract,
     ApiClientRepositoryContract,
     ContactRepositoryContract,
     ErasureAuditRepositoryContract,
     RoleRepositoryContract,
+    StripeRepositoryContract,
+    SyncQueueContract,
 )
 
 
@@ -35,4 +38,22 @@ class TestInMemoryRoleRepository(RoleRepositoryContract):
 
 
 class TestInMemoryErasureAuditRepository(ErasureAuditRepositoryContract):
+    pass
+
+
+class TestInMemoryStripeRepository(StripeRepositoryContract):
+    pass
+
+
+@pytest.fixture
+def seeded_uow_factory() -> Callable[[], UnitOfWork]:
+    store = InMemoryStore()
+    return lambda: InMemoryUnitOfWork(store)
+
+
+class TestInMemorySyncQueue(SyncQueueContract):
+    pass
+
+
+class TestInMemoryAcousticConfig(AcousticConfigContract):
     pass

@@ -129,3 +129,16 @@ def test_every_problem_is_reported_at_once() -> None:
         ("query", "limit"),
         ("query", "after"),
     ]
+
+
+@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"])
+def test_timestamps_that_do_not_fit_in_utc_are_a_422(edge: str) -> None:
+    with pytest.raises(ValidationFailedError) as raised:
+        parse_updates_query({"start": edge})
+    assert raised.value.errors[0].loc == ("query", "start")
+
+
+def test_offsets_are_normalised_to_utc() -> None:
+    query = parse_updates_query({"start": "2020-01-01T02:00:00+02:00"})
+    assert query.start == datetime(2020, 1, 1, tzinfo=UTC)
+    assert query.start.utcoffset() is not None and query.start.tzinfo == UTC

@@ -21,7 +21,7 @@ __all__ = [
 
 OMITTED = "[OMITTED]"
 REDACTED_HEADERS = frozenset({"authorization", "cookie"})
-REDACTED_QUERY_PARAMS = frozenset({"primary_email", "fxa_primary_email"})
+REDACTED_QUERY_PARAMS = frozenset({"primary_email", "fxa_primary_email", "pubsub_client"})
 
 # v3 matched `+trace-me-mozilla-`; its documentation said `+trace_me_mozilla_`: both are accepted (SPEC §4.11).
 _TRACED_ADDRESS = re.compile(r".*\+(?:trace-me-mozilla-|trace_me_mozilla_).*@.*")

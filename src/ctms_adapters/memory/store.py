@@ -16,6 +16,13 @@ from typing import Self
 
 from msgspec.structs import replace
 
+from ctms_adapters.memory.stripe import InMemoryStripeRepository, StripeTables
+from ctms_adapters.memory.sync_queue import (
+    AcousticConfigState,
+    InMemoryAcousticConfigRepository,
+    InMemorySyncQueue,
+    QueueRow,
+)
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Contact, unique_identifiers_of
 from ctms_core.domain.erasure import ErasureRecord
@@ -68,6 +75,9 @@ class InMemoryStore:
         self.api_clients: dict[str, ApiClient] = {}
         self.access: AccessControlState = AccessControlState.seeded()
         self.erasures: list[ErasureRecord] = []
+        self.stripe = StripeTables()
+        self.pending_sync: dict[uuid.UUID, QueueRow] = {}
+        self.acoustic_config = AcousticConfigState.seeded()
         self.lock = asyncio.Lock()
 
 
@@ -349,6 +359,9 @@ class InMemoryUnitOfWork:
         self._store.api_clients = self._clients
         self._store.access = self._access
         self._store.erasures = self._erasures
+        self._store.stripe = self._stripe
+        self._store.pending_sync = self._pending_sync
+        self._store.acoustic_config = self._acoustic_config
         self._start_from_store()
 
     async def rollback(self) -> None:
@@ -360,7 +373,13 @@ class InMemoryUnitOfWork:
         self._clients = dict(self._store.api_clients)
         self._access = self._store.access.copy()
         self._erasures = list(self._store.erasures)
+        self._stripe = self._store.stripe.copy()
+        self._pending_sync = dict(self._store.pending_sync)
+        self._acoustic_config = self._store.acoustic_config.copy()
         self.contacts = InMemoryContactRepository(self._contacts)
         self.api_clients = InMemoryApiClientRepository(self._clients, self._access)
         self.roles = InMemoryRoleRepository(self._access)
         self.erasures = InMemoryErasureAuditRepository(self._erasures)
+        self.stripe = InMemoryStripeRepository(self._stripe)
+        self.sync_queue = InMemorySyncQueue(self._pending_sync)
+        self.acoustic_config = InMemoryAcousticConfigRepository(self._acoustic_config)

@@ -228,3 +228,115 @@ erasure_audit = Table(
 
 # Everything a contact is made of; deleting the `emails` row removes the rest by cascade.
 CONTACT_TABLES = (emails, amo, fxa, mofo, newsletters, waitlists)
+
+# The Stripe mirror (R§1.8). Stripe objects arrive in any order, so only items and line items reference
+# their parent and their price; customers reach a contact only through `fxa.fxa_id = stripe_customer.fxa_id`.
+stripe_customer = Table(
+    "stripe_customer",
+    metadata,
+    Column("stripe_id", String(255), primary_key=True),
+    Column("fxa_id", String(255), nullable=False, index=True, unique=True),
+    Column("default_source_id", String(255)),
+    Column("invoice_settings_default_payment_method_id", String(255)),
+    Column("stripe_created", DateTime(timezone=True), nullable=False),
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    *_timestamps(),
+)
+
+stripe_price = Table(
+    "stripe_price",
+    metadata,
+    Column("stripe_id", String(255), primary_key=True),
+    Column("stripe_product_id", String(255), nullable=False),
+    Column("stripe_created", DateTime(timezone=True), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("currency", String(3), nullable=False),
+    Column("recurring_interval", String(5)),
+    Column("recurring_interval_count", Integer),
+    Column("unit_amount", Integer),
+    *_timestamps(),
+)
+
+stripe_subscription = Table(
+    "stripe_subscription",
+    metadata,
+    Column("stripe_id", String(255), primary_key=True),
+    Column("stripe_customer_id", String(255), nullable=False, index=True),
+    Column("default_payment_method_id", String(255)),
+    Column("default_source_id", String(255)),
+    Column("stripe_created", DateTime(timezone=True), nullable=False),
+    Column("cancel_at_period_end", Boolean, nullable=False),
+    Column("canceled_at", DateTime(timezone=True)),
+    Column("current_period_end", DateTime(timezone=True), nullable=False),
+    Column("current_period_start", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("start_date", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),
+    *_timestamps(),
+)
+
+stripe_subscription_item = Table(
+    "stripe_subscription_item",
+    metadata,
+    Column("stripe_id", String(255), primary_key=True),
+    Column(
+        "stripe_subscription_id",
+        String(255),
+        ForeignKey("stripe_subscription.stripe_id"),
+        nullable=False,
+        index=True,
+    ),
+    Column("stripe_price_id", String(255), ForeignKey("stripe_price.stripe_id"), nullable=False),
+    Column("stripe_created", DateTime(timezone=True), nullable=False),
+    *_timestamps(),
+)
+
+stripe_invoice = Table(
+    "stripe_invoice",
+    metadata,
+    Column("stripe_id", String(255), primary_key=True),
+    Column("stripe_customer_id", String(255), nullable=False, index=True),
+    Column("default_payment_method_id", String(255)),
+    Column("default_source_id", String(255)),
+    Column("stripe_created", DateTime(timezone=True), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("status", String(15), nullable=False),
+    *_timestamps(),
+)
+
+stripe_invoice_line_item = Table(
+    "stripe_invoice_line_item",
+    metadata,
+    Column("stripe_id", String(255), primary_key=True),
+    Column(
+        "stripe_invoice_id",
+        String(255),
+        ForeignKey("stripe_invoice.stripe_id"),
+        nullable=False,
+        index=True,
+    ),
+    Column("stripe_type", String(14), nullable=False),
+    Column(
+        "stripe_price_id",
+        String(255),
+        ForeignKey("stripe_price.stripe_id"),
+        nullable=False,
+        index=True,
+    ),
+    Column("stripe_invoice_item_id", String(255)),
+    Column("stripe_subscription_id", String(255)),
+    Column("stripe_subscription_item_id", String(255)),
+    Column("amount", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    *_timestamps(),
+)
+
+STRIPE_TABLES = (
+    stripe_customer,
+    stripe_price,
+    stripe_subscription,
+    stripe_subscription_item,
+    stripe_invoice,
+    stripe_invoice_line_item,
+)

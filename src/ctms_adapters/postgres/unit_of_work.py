@@ -11,14 +11,19 @@ from ctms_adapters.postgres.api_clients import PostgresApiClientRepository
 from ctms_adapters.postgres.contacts import PostgresContactRepository
 from ctms_adapters.postgres.erasures import PostgresErasureAuditRepository
 from ctms_adapters.postgres.roles import PostgresRoleRepository
+from ctms_adapters.postgres.stripe import PostgresStripeRepository
+from ctms_adapters.postgres.sync_queue import PostgresAcousticConfigRepository, PostgresSyncQueue
 from ctms_adapters.postgres.transaction import READS_ISOLATION, TransactionScope
 from ctms_adapters.postgres.unavailable import DatabaseUnavailableError, reports_unavailability
+from ctms_adapters.postgres.write_conflicts import reporting_write_conflicts
 from ctms_core.ports.repositories import (
     ApiClientRepository,
     ContactRepository,
     ErasureAuditRepository,
     RoleRepository,
 )
+from ctms_core.ports.stripe import StripeRepository
+from ctms_core.ports.sync import AcousticConfigRepository, SyncQueue
 
 
 @reports_unavailability
@@ -31,6 +36,9 @@ class PostgresUnitOfWork:
     api_clients: ApiClientRepository
     roles: RoleRepository
     erasures: ErasureAuditRepository
+    stripe: StripeRepository
+    sync_queue: SyncQueue
+    acoustic_config: AcousticConfigRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -46,6 +54,9 @@ class PostgresUnitOfWork:
         self.api_clients = PostgresApiClientRepository(self._scope)
         self.roles = PostgresRoleRepository(self._scope)
         self.erasures = PostgresErasureAuditRepository(self._scope)
+        self.stripe = PostgresStripeRepository(self._scope)
+        self.sync_queue = PostgresSyncQueue(self._scope)
+        self.acoustic_config = PostgresAcousticConfigRepository(self._scope)
         return self
 
     async def __aexit__(
@@ -62,6 +73,7 @@ class PostgresUnitOfWork:
             # Closing returns the connection to the pool, which rolls back an open transaction.
             await connection.close()
 
+    @reporting_write_conflicts  # integrity/deadlock errors at commit → 409 (R§13.1)
     async def commit(self) -> None:
         await self._active_scope().commit()
 

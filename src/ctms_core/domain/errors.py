@@ -135,3 +135,16 @@ class PermissionDeniedError(CoreError):
 class PreconditionFailedError(CoreError):
     """The operation conflicts with what is stored: a duplicate, or something still in use that must be
     released first (`detail` says how). The CLI exits with 10."""
+
+
+class WriteConflictError(CoreError):
+    """A concurrent transaction wrote the same rows first (an integrity error at write or commit): the
+    client may simply retry (409, R§13.1)."""
+
+    detail = "Write conflict, try again"
+
+
+class TransientWriteError(WriteConflictError):
+    """The database aborted the transaction (deadlock, serialization failure, lock timeout): retry (409)."""
+
+    detail = "Deadlock or other issue, try again"

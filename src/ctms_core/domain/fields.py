@@ -31,6 +31,10 @@ class InvalidValue(Exception):
 
 Coercer = Callable[[Any], Any]
 
+# PostgreSQL text and JSON cannot store U+0000: refuse it at the edge (422) instead of failing in the
+# database (500).
+_NUL_MESSAGE = "text may not contain the NUL character (U+0000)"
+
 _MISSING: Any = object()
 
 
@@ -59,6 +63,8 @@ def text(max_length: int | None = None, *, min_length: int = 0) -> Coercer:
             result = str(value)
         else:
             raise InvalidValue("str type expected", "type_error.str")
+        if "\x00" in result:
+            raise InvalidValue(_NUL_MESSAGE, "value_error.str.nul")
         if max_length is not None and len(result) > max_length:
             raise InvalidValue(
                 f"ensure this value has at most {max_length} characters",
@@ -164,6 +170,8 @@ def url(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidValue("str type expected", "type_error.str")
     candidate = value.strip()
+    if "\x00" in candidate:
+        raise InvalidValue(_NUL_MESSAGE, "value_error.str.nul")
     if not candidate or len(candidate) > 65536:
         raise InvalidValue("invalid or missing URL scheme", "value_error.url.scheme")
     match = _URL.match(candidate)
@@ -186,9 +194,21 @@ def url(value: Any) -> str:
 
 
 def json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidValue("value is not a valid dict", "type_error.dict")
+    if _holds_nul(value):
+        raise InvalidValue(_NUL_MESSAGE, "value_error.str.nul")
+    return value
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
     if isinstance(value, dict):
-        return value
-    raise InvalidValue("value is not a valid dict", "type_error.dict")
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def email_address(max_length: int) -> Coercer:

@@ -55,7 +55,12 @@ def parse_timestamp(value: str) -> datetime:
         parsed = datetime.fromisoformat(text)
     except OverflowError as error:
         raise ValueError("timestamp out of range") from error
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:  # an offset at the edge of the calendar (0001-01-01T00:00+00:01) does not fit in UTC
+        return parsed.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("timestamp out of range") from error
 
 
 @dataclass(frozen=True, slots=True)

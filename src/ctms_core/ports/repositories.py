@@ -14,6 +14,8 @@ from ctms_core.domain.erasure import ErasureRecord
 from ctms_core.domain.lookup import LookupCriteria
 from ctms_core.domain.permissions import Permission, Role
 from ctms_core.domain.updates import Cursor
+from ctms_core.ports.stripe import StripeRepository
+from ctms_core.ports.sync import AcousticConfigRepository, SyncQueue
 
 
 class ContactRepository(Protocol):
@@ -138,6 +140,9 @@ class UnitOfWork(Protocol):
     api_clients: ApiClientRepository
     roles: RoleRepository
     erasures: ErasureAuditRepository
+    stripe: StripeRepository
+    sync_queue: SyncQueue
+    acoustic_config: AcousticConfigRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -61,6 +61,8 @@ class AuthService:
         """
         if not client_id or not client_secret:
             raise TokenRequestRejectedError("No credentials")
+        if "\x00" in client_id:  # no client id can hold one; never send it to the database
+            raise TokenRequestRejectedError("No client record")
         async with self._uow_factory() as uow:
             client = await uow.api_clients.get(client_id)
         if client is None:

@@ -13,6 +13,7 @@ import msgspec
 from msgspec import UnsetType
 from msgspec.structs import replace
 
+from ctms_core.domain.acoustic import deletion_of
 from ctms_core.domain.contact import (
     EMAIL_DATA,
     GROUP_DATA,
@@ -51,6 +52,7 @@ from ctms_core.domain.lookup import LookupCriteria
 from ctms_core.domain.updates import Cursor, UpdatesPage, UpdatesQuery
 from ctms_core.ports.clock import Clock, IdGenerator
 from ctms_core.ports.repositories import UnitOfWork
+from ctms_core.services.acoustic_products import products_of_contacts
 
 POST_CONFLICT = "Contact already exists"
 PUT_CONFLICT = "Contact with primary_email or basket_token already exists"
@@ -75,6 +77,8 @@ class ContactWriteResult:
     contact: Contact
     created: bool
     legacy_waitlists_used: bool = False
+    #: Whether the write queued the contact for Acoustic sync (the `ctms_pending_acoustic_sync` metric).
+    enqueued: bool = False
 
 
 def _same_data(left: msgspec.Struct, right: msgspec.Struct) -> bool:
@@ -226,8 +230,11 @@ class ContactService:
                 await uow.contacts.add(contact)
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(POST_CONFLICT, violation.fields) from None
+            await uow.sync_queue.enqueue(email_id, now)
             await uow.commit()
-        return ContactWriteResult(contact, created=True, legacy_waitlists_used=translation.used)
+        return ContactWriteResult(
+            contact, created=True, legacy_waitlists_used=translation.used, enqueued=True
+        )
 
     async def replace(self, email_id: uuid.UUID, proposed: ContactInput) -> ContactWriteResult:
         """PUT /ctms/{email_id} (R§2.6): create or replace the whole contact.
@@ -270,9 +277,13 @@ class ContactService:
                     await uow.contacts.save(contact, previous=previous)
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(PUT_CONFLICT, violation.fields) from None
+            await uow.sync_queue.enqueue(email_id, now)
             await uow.commit()
         return ContactWriteResult(
-            contact, created=previous is None, legacy_waitlists_used=translation.used
+            contact,
+            created=previous is None,
+            legacy_waitlists_used=translation.used,
+            enqueued=True,
         )
 
     async def patch(self, email_id: uuid.UUID, changes: ContactPatch) -> ContactWriteResult:
@@ -323,8 +334,11 @@ class ContactService:
                 await uow.contacts.save(contact, previous=previous)
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(PATCH_CONFLICT, violation.fields) from None
+            await uow.sync_queue.enqueue(email_id, now)
             await uow.commit()
-        return ContactWriteResult(contact, created=False, legacy_waitlists_used=translation.used)
+        return ContactWriteResult(
+            contact, created=False, legacy_waitlists_used=translation.used, enqueued=True
+        )
 
     async def delete(self, primary_email: str, *, erased_by: str | None = None) -> list[Identity]:
         """DELETE /ctms/{primary_email} and `ctms delete-bulk` (R§2.8, SPEC §7): erase every contact whose
@@ -332,15 +346,22 @@ class ContactService:
 
         Each erased contact leaves an audit record in the same transaction: the time, `erased_by` (the
         API client, None for the command line), its `email_id` and the salted hash of its address —
-        never the address itself. (Queueing the erasure for Acoustic comes with the sync feature.)
+        never the address itself — and queues its erasure from Acoustic (main-table recipient and
+        relational rows, products included), captured before the rows are deleted.
         """
+        if "\x00" in primary_email:  # no stored address can hold one
+            raise EmailNotFoundError(primary_email)
         async with self._uow_factory() as uow:
             contacts = await uow.contacts.find_by_primary_email(primary_email)
             if not contacts:
                 raise EmailNotFoundError(primary_email)
             now = self._clock.now()
+            products = await products_of_contacts(uow, contacts)
             for contact in contacts:
                 await uow.contacts.delete(contact.email_id)
+                await uow.sync_queue.enqueue_erasure(
+                    deletion_of(contact, products.get(contact.email_id, ())), now
+                )
                 await uow.erasures.add(
                     ErasureRecord(
                         erased_at=now,
@@ -353,7 +374,11 @@ class ContactService:
         return [identity_of(contact) for contact in contacts]
 
     async def lookup(self, criteria: LookupCriteria) -> list[Contact]:
-        """GET /ctms (R§2.9): contacts matching every given identifier (possibly several, or none)."""
+        """GET /ctms (R§2.9): contacts matching every given identifier (possibly several, or none).
+
+        A value with a NUL character matches nothing (no stored text can hold one)."""
+        if any("\x00" in str(value) for value in criteria.given().values()):
+            return []
         async with self._uow_factory() as uow:
             return await uow.contacts.lookup(criteria)
 

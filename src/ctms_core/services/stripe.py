@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from msgspec.structs import replace
 
+from ctms_core.domain.errors import UniqueConstraintViolation, WriteConflictError
 from ctms_core.domain.segments import Product, compute_products
 from ctms_core.domain.stripe import (
     CustomerPayload,
@@ -46,6 +48,12 @@ Row = TypeVar(
 
 _CHANGES = frozenset({"created", "updated", "deleted"})
 
+Uow = TypeVar("Uow", bound=StripeUnitOfWork)
+
+#: Called inside the ingest transaction with the touched FxA ids; returns the email_ids of the contacts
+#: they resolve to (and may queue them for Acoustic sync in the same transaction).
+ContactToucher = Callable[[Uow, tuple[str, ...]], Awaitable[tuple[uuid.UUID, ...]]]
+
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
@@ -64,6 +72,8 @@ class IngestResult:
     fxa_ids: tuple[str, ...]
     fxa_id_conflict: str | None = None
     customer_email: str | None = None
+    #: The contacts (`fxa.fxa_id` in `fxa_ids`) the ingest touched, resolved in its transaction.
+    email_ids: tuple[uuid.UUID, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -249,7 +259,7 @@ class _Ingestion:
         return tuple(sorted(fxa_ids))
 
 
-class StripeIngestService:
+class StripeIngestService(Generic[Uow]):
     """Mirror Stripe objects into CTMS and derive per-product segments from them.
 
     Business rules:
@@ -278,9 +288,15 @@ class StripeIngestService:
       the caller can queue those contacts for Acoustic sync.
     """
 
-    def __init__(self, uow_factory: Callable[[], StripeUnitOfWork], clock: Clock) -> None:
+    def __init__(
+        self,
+        uow_factory: Callable[[], Uow],
+        clock: Clock,
+        touch_contacts: ContactToucher[Uow] | None = None,
+    ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
+        self._touch_contacts = touch_contacts
 
     async def ingest(self, data: Any) -> IngestResult:
         """Ingest one decoded Stripe JSON object and commit."""
@@ -291,14 +307,21 @@ class StripeIngestService:
             now = self._clock.now()
             ingestion = _Ingestion(uow.stripe, now)
             try:
-                await ingestion.run(payload)
-            except FxaIdConflict as error:
-                # Raised before the customer ingester writes anything: nothing to undo.
-                conflict = error.fxa_id
-                ingestion = _Ingestion(uow.stripe, now)
-                await ingestion.delete_customer_and_data(error.other_customer_id, error.fxa_id)
-                await ingestion.run(payload)
+                try:
+                    await ingestion.run(payload)
+                except FxaIdConflict as error:
+                    # Raised before the customer ingester writes anything: nothing to undo.
+                    conflict = error.fxa_id
+                    ingestion = _Ingestion(uow.stripe, now)
+                    await ingestion.delete_customer_and_data(error.other_customer_id, error.fxa_id)
+                    await ingestion.run(payload)
+            except UniqueConstraintViolation as error:
+                # A concurrent transaction gave the FxA id to another customer after our check.
+                raise WriteConflictError() from error
             fxa_ids = await ingestion.touched_fxa_ids()
+            email_ids: tuple[uuid.UUID, ...] = ()
+            if self._touch_contacts is not None and fxa_ids:
+                email_ids = await self._touch_contacts(uow, fxa_ids)
             await uow.commit()
         email = payload.email if isinstance(payload, CustomerPayload) else None
         return IngestResult(
@@ -308,6 +331,7 @@ class StripeIngestService:
             fxa_ids=fxa_ids,
             fxa_id_conflict=conflict,
             customer_email=email,
+            email_ids=email_ids,
         )
 
     async def products_for(self, fxa_id: str) -> list[Product]:

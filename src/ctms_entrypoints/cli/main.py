@@ -688,5 +688,20 @@ def audit_erasures(as_json: bool, since: datetime | None, email: str | None) -> 
         )
 
 
+from ctms_entrypoints.cli.stripe import ingest_stripe  # noqa: E402 - registered on the group
+
+cli.add_command(ingest_stripe)
+
+from ctms_entrypoints.cli.acoustic import (  # noqa: E402 - registered on the group
+    acoustic,
+    healthcheck_sync,
+    sync,
+)
+
+cli.add_command(sync)
+cli.add_command(healthcheck_sync)
+cli.add_command(acoustic)
+
+
 def main() -> None:
     cli()

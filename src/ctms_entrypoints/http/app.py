@@ -17,8 +17,10 @@ from ctms_entrypoints.http.context import log_fields
 from ctms_entrypoints.http.dependencies import dependencies
 from ctms_entrypoints.http.errors import AnyRequest, exception_handlers
 from ctms_entrypoints.http.openapi import STATIC_PATH, openapi_config
+from ctms_entrypoints.http.routes.acoustic import ACOUSTIC_ROUTES
 from ctms_entrypoints.http.routes.contacts import CONTACT_ROUTES
 from ctms_entrypoints.http.routes.platform import PLATFORM_ROUTES
+from ctms_entrypoints.http.routes.stripe import STRIPE_ROUTES, stripe_dependencies
 from ctms_entrypoints.http.routes.token import token
 from ctms_entrypoints.http.slashes import redirect_trailing_slash
 from ctms_entrypoints.observability.access_log import AccessLogMiddleware, record_exception
@@ -131,9 +133,14 @@ def create_app(container: Container) -> Litestar:
             *PLATFORM_ROUTES,
             token,
             *CONTACT_ROUTES,
+            *STRIPE_ROUTES,
+            *ACOUSTIC_ROUTES,
             create_static_files_router(path=STATIC_PATH, directories=[STATIC_DIRECTORY]),
         ],
-        dependencies=dependencies(container, settings, version_document),
+        dependencies={
+            **dependencies(container, settings, version_document),
+            **stripe_dependencies(container),
+        },
         exception_handlers=exception_handlers(),
         middleware=[redirect_trailing_slash],
         openapi_config=openapi_config(_api_version(version_document)),

@@ -21,9 +21,11 @@ from typing import Any
 from litestar.di import Provide
 
 from ctms_core.ports.health import DatabaseHealth
+from ctms_core.services.acoustic_admin import AcousticAdminService
 from ctms_core.services.auth import AuthService
 from ctms_core.services.contacts import ContactService
 from ctms_entrypoints.container import Container
+from ctms_entrypoints.http.acoustic import AcousticHeartbeat
 from ctms_entrypoints.http.responses import DatabaseHealthReport
 from ctms_entrypoints.observability.metrics import Metrics
 from ctms_entrypoints.settings import Settings
@@ -51,10 +53,17 @@ class DatabaseHeartbeat:
     """The database part of `/__heartbeat__`: one ping, bounded by `timeout` seconds, timed in whole
     milliseconds (SPEC §6 item 25). A healthy check also refreshes the `ctms_contacts_total` gauge."""
 
-    def __init__(self, health: DatabaseHealth, timeout: float, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        health: DatabaseHealth,
+        timeout: float,
+        metrics: Metrics,
+        acoustic: AcousticHeartbeat | None = None,
+    ) -> None:
         self._health = health
         self._timeout = timeout
         self._metrics = metrics
+        self._acoustic = acoustic
 
     async def check(self) -> DatabaseHealthReport:
         started = time.perf_counter()
@@ -72,7 +81,9 @@ class DatabaseHeartbeat:
                     self._metrics.set_contacts_total(await self._health.estimate_contact_count())
             except Exception:  # noqa: S110 - the gauge is best effort; the ping decided health
                 pass
-        return DatabaseHealthReport(up=up, time_ms=time_ms, acoustic={})
+        # The Acoustic backlog check (R§2.14 step 2) only when the database answered.
+        acoustic = await self._acoustic.check() if up and self._acoustic is not None else {}
+        return DatabaseHealthReport(up=up, time_ms=time_ms, acoustic=acoustic)
 
 
 def heartbeat_timeout(settings: Settings) -> float:
@@ -104,9 +115,15 @@ def dependencies(
 
     async def database_heartbeat() -> DatabaseHeartbeat:
         health = await _resolved(container.database_health)
-        return DatabaseHeartbeat(
-            health, heartbeat_timeout(settings), await _resolved(container.metrics)
+        timeout = heartbeat_timeout(settings)
+        acoustic = AcousticHeartbeat(
+            await _resolved(container.acoustic_admin_service), settings, timeout
         )
+        return DatabaseHeartbeat(health, timeout, await _resolved(container.metrics), acoustic)
+
+    async def acoustic_admin() -> AcousticAdminService:
+        service: AcousticAdminService = await _resolved(container.acoustic_admin_service)
+        return service
 
     async def metrics() -> Metrics:
         registry: Metrics = await _resolved(container.metrics)
@@ -117,5 +134,6 @@ def dependencies(
         "auth": Provide(auth, use_cache=True),
         "database_heartbeat": Provide(database_heartbeat, use_cache=True),
         "metrics": Provide(metrics, use_cache=True),
+        "acoustic_admin": Provide(acoustic_admin, use_cache=True),
         "version_document": Provide(lambda: version_document, use_cache=True, sync_to_thread=False),
     }

@@ -14,6 +14,7 @@ Litestar looks a raised exception up by its class hierarchy, so the most specifi
 | PermissionDeniedError                       | 403    | `{"detail": "Permission(s) required: ..."}`   |
 | NotFoundError (contact, e-mail)             | 404    | `{"detail": ...}`                             |
 | ContactConflictError                        | 409    | `{"detail": ..., "conflicts": [fields]}`      |
+| WriteConflictError (+ TransientWriteError)  | 409    | `{"detail": "Write conflict, try again"}`     |
 | other CoreError                             | 400    | `{"detail": ...}`                             |
 | Litestar NotFoundException (no route, file) | 404    | `{"detail": "Not Found"}`                     |
 | Litestar HTTPException (405, 413, 401, ...) | its own| `{"detail": ...}` (+ its headers)             |
@@ -47,7 +48,9 @@ from ctms_core.domain.errors import (
     TokenRequestRejectedError,
     UnprocessableRequestError,
     ValidationFailedError,
+    WriteConflictError,
 )
+from ctms_core.domain.pubsub import PubSubNotConfiguredError
 from ctms_entrypoints.http.auth import BEARER_CHALLENGE
 from ctms_entrypoints.http.context import log_fields
 from ctms_entrypoints.http.responses import error_response
@@ -148,6 +151,8 @@ def exception_handlers() -> ExceptionHandlersMap:
         PermissionDeniedError: _detail(403),
         NotFoundError: _detail(404),
         ContactConflictError: _conflict,
+        WriteConflictError: _detail(409),
+        PubSubNotConfiguredError: _detail(503),
         CoreError: _detail(400),
         ValidationException: _litestar_validation,
         NotFoundException: _not_found,

@@ -155,6 +155,13 @@ class LbHeartbeatResponse(msgspec.Struct, frozen=True):
     status: str
 
 
+class AcousticConfigurationResponse(msgspec.Struct, frozen=True):
+    """`GET /acoustic_configuration` (R§2.14): fields by table name, newsletter slug → column."""
+
+    sync_fields: dict[str, list[str]]
+    newsletter_mappings: dict[str, str]
+
+
 # --- rendering ------------------------------------------------------------------------------------------
 
 _NO_AMO = AddOnsSchema()

@@ -81,6 +81,12 @@ async def _store_migration_seed(uow: UnitOfWork) -> None:
     async with InMemoryUnitOfWork(InMemoryStore()) as seeded:
         permissions = await seeded.roles.list_permissions()
         roles = await seeded.roles.list_roles()
+        acoustic_fields = await seeded.acoustic_config.fields()
+        newsletter_mappings = await seeded.acoustic_config.newsletter_mappings()
+    for tablename, field in acoustic_fields:
+        await uow.acoustic_config.add_field(tablename, field)
+    for source, destination in newsletter_mappings:
+        await uow.acoustic_config.add_newsletter_mapping(source, destination)
     for permission in permissions:
         await uow.roles.add_permission(permission.name, permission.description)
     for role in roles:

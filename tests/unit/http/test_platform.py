@@ -75,9 +75,8 @@ async def test_heartbeat_reports_the_database_round_trip(api: Api) -> None:
     response = await api.get("/__heartbeat__", headers={})
     assert response.status_code == 200
     body = response.json()
-    assert body == {
-        "database": {"up": True, "time_ms": body["database"]["time_ms"], "acoustic": {}}
-    }
+    assert body["database"]["up"] is True
+    assert body["database"]["acoustic"]["success"] is True  # the full block: test_acoustic_http.py
     assert isinstance(body["database"]["time_ms"], int)
 
 

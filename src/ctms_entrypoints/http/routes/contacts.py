@@ -78,9 +78,15 @@ EmailIdPath = Annotated[
 ]
 
 # Alternate identifiers of `GET /ctms` and `GET /identities`: at least one non-empty, all must match.
-EmailIdQuery = Annotated[str | None, _optional("`email_id` (a UUID)", format="uuid")]
+# v3.3 treats an empty identifier as "not given" (or, beside a real one, as a filter matching nothing).
+_UUID_OR_EMPTY = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+EmailIdQuery = Annotated[
+    str | None, _optional("`email_id` (a UUID, or empty)", pattern=_UUID_OR_EMPTY)
+]
 PrimaryEmailQuery = Annotated[str | None, _optional("Primary e-mail, ignoring case")]
-BasketTokenQuery = Annotated[str | None, _optional("Basket token (a UUID)", format="uuid")]
+BasketTokenQuery = Annotated[
+    str | None, _optional("Basket token (a UUID, or empty)", pattern=_UUID_OR_EMPTY)
+]
 SfdcIdQuery = Annotated[str | None, _optional("Salesforce id")]
 MofoContactIdQuery = Annotated[str | None, _optional("Mozilla Foundation contact id")]
 MofoEmailIdQuery = Annotated[str | None, _optional("Mozilla Foundation e-mail id")]
@@ -181,6 +187,8 @@ async def create_contact(request: AnyRequest, contacts_api: Api) -> ASGIResponse
     contact = result.contact
     if result.legacy_waitlists_used:
         contacts_api.metrics.count_legacy_waitlists_request()
+    if result.enqueued:
+        contacts_api.metrics.count_pending_acoustic_sync()
     record_trace(request, [contact.email.primary_email], body=body.value, with_body=True)
     return json_response(
         single_contact_body(contact),
@@ -217,6 +225,8 @@ async def replace_contact(
     result = await contacts_api.contacts.replace(path_id, proposed)
     if result.legacy_waitlists_used:
         contacts_api.metrics.count_legacy_waitlists_request()
+    if result.enqueued:
+        contacts_api.metrics.count_pending_acoustic_sync()
     return json_response(single_contact_body(result.contact), status_code=201)
 
 
@@ -243,6 +253,8 @@ async def patch_contact(
     result = await contacts_api.contacts.patch(path_id, changes)
     if result.legacy_waitlists_used:
         contacts_api.metrics.count_legacy_waitlists_request()
+    if result.enqueued:
+        contacts_api.metrics.count_pending_acoustic_sync()
     contact = result.contact
     record_trace(request, [contact.email.primary_email], body=body.value, with_body=True)
     return json_response(single_contact_body(contact))
@@ -267,6 +279,7 @@ async def delete_contact(
     client = await authenticate(request, contacts_api.auth, DELETE)
     record_trace(request, [primary_email])
     deleted = await contacts_api.contacts.delete(primary_email, erased_by=client.client_id)
+    contacts_api.metrics.count_pending_acoustic_sync(len(deleted))  # one erasure queued per contact
     return json_response(deleted)
 
 
@@ -291,10 +304,17 @@ async def read_updates(
     ] = None,
     end: Annotated[
         str | None,
-        _optional("Upper bound (exclusive) of `update_timestamp`; default now", format="date-time"),
+        _optional(
+            "Upper bound (exclusive) of `update_timestamp` (ISO 8601 or unix seconds); empty or"
+            " absent means now"
+        ),
     ] = None,
     limit: Annotated[
-        str | None, _optional("Page size, 1 to 1000; default 100", type="integer")
+        str | None,
+        _optional(
+            "Page size, 1 to 1000; empty or absent means 100",
+            pattern="^(|[1-9][0-9]{0,2}|1000)$",
+        ),
     ] = None,
     after: Annotated[
         str | None, _optional("The cursor of the previous page (its `after` value)")
@@ -302,7 +322,8 @@ async def read_updates(
     mofo_relevant: Annotated[
         str | None,
         _optional(
-            "Only contacts whose Mozilla Foundation data is (or is not) relevant", type="boolean"
+            "Only contacts whose Mozilla Foundation data is (or is not) relevant: true/false,"
+            " 1/0, yes/no, on/off (any case); empty or absent means no filter"
         ),
     ] = None,
 ) -> ASGIResponse:

@@ -9,6 +9,7 @@ from typing import Any
 from litestar import HttpMethod, Request, get, route
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Redirect
 from litestar.response.base import ASGIResponse
 
@@ -74,16 +75,21 @@ async def version(version_document: NamedDependency[bytes]) -> ASGIResponse:
     responses=responses(
         {
             200: (HeartbeatResponse, "Healthy"),
-            503: (HeartbeatResponse, "The database cannot be reached"),
+            503: (
+                HeartbeatResponse,
+                "The database cannot be reached, or the sync backlog is too large",
+            ),
         }
     ),
 )
 async def heartbeat(
     request: AnyRequest, database_heartbeat: NamedDependency[DatabaseHeartbeat]
 ) -> ASGIResponse:
-    """The database round trip in milliseconds; 503 when the database cannot be reached."""
+    """The database round trip in milliseconds and the Acoustic sync backlog; 503 when the database
+    cannot be reached, the backlog cannot be counted or exceeds its configured limits."""
     database = await database_heartbeat.check()
-    status_code = 200 if database.up else 503
+    healthy = database.up and database.acoustic.get("success", True) is True
+    status_code = 200 if healthy else 503
     return _json_or_head(request, HeartbeatResponse(database), status_code)
 
 
@@ -104,7 +110,14 @@ async def lbheartbeat(request: AnyRequest) -> ASGIResponse:
     tags=PLATFORM,
     summary="Prometheus metrics of this process",
     operation_id="metrics",
-    responses=responses({200: (str, "Prometheus text exposition format 0.0.4")}),
+    responses={
+        200: ResponseSpec(
+            str,
+            description="Prometheus text exposition format 0.0.4",
+            media_type=MediaType.TEXT,
+            generate_examples=False,
+        )
+    },
 )
 async def metrics(metrics: NamedDependency[Metrics]) -> ASGIResponse:
     body, content_type = metrics.render()

@@ -1,0 +1,48 @@
+"""The Acoustic sync tables (R§1.6–§1.7 with the fixes of SPEC §7), on the shared `metadata`.
+
+`pending_acoustic` has no foreign key to `emails`: an erasure row outlives its contact. `version` is
+bumped by every enqueue (an edit during an upload is synced again), `claimed_until` is the lease of the
+worker holding the row, `next_attempt_at` the backoff. Imported by the package, so the metadata the
+migrations are checked against always holds these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, Text, Uuid, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from ctms_adapters.postgres.tables import _timestamps, metadata
+
+pending_acoustic = Table(
+    "pending_acoustic",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email_id", Uuid(as_uuid=True), nullable=False, unique=True),
+    Column("retry", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=False, server_default=text("''")),
+    Column("version", BigInteger, nullable=False, server_default=text("1")),
+    Column("operation", String(8), nullable=False, server_default=text("'sync'")),
+    Column("deletion", JSONB),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("claimed_until", DateTime(timezone=True)),
+    *_timestamps(),
+)
+Index(
+    "ix_pending_acoustic_retry_update_timestamp",
+    pending_acoustic.c.retry,
+    pending_acoustic.c.update_timestamp,
+)
+
+acoustic_field = Table(
+    "acoustic_field",
+    metadata,
+    Column("tablename", String(255), primary_key=True, server_default=text("'main'")),
+    Column("field", String(255), primary_key=True),
+)
+
+acoustic_newsletter_mapping = Table(
+    "acoustic_newsletter_mapping",
+    metadata,
+    Column("source", String(255), primary_key=True),
+    Column("destination", String(255), nullable=False),
+)

@@ -1,0 +1,253 @@
+"""`SyncQueue` and `AcousticConfigRepository` on PostgreSQL (R§1.6–§1.7, SPEC §7).
+
+Claiming is one statement: an UPDATE that leases the rows a `SELECT … FOR UPDATE SKIP LOCKED` picked, so
+concurrent workers each get different rows without waiting for one another, and the lease keeps the rows
+away from other workers after the claim's transaction commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from ctms_adapters.postgres.acoustic_tables import (
+    acoustic_field,
+    acoustic_newsletter_mapping,
+    pending_acoustic,
+)
+from ctms_adapters.postgres.transaction import TransactionScope
+from ctms_adapters.postgres.unavailable import reports_unavailability
+from ctms_core.domain.acoustic import AcousticConfiguration, AcousticDeletion
+from ctms_core.domain.sync import PendingSync, QueueCounts
+
+_ITEM_COLUMNS = (
+    pending_acoustic.c.email_id,
+    pending_acoustic.c.version,
+    pending_acoustic.c.retry,
+    pending_acoustic.c.operation,
+    pending_acoustic.c.deletion,
+    pending_acoustic.c.last_error,
+    pending_acoustic.c.create_timestamp,
+    pending_acoustic.c.update_timestamp,
+)
+
+
+def _item(row: Any) -> PendingSync:
+    return PendingSync(
+        email_id=row.email_id,
+        version=row.version,
+        retry=row.retry,
+        operation=row.operation,
+        deletion=None if row.deletion is None else msgspec.convert(row.deletion, AcousticDeletion),
+        last_error=row.last_error,
+        create_timestamp=row.create_timestamp,
+        update_timestamp=row.update_timestamp,
+    )
+
+
+@reports_unavailability
+class PostgresSyncQueue:
+    def __init__(self, scope: TransactionScope) -> None:
+        self._scope = scope
+
+    async def _execute(self, statement: Any) -> Any:
+        await self._scope.begin()
+        return await self._scope.connection.execute(statement)
+
+    async def _upsert(
+        self, email_id: uuid.UUID, now: datetime, deletion: AcousticDeletion | None
+    ) -> None:
+        statement = insert(pending_acoustic).values(
+            email_id=email_id,
+            operation="sync" if deletion is None else "erase",
+            deletion=None if deletion is None else msgspec.to_builtins(deletion),
+            create_timestamp=now,
+            update_timestamp=now,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[pending_acoustic.c.email_id],
+            set_={
+                "retry": 0,
+                "last_error": "",
+                "next_attempt_at": None,
+                "version": pending_acoustic.c.version + 1,
+                "operation": statement.excluded.operation,
+                "deletion": statement.excluded.deletion,
+                "update_timestamp": statement.excluded.update_timestamp,
+            },
+        )
+        await self._execute(statement)
+
+    async def enqueue(self, email_id: uuid.UUID, now: datetime) -> None:
+        await self._upsert(email_id, now, None)
+
+    async def enqueue_erasure(self, deletion: AcousticDeletion, now: datetime) -> None:
+        await self._upsert(deletion.email_id, now, deletion)
+
+    async def claim(
+        self, *, limit: int, retry_limit: int, now: datetime, lease_until: datetime
+    ) -> list[PendingSync]:
+        due = (
+            select(pending_acoustic.c.id)
+            .where(
+                pending_acoustic.c.retry < retry_limit,
+                (pending_acoustic.c.next_attempt_at.is_(None))
+                | (pending_acoustic.c.next_attempt_at <= now),
+                (pending_acoustic.c.claimed_until.is_(None))
+                | (pending_acoustic.c.claimed_until <= now),
+            )
+            .order_by(pending_acoustic.c.retry, pending_acoustic.c.update_timestamp)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        result = await self._execute(
+            update(pending_acoustic)
+            .where(pending_acoustic.c.id.in_(due))
+            .values(claimed_until=lease_until)
+            .returning(*_ITEM_COLUMNS)
+        )
+        items = [_item(row) for row in result]
+        return sorted(items, key=lambda item: (item.retry, item.update_timestamp or now))
+
+    async def complete(self, email_id: uuid.UUID, version: int) -> bool:
+        result = await self._execute(
+            delete(pending_acoustic)
+            .where(pending_acoustic.c.email_id == email_id, pending_acoustic.c.version == version)
+            .returning(pending_acoustic.c.id)
+        )
+        if result.first() is not None:
+            return True
+        await self._release(email_id)
+        return False
+
+    async def _release(self, email_id: uuid.UUID) -> None:
+        await self._execute(
+            update(pending_acoustic)
+            .where(pending_acoustic.c.email_id == email_id)
+            .values(claimed_until=None)
+        )
+
+    async def fail(
+        self, email_id: uuid.UUID, version: int, error: str, next_attempt_at: datetime
+    ) -> None:
+        result = await self._execute(
+            update(pending_acoustic)
+            .where(pending_acoustic.c.email_id == email_id, pending_acoustic.c.version == version)
+            .values(
+                retry=pending_acoustic.c.retry + 1,
+                last_error=error,
+                next_attempt_at=next_attempt_at,
+                claimed_until=None,
+            )
+            .returning(pending_acoustic.c.id)
+        )
+        if result.first() is None:
+            await self._release(email_id)
+
+    async def counts(self, retry_limit: int) -> QueueCounts:
+        result = await self._scope.connection.execute(
+            select(
+                func.count().filter(pending_acoustic.c.retry < retry_limit),
+                func.count().filter(pending_acoustic.c.retry > 0),
+            )
+        )
+        backlog, retry_backlog = result.one()
+        return QueueCounts(backlog=int(backlog), retry_backlog=int(retry_backlog))
+
+    async def failed(self, retry_limit: int) -> list[PendingSync]:
+        result = await self._scope.connection.execute(
+            select(*_ITEM_COLUMNS)
+            .where(pending_acoustic.c.retry >= retry_limit)
+            .order_by(pending_acoustic.c.update_timestamp, pending_acoustic.c.email_id)
+        )
+        return [_item(row) for row in result]
+
+    async def reset_failed(self, retry_limit: int, now: datetime) -> int:
+        result = await self._execute(
+            update(pending_acoustic)
+            .where(pending_acoustic.c.retry >= retry_limit)
+            .values(
+                retry=0,
+                last_error="",
+                next_attempt_at=None,
+                claimed_until=None,
+                version=pending_acoustic.c.version + 1,
+                update_timestamp=now,
+            )
+            .returning(pending_acoustic.c.id)
+        )
+        return len(result.all())
+
+
+@reports_unavailability
+class PostgresAcousticConfigRepository:
+    def __init__(self, scope: TransactionScope) -> None:
+        self._scope = scope
+
+    async def load(self) -> AcousticConfiguration:
+        fields = await self.fields()
+        mapping = await self.newsletter_mappings()
+        return AcousticConfiguration(
+            main_fields=frozenset(f for t, f in fields if t == "main"),
+            waitlist_fields=frozenset(f for t, f in fields if t == "waitlist"),
+            newsletter_mapping=dict(mapping),
+        )
+
+    async def fields(self) -> list[tuple[str, str]]:
+        result = await self._scope.connection.execute(
+            select(acoustic_field.c.tablename, acoustic_field.c.field).order_by(
+                acoustic_field.c.tablename, acoustic_field.c.field
+            )
+        )
+        return [(row.tablename, row.field) for row in result]
+
+    async def add_field(self, tablename: str, field: str) -> None:
+        await self._scope.begin()
+        await self._scope.connection.execute(
+            insert(acoustic_field).values(tablename=tablename, field=field).on_conflict_do_nothing()
+        )
+
+    async def remove_field(self, tablename: str, field: str) -> bool:
+        await self._scope.begin()
+        result = await self._scope.connection.execute(
+            delete(acoustic_field)
+            .where(acoustic_field.c.tablename == tablename, acoustic_field.c.field == field)
+            .returning(acoustic_field.c.field)
+        )
+        return result.first() is not None
+
+    async def newsletter_mappings(self) -> list[tuple[str, str]]:
+        result = await self._scope.connection.execute(
+            select(
+                acoustic_newsletter_mapping.c.source, acoustic_newsletter_mapping.c.destination
+            ).order_by(acoustic_newsletter_mapping.c.source)
+        )
+        return [(row.source, row.destination) for row in result]
+
+    async def add_newsletter_mapping(self, source: str, destination: str) -> None:
+        await self._scope.begin()
+        statement = insert(acoustic_newsletter_mapping).values(
+            source=source, destination=destination
+        )
+        await self._scope.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[acoustic_newsletter_mapping.c.source],
+                set_={"destination": statement.excluded.destination},
+            )
+        )
+
+    async def remove_newsletter_mapping(self, source: str) -> str | None:
+        await self._scope.begin()
+        result = await self._scope.connection.execute(
+            delete(acoustic_newsletter_mapping)
+            .where(acoustic_newsletter_mapping.c.source == source)
+            .returning(acoustic_newsletter_mapping.c.destination)
+        )
+        row = result.first()
+        return None if row is None else str(row.destination)

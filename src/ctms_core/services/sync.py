@@ -1,0 +1,265 @@
+"""SyncService: drain the Acoustic sync queue in passes (R§4.2 with the fixes of SPEC §7).
+
+One pass claims a batch of due rows (leased, so concurrent workers never take the same contact), reads
+the Acoustic configuration and the contacts with their products, then uploads (or erases) with at most
+`concurrency` contacts in flight. Each contact is then completed — its row deleted unless an edit arrived
+during the upload, in which case the row stays for the next pass — or failed with exponential backoff and
+jitter. Nothing a contact does can stop the pass: Acoustic errors and unexpected exceptions alike become
+a retry, so the worker never crashes on upstream trouble (R§12.4 item 31).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from ctms_core.domain.acoustic import AcousticConfiguration, map_contact
+from ctms_core.domain.contact import Contact
+from ctms_core.domain.segments import Product
+from ctms_core.domain.sync import (
+    BACKOFF_BASE_SECONDS,
+    BACKOFF_CAP_SECONDS,
+    PendingSync,
+    QueueCounts,
+    SyncPassStats,
+    SyncState,
+    next_attempt_at,
+    primary_email_domain,
+)
+from ctms_core.ports.acoustic import AcousticCall, AcousticError, AcousticGateway, UploadReport
+from ctms_core.ports.clock import Clock
+from ctms_core.ports.repositories import UnitOfWork
+from ctms_core.services.acoustic_products import products_of_contacts
+
+__all__ = ["SyncObserver", "SyncPolicy", "SyncService"]
+
+sync_logger = logging.getLogger("ctms.sync")
+contact_logger = logging.getLogger("ctms.acoustic_service")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncPolicy:
+    """The knobs of R§4.9 plus this rewrite's concurrency, lease and backoff."""
+
+    batch_limit: int = 20
+    retry_limit: int = 6
+    concurrency: int = 5
+    #: `CTMS_ACOUSTIC_SYNC_FEATURE_FLAG`: false → a pass does nothing.
+    sync_enabled: bool = True
+    #: `CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG`: false → rows are consumed without calling Acoustic.
+    integration_enabled: bool = True
+    #: How long a claimed row stays invisible to other workers; longer than a pass can take.
+    lease: timedelta = timedelta(minutes=5)
+    backoff_base_s: float = BACKOFF_BASE_SECONDS
+    backoff_cap_s: float = BACKOFF_CAP_SECONDS
+
+
+class SyncObserver(Protocol):
+    """Metrics hooks (R§8.2): every Acoustic request, every contact consumed."""
+
+    def acoustic_call(self, call: AcousticCall) -> None: ...
+
+    def contact_done(self, state: SyncState) -> None: ...
+
+
+class _NoObserver:
+    def acoustic_call(self, call: AcousticCall) -> None:
+        pass
+
+    def contact_done(self, state: SyncState) -> None:
+        pass
+
+
+class SyncService:
+    """Drains the queue; `run_pass` is one iteration of the worker loop."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        gateway: AcousticGateway | None,
+        clock: Clock,
+        policy: SyncPolicy,
+        *,
+        observer: SyncObserver | None = None,
+        uniform: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        if policy.sync_enabled and policy.integration_enabled and gateway is None:
+            raise ValueError("an Acoustic gateway is required when the integration is enabled")
+        self._uow_factory = uow_factory
+        self._gateway = gateway
+        self._clock = clock
+        self.policy = policy
+        self._observer: SyncObserver = observer or _NoObserver()
+        self._uniform = uniform
+
+    async def counts(self) -> QueueCounts:
+        """Backlog and retry backlog (R§4.1 "Counts")."""
+        async with self._uow_factory() as uow:
+            return await uow.sync_queue.counts(self.policy.retry_limit)
+
+    async def run_pass(self) -> SyncPassStats:
+        """Claim one batch and sync it; the statistics of the pass (R§4.2 `sync_records`)."""
+        policy = self.policy
+        now = self._clock.now()
+        stats = SyncPassStats(
+            batch_limit=policy.batch_limit, retry_limit=policy.retry_limit, end_time=now.isoformat()
+        )
+        if not policy.sync_enabled:
+            return stats
+        try:
+            counts = await self.counts()
+        except Exception:
+            sync_logger.exception("Could not count the Acoustic sync backlog.")
+        else:
+            stats.sync_backlog, stats.retry_backlog = counts.backlog, counts.retry_backlog
+
+        async with self._uow_factory() as uow:
+            configuration = await uow.acoustic_config.load()
+            claimed = await uow.sync_queue.claim(
+                limit=policy.batch_limit,
+                retry_limit=policy.retry_limit,
+                now=now,
+                lease_until=now + policy.lease,
+            )
+            await uow.commit()
+        stats.count_total = len(claimed)
+        if not claimed:
+            return stats
+
+        contacts, products = await self._read_contacts(claimed)
+        semaphore = asyncio.Semaphore(policy.concurrency)
+        ages: list[float] = []
+
+        async def one(item: PendingSync) -> None:
+            state = await self._process(
+                item, contacts.get(item.email_id), products, configuration, semaphore
+            )
+            stats.count(state)
+            self._observer.contact_done(state)
+            if state in ("synced", "erased") and item.retry == 0:
+                enqueued_at = item.update_timestamp or item.create_timestamp
+                if enqueued_at is not None:
+                    ages.append((self._clock.now() - enqueued_at).total_seconds())
+
+        await asyncio.gather(*(one(item) for item in claimed))
+        if ages:
+            stats.age_s = max(ages)
+        return stats
+
+    async def _read_contacts(
+        self, claimed: list[PendingSync]
+    ) -> tuple[dict[uuid.UUID, Contact], dict[uuid.UUID, list[Product]]]:
+        ids = [item.email_id for item in claimed if item.operation == "sync"]
+        if not ids or not self.policy.integration_enabled:
+            return {}, {}
+        async with self._uow_factory() as uow:
+            found = await uow.contacts.get_many(ids)
+            products = await products_of_contacts(uow, found)
+        return {contact.email_id: contact for contact in found}, products
+
+    async def _process(
+        self,
+        item: PendingSync,
+        contact: Contact | None,
+        products: dict[uuid.UUID, list[Product]],
+        configuration: AcousticConfiguration,
+        semaphore: asyncio.Semaphore,
+    ) -> SyncState:
+        """Upload or erase one contact, then complete or fail its row. Never raises."""
+        if not self.policy.integration_enabled or (item.operation == "sync" and contact is None):
+            # Integration off (R§4.9), or a contact deleted since (its erasure is its own row).
+            await self._complete(item)
+            return "skipped"
+        context: dict[str, Any] = {"email_id": str(item.email_id)}
+        address = (
+            contact.email.primary_email
+            if contact is not None
+            else item.deletion.primary_email
+            if item.deletion is not None
+            else None
+        )
+        assert self._gateway is not None
+        try:
+            async with semaphore:
+                if item.operation == "erase":
+                    if item.deletion is None:
+                        raise ValueError("an erasure without its deletion payload")
+                    context["operation"] = "erase"
+                    report = await self._gateway.erase(item.deletion)
+                else:
+                    assert contact is not None
+                    record = map_contact(contact, products.get(item.email_id, ()), configuration)
+                    context.update(record.log_context())
+                    report = await self._gateway.upload(record)
+        except AcousticError as error:
+            self._observe(error.calls)
+            context.update(UploadReport(calls=error.calls).log_context())
+            sync_logger.error(
+                "Could not upload contact: %r",
+                error,
+                extra={
+                    "email_id": str(item.email_id),
+                    "primary_email_domain": primary_email_domain(address),
+                },
+            )
+            contact_logger.error(
+                "Failure for contact in sync to acoustic...", extra={**context, "success": False}
+            )
+            await self._fail(item, repr(error))
+            return "retry"
+        except Exception as error:
+            sync_logger.exception(
+                "Exception occurred when processing acoustic record.",
+                extra={
+                    "email_id": str(item.email_id),
+                    "primary_email_domain": primary_email_domain(address),
+                },
+            )
+            await self._fail(item, repr(error))
+            return "retry"
+        self._observe(report.calls)
+        context.update(report.log_context())
+        contact_logger.debug(
+            "Successfully sync'd contact to acoustic...", extra={**context, "success": True}
+        )
+        await self._complete(item)
+        return "erased" if item.operation == "erase" else "synced"
+
+    def _observe(self, calls: tuple[AcousticCall, ...]) -> None:
+        for call in calls:
+            self._observer.acoustic_call(call)
+
+    async def _complete(self, item: PendingSync) -> None:
+        try:
+            async with self._uow_factory() as uow:
+                await uow.sync_queue.complete(item.email_id, item.version)
+                await uow.commit()
+        except Exception:
+            # The lease expires and the contact is sent again: at-least-once.
+            sync_logger.exception(
+                "Could not mark a contact synced.", extra={"email_id": str(item.email_id)}
+            )
+
+    async def _fail(self, item: PendingSync, error: str) -> None:
+        now: datetime = self._clock.now()
+        retry_at = next_attempt_at(
+            item.retry + 1,
+            now,
+            base=self.policy.backoff_base_s,
+            cap=self.policy.backoff_cap_s,
+            uniform=self._uniform,
+        )
+        try:
+            async with self._uow_factory() as uow:
+                await uow.sync_queue.fail(item.email_id, item.version, error, retry_at)
+                await uow.commit()
+        except Exception:
+            sync_logger.exception(
+                "Could not record a failed sync.", extra={"email_id": str(item.email_id)}
+            )

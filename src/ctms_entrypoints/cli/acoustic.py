@@ -1,0 +1,199 @@
+"""`ctms sync`, `ctms healthcheck-sync` and `ctms acoustic …` (R§9.3–§9.4 with the fixes of R§12.4 item
+34: addresses match ignoring case, commands exit non-zero on failure, `fields list -t` filters)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ctms_core.services.acoustic_admin import AcousticAdminService
+
+logger = logging.getLogger("ctms.bin.healthcheck_sync")
+
+EXIT_NOT_FOUND = 4
+
+
+def _admin_service(work: Any) -> Any:
+    from ctms_entrypoints.cli.main import _admin
+
+    async def run(container: Any) -> Any:
+        service: AcousticAdminService = container.acoustic_admin_service()
+        return await work(service)
+
+    return _admin(run)
+
+
+@click.command("sync")
+def sync() -> None:
+    """Run the Acoustic sync worker until SIGTERM/SIGINT (the contacts in flight are finished)."""
+    from ctms_entrypoints.cli.main import _settings
+    from ctms_entrypoints.container import MissingConfigurationError
+    from ctms_entrypoints.http.app import load_version_document
+    from ctms_entrypoints.observability.setup import set_up_observability
+    from ctms_entrypoints.runtime import database_runtime
+    from ctms_entrypoints.worker.main import run_worker
+
+    settings = _settings()
+    set_up_observability(settings, load_version_document(settings))
+    with database_runtime(settings) as runtime:
+        try:
+            code = asyncio.run(run_worker(runtime.settings))
+        except MissingConfigurationError as error:
+            click.echo(str(error), err=True)
+            sys.exit(1)
+    sys.exit(code)
+
+
+@click.command("healthcheck-sync")
+def healthcheck_sync() -> None:
+    """Exit 0 when the worker's healthcheck file is younger than CTMS_BACKGROUND_HEALTHCHECK_AGE_S,
+    else 1 (R§4.8)."""
+    from ctms_entrypoints.cli.main import _settings
+    from ctms_entrypoints.worker.loop import healthcheck_age
+
+    settings = _settings()
+    path, limit = settings.background_healthcheck_path, settings.background_healthcheck_age_s
+    try:
+        if path is None:
+            raise RuntimeError("BACKGROUND_HEALTHCHECK_PATH not set")
+        if limit is None:
+            raise RuntimeError("BACKGROUND_HEALTHCHECK_AGE_S not set")
+        age = healthcheck_age(path)
+        if age > limit:
+            raise RuntimeError(f"Age {age:.3f}s > {limit}s, written at {path.read_text().strip()}")
+    except (RuntimeError, OSError, ValueError) as error:
+        click.echo(f"Healthcheck failed: {error}", err=True)
+        sys.exit(1)
+    click.echo(f"Healthcheck passed (age {age:.3f}s)")
+
+
+@click.group("acoustic")
+def acoustic() -> None:
+    """The Acoustic sync: fields, newsletter mappings, resync, failed contacts."""
+
+
+@acoustic.group("fields")
+def fields() -> None:
+    """Main-table columns (`main`) and waitlist `fields` keys (`waitlist`) to send."""
+
+
+@fields.command("list")
+@click.option("--table", "-t", default=None, help="Only this table (main or waitlist).")
+def fields_list(table: str | None) -> None:
+    async def work(service: AcousticAdminService) -> list[tuple[str, str]]:
+        return await service.fields()
+
+    for tablename, field in _admin_service(work):
+        if table is None or tablename == table:
+            click.echo(f"- {tablename}.{field}")
+
+
+@fields.command("add")
+@click.option("--table", "-t", default="main", show_default=True)
+@click.argument("field")
+def fields_add(table: str, field: str) -> None:
+    async def work(service: AcousticAdminService) -> None:
+        await service.add_field(table, field)
+
+    _admin_service(work)
+    click.echo(f"Added '{table}.{field}'.")
+
+
+@fields.command("remove")
+@click.option("--table", "-t", default="main", show_default=True)
+@click.argument("field")
+def fields_remove(table: str, field: str) -> None:
+    async def work(service: AcousticAdminService) -> bool:
+        return await service.remove_field(table, field)
+
+    if not _admin_service(work):
+        click.echo(f"Unknown field '{table}.{field}'. Give up.", err=True)
+        sys.exit(EXIT_NOT_FOUND)
+    click.echo(f"Removed '{table}.{field}'.")
+
+
+@acoustic.group("newsletters")
+def newsletters() -> None:
+    """Newsletter slug → boolean column of the Acoustic main table."""
+
+
+@newsletters.command("list")
+def newsletters_list() -> None:
+    async def work(service: AcousticAdminService) -> list[tuple[str, str]]:
+        return await service.newsletter_mappings()
+
+    for source, destination in _admin_service(work):
+        click.echo(f"- '{source}' → '{destination}'")
+
+
+@newsletters.command("add")
+@click.argument("mapping", metavar="SOURCE:DESTINATION")
+def newsletters_add(mapping: str) -> None:
+    source, colon, destination = mapping.partition(":")
+    if not colon or not source or not destination:
+        raise click.BadParameter("expected SOURCE:DESTINATION", param_hint="MAPPING")
+
+    async def work(service: AcousticAdminService) -> None:
+        await service.add_newsletter_mapping(source, destination)
+
+    _admin_service(work)
+    click.echo(f"Added '{source}' → '{destination}'.")
+
+
+@newsletters.command("remove")
+@click.argument("source")
+def newsletters_remove(source: str) -> None:
+    async def work(service: AcousticAdminService) -> str | None:
+        return await service.remove_newsletter_mapping(source)
+
+    destination = _admin_service(work)
+    if destination is None:
+        click.echo(f"Unknown mapping '{source}'. Give up.", err=True)
+        sys.exit(EXIT_NOT_FOUND)
+    click.echo(f"Removed '{source}' → '{destination}'.")
+
+
+@acoustic.command("resync")
+@click.option(
+    "--email-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Primary e-mails to sync again, one per line (matched ignoring case).",
+)
+@click.option("--all-failed", is_flag=True, help="Every contact past the retry limit.")
+def resync(email_file: Path | None, all_failed: bool) -> None:
+    """Queue contacts for sync again, resetting their retries."""
+    if (email_file is None) == (not all_failed):
+        raise click.UsageError("Give exactly one of --email-file and --all-failed.")
+
+    lines = [] if email_file is None else email_file.read_text(encoding="utf-8").splitlines()
+
+    async def work(service: AcousticAdminService) -> tuple[int, tuple[str, ...]]:
+        if all_failed:
+            return await service.resync_failed(), ()
+        result = await service.resync_emails(lines)
+        return result.queued, result.unknown
+
+    queued, unknown = _admin_service(work)
+    for address in unknown:
+        click.echo(f"{address} not found in CTMS", err=True)
+    click.echo(f"Queued {queued} contacts for sync.")
+
+
+@acoustic.command("failed")
+def failed() -> None:
+    """Contacts that exhausted their retries (CTMS_ACOUSTIC_RETRY_LIMIT), with their last error."""
+
+    async def work(service: AcousticAdminService) -> Any:
+        return await service.failed()
+
+    items = _admin_service(work)
+    if not items:
+        click.echo("No contact past the retry limit.")
+        return
+    for item in items:
+        click.echo(f"- {item.email_id} ({item.operation}, {item.retry} tries): {item.last_error}")

@@ -1,0 +1,150 @@
+"""`POST /stripe` (R§2.12) and `POST /stripe_from_pubsub` (R§2.13): Stripe objects in, `{"status": "OK"}`
+out, with the `ingest_actions`, `fxa_id_conflict`, `trace`/`trace_json` and `pubsub_<claim>` log fields."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import msgspec
+from litestar import Request, post
+from litestar.di import NamedDependency, Provide
+from litestar.response.base import ASGIResponse
+
+from ctms_core.domain.errors import BadRequestError, NotAuthenticatedError
+from ctms_core.domain.permissions import STRIPE_INGEST
+from ctms_core.domain.pubsub import (
+    ACCEPTED_NOT_PROCESSED,
+    NOT_FROM_PUBSUB,
+    PubSubNotConfiguredError,
+    PushAuthenticationError,
+)
+from ctms_core.services.auth import AuthService
+from ctms_core.services.pubsub import PubSubIngestService
+from ctms_core.services.stripe import StripeIngestService
+from ctms_entrypoints.http.auth import authenticate
+from ctms_entrypoints.http.context import is_traced, log_fields
+from ctms_entrypoints.http.responses import json_response
+
+AnyRequest = Request[Any, Any, Any]
+
+logger = logging.getLogger("ctms.stripe")
+
+_decode_json = msgspec.json.Decoder().decode
+
+
+class StripeBodyNotJsonError(BadRequestError):
+    detail = "Request body is not valid JSON."
+
+
+@dataclass(frozen=True, slots=True)
+class StripeApi:
+    auth: AuthService
+    ingest: StripeIngestService[Any]
+    pubsub: PubSubIngestService
+
+
+def stripe_dependencies(container: Any) -> dict[str, Provide]:
+    """`stripe_api` for the handlers below, from the container's providers."""
+
+    async def stripe_api() -> StripeApi:
+        return StripeApi(
+            auth=container.auth_service(),
+            ingest=container.stripe_ingest_service(),
+            pubsub=container.pubsub_ingest_service(),
+        )
+
+    return {"stripe_api": Provide(stripe_api, use_cache=True)}
+
+
+def _context(request: AnyRequest) -> dict[str, Any]:
+    """The access-log fields, as a plain dict: these handlers add keys of their own (R§7.2)."""
+    return cast(dict[str, Any], log_fields(request))
+
+
+def _record_trace(request: AnyRequest, emails: set[str], payload: Any) -> None:
+    traced = sorted(email for email in emails if is_traced(email))
+    if traced:
+        fields = _context(request)
+        fields["trace"] = ",".join(traced)
+        fields["trace_json"] = payload
+
+
+@post("/stripe", status_code=200, include_in_schema=False)
+async def stripe(request: AnyRequest, stripe_api: NamedDependency[StripeApi]) -> ASGIResponse:
+    """Ingest one Stripe object (bearer, `stripe:ingest`)."""
+    await authenticate(request, stripe_api.auth, (STRIPE_INGEST,))
+    try:
+        data = _decode_json(await request.body())
+    except msgspec.DecodeError as error:
+        raise StripeBodyNotJsonError() from error
+    result = await stripe_api.ingest.ingest(data)
+    fields = _context(request)
+    fields["ingest_actions"] = result.actions
+    if result.fxa_id_conflict is not None:
+        fields["fxa_id_conflict"] = result.fxa_id_conflict
+    if result.customer_email:
+        _record_trace(request, {result.customer_email}, data)
+    return json_response({"status": "OK"})
+
+
+def _record_claims(fields: dict[str, Any], claims: Mapping[str, Any]) -> None:
+    for name, value in claims.items():
+        fields[f"pubsub_{name}"] = value
+
+
+@post("/stripe_from_pubsub", status_code=200, include_in_schema=False)
+async def stripe_from_pubsub(
+    request: AnyRequest,
+    stripe_api: NamedDependency[StripeApi],
+) -> ASGIResponse:
+    """A Google Pub/Sub push of Stripe objects (see `PubSubIngestService`)."""
+    pubsub_client = request.query_params.get("pubsub_client")
+    header = request.headers.get("authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthenticatedError
+    fields = _context(request)
+    fields["client_allowed"] = False
+    try:
+        claims = await stripe_api.pubsub.authenticate(pubsub_client, token)
+    except PushAuthenticationError as error:
+        fields["auth_fail"] = error.reason
+        if error.claims is not None:
+            _record_claims(fields, error.claims)
+        raise
+    except PubSubNotConfiguredError as error:
+        # Deployment problem, not the pusher's: 503 (Pub/Sub retries) and an ERROR access-log record.
+        fields["pubsub_config_error"] = ", ".join(error.missing) + " unset"
+        fields["exception"] = error
+        raise
+    _record_claims(fields, claims)
+    fields["client_allowed"] = True
+
+    try:
+        body = _decode_json(await request.body())
+    except msgspec.DecodeError:
+        body = None  # not a Pub/Sub envelope: accepted, never to be sent again
+    outcome = await stripe_api.pubsub.process(body)
+    if outcome.actions:
+        fields["ingest_actions"] = outcome.ingest_actions()
+    if outcome.fxa_id_conflicts:
+        fields["fxa_id_conflict"] = ",".join(sorted(outcome.fxa_id_conflicts))
+    if outcome.errors:
+        fields["ingest_errors"] = [f"{label}: {error}" for label, error in outcome.errors]
+    for key in outcome.empty_keys:
+        logger.warning("PubSub key %s had empty value", key)
+    if outcome.traced_emails:
+        _record_trace(request, outcome.traced_emails, body)
+    if outcome.unprocessable is not None:
+        return json_response(
+            {"status": ACCEPTED_NOT_PROCESSED, "message": outcome.unprocessable}, status_code=202
+        )
+    return json_response({"status": "OK", "count": outcome.count})
+
+
+STRIPE_ROUTES = [stripe, stripe_from_pubsub]
+
+__all__ = ["NOT_FROM_PUBSUB", "STRIPE_ROUTES", "StripeApi", "stripe_dependencies"]

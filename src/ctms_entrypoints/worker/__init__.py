@@ -1,0 +1,1 @@
+"""`ctms sync`: the Acoustic sync worker (R§4.2, SPEC §7)."""

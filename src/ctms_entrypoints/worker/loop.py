@@ -1,0 +1,100 @@
+"""The sync loop (R§4.2): passes paced by `CTMS_ACOUSTIC_LOOP_MIN_SECS`, a healthcheck file touched after
+each pass, metrics recorded and pushed, and a graceful stop that lets the pass in progress finish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ctms_core.domain.sync import SyncPassStats
+from ctms_core.services.sync import SyncService
+from ctms_entrypoints.worker.metrics import BackgroundMetrics
+
+logger = logging.getLogger("ctms.bin.acoustic_sync")
+
+
+def write_healthcheck(path: Path | None, now: Callable[[], datetime] | None = None) -> None:
+    """Write the current UTC time in ISO format (R§4.8); nothing without a path."""
+    if path is None:
+        return
+    moment = (now or (lambda: datetime.now(UTC)))()
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(moment.isoformat())
+    temporary.replace(path)
+
+
+def sleep_after(pass_duration: float, stats: SyncPassStats, loop_min_secs: float) -> float:
+    """No sleep after a full batch; else what remains of `loop_min_secs` (R§4.2 step 3)."""
+    if stats.count_total >= stats.batch_limit:
+        return 0.0
+    return max(0.0, loop_min_secs - pass_duration)
+
+
+class SyncWorker:
+    def __init__(
+        self,
+        service: SyncService,
+        metrics: BackgroundMetrics,
+        *,
+        loop_min_secs: float,
+        healthcheck_path: Path | None = None,
+        pushgateway_url: str | None = None,
+    ) -> None:
+        self.service = service
+        self.metrics = metrics
+        self.loop_min_secs = loop_min_secs
+        self.healthcheck_path = healthcheck_path
+        self.pushgateway_url = pushgateway_url
+        self.passes = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run passes until `stop` is set; a pass in progress always completes. Never raises on
+        upstream or database trouble: a failed pass is logged and the loop goes on."""
+        write_healthcheck(self.healthcheck_path)
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                stats = await self.service.run_pass()
+            except Exception:
+                logger.exception("Sync pass failed; retrying after the loop delay.")
+                stats = SyncPassStats(
+                    batch_limit=self.service.policy.batch_limit,
+                    retry_limit=self.service.policy.retry_limit,
+                    end_time=datetime.now(UTC).isoformat(),
+                )
+            duration = time.perf_counter() - started
+            self.passes += 1
+            self.metrics.record_pass(stats, duration)
+            if self.pushgateway_url:
+                await asyncio.to_thread(self.metrics.push, self.pushgateway_url)
+            try:
+                write_healthcheck(self.healthcheck_path)
+            except OSError:
+                logger.exception("Could not write the healthcheck file.")
+            sleep = sleep_after(duration, stats, self.loop_min_secs)
+            logger.info(
+                "sync_service cycle complete",
+                extra={
+                    **stats.log_context(),
+                    "loop_duration_s": round(duration, 3),
+                    "loop_sleep_s": round(sleep, 3),
+                },
+            )
+            if sleep > 0:
+                try:
+                    async with asyncio.timeout(sleep):
+                        await stop.wait()
+                except TimeoutError:
+                    pass
+
+
+def healthcheck_age(path: Path, now: datetime | None = None) -> float:
+    """Age in seconds of the healthcheck file's timestamp; raises ValueError/OSError when unusable."""
+    written = datetime.fromisoformat(path.read_text().strip())
+    if written.tzinfo is None:
+        written = written.replace(tzinfo=UTC)
+    return ((now or datetime.now(UTC)) - written).total_seconds()

@@ -1,0 +1,122 @@
+"""The worker's metrics (R§8.2) on a private prometheus_client registry: served on the worker's own
+`/metrics` port and pushed to the Pushgateway after every pass.
+
+prometheus_client rather than the API's OpenTelemetry set-up: R§8.2's names (`…_requests_duration`
+without a unit suffix, gauges with `_s`) and the constant labels are exact here, and the Pushgateway
+client comes with it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway
+from prometheus_client.exposition import start_http_server
+
+from ctms_core.domain.sync import SyncPassStats, SyncState
+from ctms_core.ports.acoustic import AcousticCall
+from ctms_entrypoints.observability.metrics import REQUEST_DURATION_BUCKETS
+
+logger = logging.getLogger("ctms.bin.acoustic_sync")
+
+PUSHGATEWAY_JOB = "prometheus-pushgateway"
+CONSTANT_LABELS = {
+    "app_kubernetes_io_component": "background",
+    "app_kubernetes_io_instance": "ctms",
+    "app_kubernetes_io_name": "ctms",
+}
+_CONSTANT = tuple(CONSTANT_LABELS)
+_CALL = (*_CONSTANT, "method", "status", "table")
+
+
+class BackgroundMetrics:
+    """The R§8.2 series; also the sync service's `SyncObserver`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self._requests = Counter(
+            "ctms_background_acoustic_request",
+            "Acoustic requests by method, status and table",
+            _CALL,
+            registry=registry,
+        )
+        self._durations = Histogram(
+            "ctms_background_acoustic_requests_duration",
+            "Acoustic request durations in seconds",
+            _CALL,
+            buckets=REQUEST_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self._synced = Counter(
+            "ctms_background_acoustic_sync",
+            "Contacts synced (or skipped when the integration is disabled)",
+            _CONSTANT,
+            registry=registry,
+        ).labels(**CONSTANT_LABELS)
+        self._retries = Gauge(
+            "ctms_background_acoustic_sync_retries",
+            "Queue rows with retry > 0",
+            _CONSTANT,
+            registry=registry,
+        ).labels(**CONSTANT_LABELS)
+        self._backlog = Gauge(
+            "ctms_background_acoustic_sync_backlog",
+            "Queue rows still to be attempted",
+            _CONSTANT,
+            registry=registry,
+        ).labels(**CONSTANT_LABELS)
+        self._loops = Counter(
+            "ctms_background_acoustic_sync_loops",
+            "Sync passes",
+            _CONSTANT,
+            registry=registry,
+        ).labels(**CONSTANT_LABELS)
+        self._age = Gauge(
+            "ctms_background_acoustic_sync_age_s",
+            "Seconds from enqueue to sync of the oldest first-attempt contact of the last pass",
+            _CONSTANT,
+            registry=registry,
+        ).labels(**CONSTANT_LABELS)
+        self._loop_duration = Gauge(
+            "ctms_background_acoustic_sync_loop_duration_seconds",
+            "Duration of the last pass",
+            _CONSTANT,
+            registry=registry,
+        ).labels(**CONSTANT_LABELS)
+
+    # SyncObserver
+    def acoustic_call(self, call: AcousticCall) -> None:
+        labels = {
+            **CONSTANT_LABELS,
+            "method": call.method,
+            "status": call.status,
+            "table": call.table,
+        }
+        self._requests.labels(**labels).inc()
+        self._durations.labels(**labels).observe(call.duration_s)
+
+    def contact_done(self, state: SyncState) -> None:
+        if state in ("synced", "erased", "skipped"):
+            self._synced.inc()
+
+    def record_pass(self, stats: SyncPassStats, duration_s: float) -> None:
+        self._loops.inc()
+        self._loop_duration.set(duration_s)
+        if stats.sync_backlog is not None:
+            self._backlog.set(stats.sync_backlog)
+        if stats.retry_backlog is not None:
+            self._retries.set(stats.retry_backlog)
+        if stats.age_s is not None:
+            self._age.set(stats.age_s)
+
+    def serve(self, port: int) -> None:
+        """Expose `/metrics` on `port` (a daemon thread)."""
+        start_http_server(port, registry=self.registry)
+
+    def push(self, url: str) -> None:
+        """Push to the Pushgateway; a failure is logged, never raised."""
+        try:
+            push_to_gateway(url, job=PUSHGATEWAY_JOB, registry=self.registry, timeout=5)
+        except Exception as error:
+            logger.warning("Could not push metrics to the Pushgateway: %r", error)

@@ -1,0 +1,110 @@
+"""The application on the migrated test PostgreSQL, served by uvicorn in a thread of its own.
+
+schemathesis sends its requests with a synchronous client, so the server cannot share the test's event
+loop: it runs `uvicorn.Server.run` (its own loop) in a background thread, with a real API client whose
+token the tests send as a bearer token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+# Imported here, at a shallow stack: pytest rewrites the asserts of schemathesis (a pytest plugin) on
+# first import, and CPython 3.11 fails that rewrite ("AST constructor recursion depth mismatch") when
+# the first import happens deep inside a fixture.
+import schemathesis.specs.openapi.adapter.parameters  # noqa: F401
+import uvicorn
+
+from ctms_core.services.api_clients import ClientCredentials
+from ctms_entrypoints.container import build_container
+from ctms_entrypoints.http import create_app
+from tests.http_harness import CheapArgon2Hasher, make_settings
+
+_START_TIMEOUT_SECONDS = 15.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveServer:
+    base_url: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def _create_client(database_url: str) -> ClientCredentials:
+    """A new enabled API client, created on a private loop (no loop runs in a sync fixture)."""
+
+    async def create() -> ClientCredentials:
+        container = build_container(
+            make_settings(db_url=database_url), password_hasher=CheapArgon2Hasher()
+        )
+        try:
+            name = f"schemathesis-{uuid.uuid4().hex[:8]}"
+            credentials: ClientCredentials = await container.api_client_service().create(
+                name, f"{name}@example.com"
+            )
+            return credentials
+        finally:
+            await container.engine().dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(asyncio.run, create()).result()
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[LiveServer]:
+    credentials = _create_client(database_url)
+    container = build_container(make_settings(db_url=database_url))
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(container),
+            host="127.0.0.1",
+            port=port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            ws="none",
+        )
+    )
+
+    async def serve() -> None:
+        try:
+            await server.serve(sockets=[listening])
+        finally:
+            await container.engine().dispose()  # on the loop that opened its connections
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start serving")
+            time.sleep(0.01)
+        base_url = f"http://127.0.0.1:{port}"
+        response = httpx.post(
+            f"{base_url}/token",
+            data={"grant_type": "client_credentials"},
+            auth=(credentials.client_id, credentials.client_secret),
+        )
+        assert response.status_code == 200, response.text
+        yield LiveServer(base_url, response.json()["access_token"])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=_START_TIMEOUT_SECONDS)
+        listening.close()
