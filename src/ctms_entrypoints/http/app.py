@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any, cast
@@ -93,7 +93,7 @@ def _route_metric_specs(app: Litestar) -> list[RouteMetricsSpec]:
     return specs
 
 
-def _path_template_recorder() -> Callable[[AnyRequest], None]:
+def _path_template_recorder() -> Callable[[AnyRequest], Awaitable[None]]:
     """A before-request hook that records the matched handler's own path template.
 
     Litestar merges `/ctms/{email_id}` and `/ctms/{primary_email}` into one route and reports a single
@@ -101,7 +101,9 @@ def _path_template_recorder() -> Callable[[AnyRequest], None]:
     """
     templates: dict[int, str] = {}
 
-    def record(request: AnyRequest) -> None:
+    # Async on purpose: Litestar runs a sync hook in a worker thread, a hop per request (measured: a
+    # quarter of the CPU of a cheap request).
+    async def record(request: AnyRequest) -> None:
         handler: Any = request.scope.get("route_handler")
         if handler is None:
             return
