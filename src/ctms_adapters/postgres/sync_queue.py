@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ctms_adapters.postgres.acoustic_tables import (
@@ -50,38 +50,54 @@ def _item(row: Any) -> PendingSync:
     )
 
 
+def _enqueue_statement() -> Any:
+    """Insert the queue row, or reset it: retries to 0, no backoff, version + 1 (so an upload of the
+    previous version does not complete it). Built once: every contact write runs it."""
+    statement = insert(pending_acoustic).values(
+        email_id=bindparam("email_id"),
+        operation=bindparam("operation"),
+        deletion=bindparam("deletion", type_=pending_acoustic.c.deletion.type),
+        create_timestamp=bindparam("now"),
+        update_timestamp=bindparam("now"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[pending_acoustic.c.email_id],
+        set_={
+            "retry": 0,
+            "last_error": "",
+            "next_attempt_at": None,
+            "version": pending_acoustic.c.version + 1,
+            "operation": statement.excluded.operation,
+            "deletion": statement.excluded.deletion,
+            "update_timestamp": statement.excluded.update_timestamp,
+        },
+    )
+
+
+_ENQUEUE = _enqueue_statement()
+
+
 @reports_unavailability
 class PostgresSyncQueue:
     def __init__(self, scope: TransactionScope) -> None:
         self._scope = scope
 
-    async def _execute(self, statement: Any) -> Any:
+    async def _execute(self, statement: Any, parameters: dict[str, Any] | None = None) -> Any:
         await self._scope.begin()
-        return await self._scope.connection.execute(statement)
+        return await self._scope.connection.execute(statement, parameters)
 
     async def _upsert(
         self, email_id: uuid.UUID, now: datetime, deletion: AcousticDeletion | None
     ) -> None:
-        statement = insert(pending_acoustic).values(
-            email_id=email_id,
-            operation="sync" if deletion is None else "erase",
-            deletion=None if deletion is None else msgspec.to_builtins(deletion),
-            create_timestamp=now,
-            update_timestamp=now,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[pending_acoustic.c.email_id],
-            set_={
-                "retry": 0,
-                "last_error": "",
-                "next_attempt_at": None,
-                "version": pending_acoustic.c.version + 1,
-                "operation": statement.excluded.operation,
-                "deletion": statement.excluded.deletion,
-                "update_timestamp": statement.excluded.update_timestamp,
+        await self._execute(
+            _ENQUEUE,
+            {
+                "email_id": email_id,
+                "operation": "sync" if deletion is None else "erase",
+                "deletion": None if deletion is None else msgspec.to_builtins(deletion),
+                "now": now,
             },
         )
-        await self._execute(statement)
 
     async def enqueue(self, email_id: uuid.UUID, now: datetime) -> None:
         await self._upsert(email_id, now, None)
