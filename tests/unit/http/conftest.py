@@ -96,9 +96,33 @@ async def registered_clients() -> RegisteredClients:
     return await register_clients()
 
 
+@pytest.fixture(scope="session")
+async def _applications_by_settings(
+    registered_clients: RegisteredClients,
+) -> AsyncIterator[tuple[contextlib.AsyncExitStack, dict[Settings, Api]]]:
+    """Applications that differ only by settings, started once and reset for each test (starting one
+    costs more than most tests)."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield stack, {}
+
+
 @pytest.fixture
-def running_api(registered_clients: RegisteredClients) -> RunApi:
+def running_api(
+    registered_clients: RegisteredClients,
+    _applications_by_settings: tuple[contextlib.AsyncExitStack, dict[Settings, Api]],
+) -> RunApi:
     """Runs other applications (other settings or adapters) on fresh in-memory stores."""
+    stack, started = _applications_by_settings
+
+    @contextlib.asynccontextmanager
+    async def with_settings(settings: Settings) -> AsyncIterator[Api]:
+        api = started.get(settings)
+        if api is None:
+            api = started[settings] = await stack.enter_async_context(
+                running_memory_api(registered_clients, settings)
+            )
+        await api.reset()
+        yield api
 
     def run(
         settings: Settings | None = None,
@@ -106,6 +130,8 @@ def running_api(registered_clients: RegisteredClients) -> RunApi:
         wrap_uow: Callable[[UnitOfWork], UnitOfWork] | None = None,
         **overrides: Any,
     ) -> contextlib.AbstractAsyncContextManager[Api]:
+        if settings is not None and wrap_uow is None and not overrides:
+            return with_settings(settings)
         return running_memory_api(registered_clients, settings, wrap_uow=wrap_uow, **overrides)
 
     return run
