@@ -1,0 +1,122 @@
+"""`ctms acoustic ...` and `ctms healthcheck-sync` against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ctms_adapters.postgres import PostgresUnitOfWorkFactory
+from ctms_entrypoints.cli.main import cli
+from tests.builders import make_contact
+
+pytestmark = pytest.mark.integration
+
+
+class Ctms(Protocol):
+    async def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result: ...
+
+
+@pytest.fixture
+def ctms(database_url: str, empty_database: AsyncEngine) -> Ctms:
+    """Run `ctms ARGS...` on the test database, in a thread (the commands run their own event loop)."""
+    runner = CliRunner()
+
+    async def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+        environment = {"CTMS_DB_URL": database_url, "CTMS_SECRET_KEY": "cli-tests", **(env or {})}
+        return await asyncio.to_thread(runner.invoke, cli, list(args), env=environment)
+
+    return invoke
+
+
+async def test_fields_can_be_added_listed_and_removed(ctms: Ctms) -> None:
+    assert (
+        await ctms("acoustic", "fields", "add", "fxa_lang")
+    ).output == "Added 'main.fxa_lang'.\n"
+    added = await ctms("acoustic", "fields", "add", "--table", "waitlist", "geo")
+    assert added.exit_code == 0
+    listed = await ctms("acoustic", "fields", "list")
+    assert listed.output.splitlines() == ["- main.fxa_lang", "- waitlist.geo"]
+    removed = await ctms("acoustic", "fields", "remove", "fxa_lang")
+    assert removed.output == "Removed 'main.fxa_lang'.\n"
+    unknown = await ctms("acoustic", "fields", "remove", "fxa_lang")
+    assert unknown.exit_code == 4
+    assert "Unknown field 'main.fxa_lang'" in unknown.output
+
+
+async def test_newsletter_mappings_can_be_added_listed_and_removed(ctms: Ctms) -> None:
+    added = await ctms("acoustic", "newsletters", "add", "mozilla-rally:sub_rally")
+    assert added.exit_code == 0, added.output
+    listed = await ctms("acoustic", "newsletters", "list")
+    assert "- 'mozilla-rally' → 'sub_rally'" in listed.output
+    removed = await ctms("acoustic", "newsletters", "remove", "mozilla-rally")
+    assert removed.output == "Removed 'mozilla-rally' → 'sub_rally'.\n"
+    assert (await ctms("acoustic", "newsletters", "remove", "mozilla-rally")).exit_code == 4
+
+
+async def test_failed_contacts_are_listed_and_resynced(
+    ctms: Ctms, empty_database: AsyncEngine
+) -> None:
+    contact = make_contact(primary_email="Failing.Contact@example.com")
+    uow_factory = PostgresUnitOfWorkFactory(empty_database)
+    now = datetime.now(UTC)
+    async with uow_factory() as uow:
+        await uow.contacts.add(contact)
+        await uow.sync_queue.enqueue(contact.email_id, now)
+        await uow.commit()
+    for attempt in range(6):  # the default retry limit
+        async with uow_factory() as uow:
+            await uow.sync_queue.fail(contact.email_id, 1, f"Fault {attempt}", now)
+            await uow.commit()
+
+    failed = await ctms("acoustic", "failed")
+    assert failed.exit_code == 0
+    assert f"- {contact.email_id} (sync, 6 tries): Fault 5" in failed.output
+
+    resynced = await ctms("acoustic", "resync", "--all-failed")
+    assert resynced.output.endswith("Queued 1 contacts for sync.\n")
+    assert (await ctms("acoustic", "failed")).output == "No contact past the retry limit.\n"
+
+
+async def test_resync_by_email_file_matches_ignoring_case(
+    ctms: Ctms, tmp_path: Path, empty_database: AsyncEngine
+) -> None:
+    contact = make_contact(primary_email="Resync.Me@example.com")
+    async with PostgresUnitOfWorkFactory(empty_database)() as uow:
+        await uow.contacts.add(contact)
+        await uow.commit()
+    emails = tmp_path / "emails.txt"
+    emails.write_text("resync.me@EXAMPLE.com\nnobody@example.com\n")
+    result = await ctms("acoustic", "resync", "--email-file", str(emails))
+    assert result.exit_code == 0
+    assert "nobody@example.com not found in CTMS" in result.output
+    assert result.output.endswith("Queued 1 contacts for sync.\n")
+    async with PostgresUnitOfWorkFactory(empty_database)() as uow:
+        counts = await uow.sync_queue.counts(6)
+    assert counts.backlog == 1
+
+
+async def test_resync_needs_exactly_one_source(ctms: Ctms) -> None:
+    assert (await ctms("acoustic", "resync")).exit_code == 2
+
+
+async def test_healthcheck_passes_on_a_fresh_file_and_fails_on_an_old_one(
+    ctms: Ctms, tmp_path: Path
+) -> None:
+    path = tmp_path / "healthcheck"
+    env = {"CTMS_BACKGROUND_HEALTHCHECK_PATH": str(path), "CTMS_BACKGROUND_HEALTHCHECK_AGE_S": "30"}
+    path.write_text(datetime.now(UTC).isoformat())
+    fresh = await ctms("healthcheck-sync", env=env)
+    assert fresh.exit_code == 0, fresh.output
+    assert fresh.output.startswith("Healthcheck passed")
+    path.write_text((datetime.now(UTC) - timedelta(minutes=5)).isoformat())
+    stale = await ctms("healthcheck-sync", env=env)
+    assert stale.exit_code == 1
+    assert "Healthcheck failed" in stale.output
+    path.unlink()
+    assert (await ctms("healthcheck-sync", env=env)).exit_code == 1
