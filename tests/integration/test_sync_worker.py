@@ -270,6 +270,74 @@ async def test_two_workers_upload_every_contact_exactly_once(
         assert set(fake.max_in_flight_per_recipient.values()) == {1}
 
 
+def worker_environment(database_url: str, fake: FakeAcoustic) -> dict[str, str]:
+    """The environment of a `ctms sync` subprocess on the test database and `fake`."""
+    return {
+        **os.environ,
+        "CTMS_DB_URL": database_url,
+        "CTMS_SECRET_KEY": "sync-test",
+        "CTMS_ACOUSTIC_SYNC_FEATURE_FLAG": "true",
+        "CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG": "true",
+        "CTMS_ACOUSTIC_BASE_URL": fake.base_url,
+        "CTMS_ACOUSTIC_CLIENT_ID": fake.client_id,
+        "CTMS_ACOUSTIC_CLIENT_SECRET": fake.client_secret,
+        "CTMS_ACOUSTIC_REFRESH_TOKEN": fake.refresh_token,
+        "CTMS_ACOUSTIC_MAIN_TABLE_ID": LIST_ID,
+        "CTMS_ACOUSTIC_NEWSLETTER_TABLE_ID": NEWSLETTERS,
+        "CTMS_ACOUSTIC_WAITLIST_TABLE_ID": WAITLISTS,
+        "CTMS_ACOUSTIC_PRODUCT_SUBSCRIPTIONS_ID": PRODUCTS,
+        "CTMS_BACKGROUND_METRICS_PORT": "0",
+        "CTMS_USE_MOZLOG": "false",
+    }
+
+
+def _wait_for_an_upload(fake: FakeAcoustic, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not fake.max_in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return fake.max_in_flight >= 1
+
+
+SYNC_COMMAND = [sys.executable, "-c", "from ctms_entrypoints.cli.main import main; main()", "sync"]
+
+
+async def test_a_worker_killed_mid_batch_leaves_its_contacts_to_the_next_worker(
+    database_url: str,
+    fake: FakeAcoustic,
+    http: httpx.AsyncClient,
+    uow_factory: PostgresUnitOfWorkFactory,
+) -> None:
+    """SIGKILL while an upload is in flight: the claimed row stays queued (nothing is lost) and, once
+    its lease has expired, another worker sends the contact."""
+    deployment = Deployment(uow_factory, gateway_for(fake, http))
+    contact = await deployment.create()
+    with running_fake_acoustic(latency_s=2.0) as slow:
+        process = await asyncio.create_subprocess_exec(
+            *SYNC_COMMAND,
+            env=worker_environment(database_url, slow),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            uploading = await asyncio.to_thread(_wait_for_an_upload, slow, 20.0)
+            assert uploading, "the worker never called Acoustic"
+            process.kill()
+            await asyncio.wait_for(process.wait(), timeout=10)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    # Before the lease expires nobody else takes the contact; after it, the next worker sends it.
+    deployment.clock.set(datetime.now(UTC))
+    assert (await deployment.sync.run_pass()).counts == {}
+    deployment.clock.set(datetime.now(UTC) + timedelta(hours=1))
+    assert (await deployment.sync.run_pass()).counts == {"synced": 1}
+    expect_uploaded(fake, contact)
+    assert await deployment.counts() == QueueCounts(backlog=0, retry_backlog=0)
+
+
 def test_sigterm_finishes_the_contacts_in_flight(
     database_url: str, uow_factory: PostgresUnitOfWorkFactory
 ) -> None:
@@ -291,34 +359,15 @@ def test_sigterm_finishes_the_contacts_in_flight(
     assert not errors, errors
 
     with running_fake_acoustic(latency_s=1.5) as fake:
-        env = {
-            **os.environ,
-            "CTMS_DB_URL": database_url,
-            "CTMS_SECRET_KEY": "sync-test",
-            "CTMS_ACOUSTIC_SYNC_FEATURE_FLAG": "true",
-            "CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG": "true",
-            "CTMS_ACOUSTIC_BASE_URL": fake.base_url,
-            "CTMS_ACOUSTIC_CLIENT_ID": fake.client_id,
-            "CTMS_ACOUSTIC_CLIENT_SECRET": fake.client_secret,
-            "CTMS_ACOUSTIC_REFRESH_TOKEN": fake.refresh_token,
-            "CTMS_ACOUSTIC_MAIN_TABLE_ID": LIST_ID,
-            "CTMS_ACOUSTIC_NEWSLETTER_TABLE_ID": NEWSLETTERS,
-            "CTMS_ACOUSTIC_WAITLIST_TABLE_ID": WAITLISTS,
-            "CTMS_ACOUSTIC_PRODUCT_SUBSCRIPTIONS_ID": PRODUCTS,
-            "CTMS_BACKGROUND_METRICS_PORT": "0",
-            "CTMS_USE_MOZLOG": "false",
-        }
+        env = worker_environment(database_url, fake)
         process = subprocess.Popen(
-            [sys.executable, "-c", "from ctms_entrypoints.cli.main import main; main()", "sync"],
+            SYNC_COMMAND,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 20
-            while not fake.max_in_flight and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert fake.max_in_flight >= 1, "the worker never called Acoustic"
+            assert _wait_for_an_upload(fake, 20.0), "the worker never called Acoustic"
             process.send_signal(signal.SIGTERM)
             output, _ = process.communicate(timeout=30)
         finally:
