@@ -14,13 +14,14 @@ import pytest
 from argon2 import Type
 from argon2.low_level import hash_secret
 
-from ctms_adapters.security import Argon2PasswordHasher, JwtTokenCodec, generate_client_secret
+from ctms_adapters.security import Argon2PasswordHasher, JwtTokenCodec
 from ctms_core.ports.security import (
     AccessTokenClaims,
     InvalidTokenError,
     PasswordHasher,
     TokenCodec,
 )
+from ctms_core.services.api_clients import new_client_secret
 
 SECRET_KEY = "a-secret-key-long-enough-for-hs256-tests"
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -167,7 +168,7 @@ def test_unencodable_secret_is_false(hasher: Argon2PasswordHasher) -> None:
 
 def test_generated_client_secret_has_v3_shape() -> None:
     """Client secrets are `secret_` + 43 URL-safe characters (50 in all) and never repeat."""
-    secrets = {generate_client_secret() for _ in range(50)}
+    secrets = {new_client_secret() for _ in range(50)}
     assert len(secrets) == 50
     for secret in secrets:
         assert re.fullmatch(r"secret_[A-Za-z0-9_-]{43}", secret)

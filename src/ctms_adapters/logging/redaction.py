@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl
+
+from ctms_core.domain.tracing import is_traced
 
 __all__ = [
     "OMITTED",
@@ -24,7 +25,6 @@ REDACTED_HEADERS = frozenset({"authorization", "cookie"})
 REDACTED_QUERY_PARAMS = frozenset({"primary_email", "fxa_primary_email", "pubsub_client"})
 
 # v3 matched `+trace-me-mozilla-`; its documentation said `+trace_me_mozilla_`: both are accepted (SPEC §4.11).
-_TRACED_ADDRESS = re.compile(r".*\+(?:trace-me-mozilla-|trace_me_mozilla_).*@.*")
 
 HeaderPairs = Iterable[tuple[bytes, bytes]] | Iterable[tuple[str, str]]
 
@@ -82,11 +82,6 @@ def redact_path(path: str) -> str:
 def redact_path_value(value: str) -> str:
     """A path parameter, `[OMITTED]` when it holds an e-mail address."""
     return OMITTED if _looks_like_address(value) else value
-
-
-def is_traced(email: str | None) -> bool:
-    """Whether `email` asks for request tracing: `+trace-me-mozilla-` or `+trace_me_mozilla_` before the @."""
-    return email is not None and _TRACED_ADDRESS.match(email) is not None
 
 
 def traced_addresses(*emails: str | None) -> list[str]:

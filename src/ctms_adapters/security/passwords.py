@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-
 from argon2 import PasswordHasher as _Argon2
 from argon2.exceptions import VerificationError
 
-__all__ = ["CLIENT_SECRET_PREFIX", "Argon2PasswordHasher", "generate_client_secret"]
-
-CLIENT_SECRET_PREFIX = "secret_"  # noqa: S105 - a public prefix, not a credential
+__all__ = ["Argon2PasswordHasher"]
 
 
 class Argon2PasswordHasher:
@@ -39,8 +35,3 @@ class Argon2PasswordHasher:
             # (not an argon2 string at all) or text that does not encode (non-ASCII hash,
             # lone surrogates in the secret).
             return False
-
-
-def generate_client_secret() -> str:
-    """A new API client secret: `secret_` + 43 URL-safe characters (256 random bits)."""
-    return CLIENT_SECRET_PREFIX + secrets.token_urlsafe(32)

@@ -22,7 +22,6 @@ Differences from v3.3, on purpose:
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
@@ -32,6 +31,7 @@ import msgspec
 
 from ctms_core.domain.contact import Contact, Email, Newsletter, Waitlist
 from ctms_core.domain.segments import Product
+from ctms_core.domain.tracing import is_traced
 
 __all__ = [
     "DATETIME_FORMAT",
@@ -132,7 +132,6 @@ _WAITLIST_ATTRIBUTES: Final = frozenset(
     {"name", "source", "subscribed", "unsub_reason", "create_timestamp", "update_timestamp"}
 )
 _WAITLIST_MARKER: Final = "_waitlist_"
-_TRACED_ADDRESS: Final = re.compile(r".*\+(?:trace-me-mozilla-|trace_me_mozilla_).*@.*")
 
 NEWSLETTER_COLUMNS: Final[tuple[str, ...]] = (
     "email_id",
@@ -527,5 +526,5 @@ def map_contact(
         skipped_fields=tuple(skipped_fields),
         fxa_created_date_converted=created_converted,
         fxa_created_date_type=created_type,
-        trace=primary_email if _TRACED_ADDRESS.fullmatch(primary_email) else None,
+        trace=primary_email if is_traced(primary_email) else None,
     )

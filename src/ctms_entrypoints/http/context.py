@@ -7,17 +7,17 @@ every request gets its own, so nothing leaks between concurrent requests (SPEC ย
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any, TypedDict
 
 from litestar.connection import ASGIConnection
 from litestar.types import Scope
 
+from ctms_core.domain.tracing import is_traced
+
 ACCESS_LOG_STATE_KEY = "log_context"
 
 # Rยง2.2: v3 traced `+trace-me-mozilla-` addresses; its docs said `+trace_me_mozilla_`; both are accepted.
-_TRACED_ADDRESS = re.compile(r".*\+(?:trace-me-mozilla-|trace_me_mozilla_).*@.*")
 
 
 class AccessLogFields(TypedDict, total=False):
@@ -46,10 +46,6 @@ def access_log_fields(scope: Scope) -> AccessLogFields:
 
 def log_fields(connection: ASGIConnection[Any, Any, Any, Any]) -> AccessLogFields:
     return access_log_fields(connection.scope)
-
-
-def is_traced(primary_email: str) -> bool:
-    return _TRACED_ADDRESS.match(primary_email) is not None
 
 
 def record_trace(

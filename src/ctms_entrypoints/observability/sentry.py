@@ -23,6 +23,7 @@ __all__ = [
     "before_send",
     "init_sentry",
     "is_expected_error",
+    "release_from_version_document",
     "release_from_version_file",
     "scrub",
 ]
@@ -159,8 +160,16 @@ def init_sentry(
 def release_from_version_file(path: str | Path) -> str | None:
     """The release name from `version.json`: its `version`, else its `commit`; None when unreadable."""
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return release_from_version_document(Path(path).read_bytes())
+    except OSError:
+        return None
+
+
+def release_from_version_document(text: bytes) -> str | None:
+    """The release name in a `version.json` document: its `version`, else its `commit`."""
+    try:
+        document = json.loads(text)
+    except ValueError:
         return None
     if not isinstance(document, dict):
         return None

@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import msgspec
-
 from ctms_adapters.logging import configure_logging
-from ctms_entrypoints.observability.sentry import init_sentry
+from ctms_entrypoints.observability.sentry import init_sentry, release_from_version_document
 from ctms_entrypoints.settings import Settings
-
-
-def release_of(version_document: bytes) -> str | None:
-    """The Sentry release: `version` of version.json, else its `commit`."""
-    try:
-        document = msgspec.json.decode(version_document)
-    except msgspec.DecodeError:
-        return None
-    if not isinstance(document, dict):
-        return None
-    for key in ("version", "commit"):
-        if isinstance(document.get(key), str) and document[key]:
-            return str(document[key])
-    return None
 
 
 def set_up_observability(settings: Settings, version_document: bytes) -> None:
@@ -32,5 +16,7 @@ def set_up_observability(settings: Settings, version_document: bytes) -> None:
     )
     if settings.sentry_dsn:
         init_sentry(
-            settings.sentry_dsn, debug=settings.sentry_debug, release=release_of(version_document)
+            settings.sentry_dsn,
+            debug=settings.sentry_debug,
+            release=release_from_version_document(version_document),
         )

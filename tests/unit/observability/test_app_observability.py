@@ -5,8 +5,6 @@ The app runs on the in-memory adapters, driven in-process through httpx; logging
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import json
 import uuid
@@ -17,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 import sentry_sdk
-from litestar import Litestar
 from prometheus_client.parser import text_string_to_metric_families
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
@@ -28,6 +25,7 @@ from ctms_entrypoints.http import create_app
 from ctms_entrypoints.observability.sentry import init_sentry
 from ctms_entrypoints.settings import Settings
 from tests.doubles import PlainHasher
+from tests.http_harness import lifespan_task
 from tests.samples import sample
 
 MOZLOG_KEYS = ["Timestamp", "Type", "Logger", "Hostname", "EnvVersion", "Severity", "Pid", "Fields"]
@@ -75,26 +73,6 @@ async def running() -> AsyncIterator[RunningApi]:
     ):
         yield RunningApi(http, log, credentials.client_id, credentials.client_secret)
     configure_logging(use_mozlog=True, level="INFO", log_sqlalchemy=False)
-
-
-@contextlib.asynccontextmanager
-async def lifespan_task(app: Litestar) -> AsyncIterator[None]:
-    """The app's lifespan in a task of its own: pytest-asyncio sets a fixture up and tears it down in
-    different tasks, and Litestar's lifespan must end in the task that began it."""
-    started, stopping = asyncio.Event(), asyncio.Event()
-
-    async def serve() -> None:
-        async with app.lifespan():
-            started.set()
-            await stopping.wait()
-
-    task = asyncio.create_task(serve())
-    await started.wait()
-    try:
-        yield
-    finally:
-        stopping.set()
-        await task
 
 
 def only_record(running: RunningApi) -> dict[str, Any]:

@@ -21,11 +21,12 @@ from ctms_core.domain.pubsub import (
     PubSubNotConfiguredError,
     PushAuthenticationError,
 )
+from ctms_core.domain.tracing import is_traced
 from ctms_core.services.auth import AuthService
 from ctms_core.services.pubsub import PubSubIngestService
 from ctms_core.services.stripe import StripeIngestService
 from ctms_entrypoints.http.auth import authenticate
-from ctms_entrypoints.http.context import is_traced, log_fields
+from ctms_entrypoints.http.context import log_fields
 from ctms_entrypoints.http.responses import json_response
 
 AnyRequest = Request[Any, Any, Any]
