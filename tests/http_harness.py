@@ -44,8 +44,12 @@ _EVERYTHING_LIMIT = 1_000_000
 
 
 def make_settings(**overrides: Any) -> Settings:
+    """Test settings. Verified tokens are not remembered (`token_cache_seconds=0`): tests that share an
+    application mint identical tokens within one second, and revocation, disabling and grants must show
+    on the very next request; `test_token_lifecycle` covers the remembering interval itself."""
     return dataclasses.replace(
-        Settings(secret_key=SECRET_KEY, token_expiration=TOKEN_LIFETIME), **overrides
+        Settings(secret_key=SECRET_KEY, token_expiration=TOKEN_LIFETIME, token_cache_seconds=0),
+        **overrides,
     )
 
 

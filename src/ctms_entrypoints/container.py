@@ -7,6 +7,7 @@ Tests and embedders swap the storage with `build_container(settings, **memory_st
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -50,6 +51,10 @@ def _secret_key(settings: Settings) -> str:
     if not settings.secret_key:
         raise RuntimeError("CTMS_SECRET_KEY is not set")
     return settings.secret_key
+
+
+def _token_cache_interval(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.token_cache_seconds)
 
 
 class MissingConfigurationError(RuntimeError):
@@ -98,6 +103,7 @@ class Container(containers.DeclarativeContainer):
         clock,
         settings.provided.token_expiration,
         enforce_permissions=settings.provided.enforce_permissions,
+        recheck_interval=providers.Callable(_token_cache_interval, settings),
     )
     api_client_service = providers.Singleton(ApiClientService, uow_factory, password_hasher, clock)
     access_control_service = providers.Singleton(AccessControlService, uow_factory)

@@ -162,6 +162,10 @@ class Settings:
     #: CTMS_ERASURE_HASH_SALT: keys the hashes of erased addresses in the erasure audit trail (SPEC
     #: §7). None → derived from `secret_key`; set it to keep the hashes comparable across key rotations.
     erasure_hash_salt: str | None = None
+    #: CTMS_TOKEN_CACHE_SECONDS: how long an API process trusts a bearer token it verified before it
+    #: reads the client again (decimals allowed); revocation, disabling and role changes take effect
+    #: within this time. 0 → every request reads the client.
+    token_cache_seconds: float = 1.0
     #: CTMS_MAX_BODY_BYTES: larger request bodies are refused with 413 (SPEC §9).
     max_body_bytes: int = 1_048_576
     #: CTMS_ACOUSTIC_BASE_URL: Acoustic API base URL; None → derived from the server number.
@@ -192,6 +196,7 @@ class Settings:
         "background_healthcheck_age_s": 0,
         "background_metrics_port": 0,
         "max_body_bytes": 1,
+        "token_cache_seconds": 0,
         "acoustic_concurrency": 1,
         "web_concurrency": 1,
     }

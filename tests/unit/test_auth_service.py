@@ -246,3 +246,124 @@ async def test_client_administration_rules(clients: ApiClientService) -> None:
 async def test_creating_a_client_is_not_a_credential_change(clients: ApiClientService) -> None:
     await clients.create("basket", "basket@example.com")
     assert (await clients.get("basket")).credentials_changed_at is None
+
+
+# --- verified tokens are trusted for `recheck_interval` (CTMS_TOKEN_CACHE_SECONDS) -----------------
+
+RECHECK = timedelta(seconds=1)
+
+
+class CountingUnitOfWorkFactory:
+    """Counts the units of work opened: each one is a pooled connection on PostgreSQL."""
+
+    def __init__(self, factory: Callable[[], UnitOfWork]) -> None:
+        self._factory = factory
+        self.opened = 0
+
+    def __call__(self) -> UnitOfWork:
+        self.opened += 1
+        return self._factory()
+
+
+@pytest.fixture
+def counting_uow_factory(uow_factory: Callable[[], UnitOfWork]) -> CountingUnitOfWorkFactory:
+    return CountingUnitOfWorkFactory(uow_factory)
+
+
+@pytest.fixture
+def caching_auth(
+    counting_uow_factory: CountingUnitOfWorkFactory, clock: ManualClock, codec: JwtTokenCodec
+) -> AuthService:
+    return AuthService(
+        counting_uow_factory, PlainHasher(), codec, clock, LIFETIME, recheck_interval=RECHECK
+    )
+
+
+async def test_a_verified_token_is_served_without_reading_the_client_again_within_the_interval(
+    caching_auth: AuthService,
+    clients: ApiClientService,
+    clock: ManualClock,
+    counting_uow_factory: CountingUnitOfWorkFactory,
+) -> None:
+    credentials = await clients.create("basket", "basket@example.com")
+    token = (
+        await caching_auth.issue_token(credentials.client_id, credentials.client_secret)
+    ).access_token
+    await caching_auth.authenticate(token)
+    opened = counting_uow_factory.opened
+    clock.advance(RECHECK / 2)
+    assert (await caching_auth.authenticate(token)).client_id == "id_basket"
+    assert counting_uow_factory.opened == opened
+    clock.advance(RECHECK / 2)
+    assert (await caching_auth.authenticate(token)).client_id == "id_basket"
+    assert counting_uow_factory.opened == opened + 1
+
+
+async def test_a_rotation_revokes_a_remembered_token_once_the_interval_has_passed(
+    caching_auth: AuthService, clients: ApiClientService, clock: ManualClock
+) -> None:
+    credentials = await clients.create("basket", "basket@example.com")
+    old = (
+        await caching_auth.issue_token(credentials.client_id, credentials.client_secret)
+    ).access_token
+    clock.advance(timedelta(seconds=5))
+    await caching_auth.authenticate(old)
+    await clients.rotate_secret("basket")
+    assert (await caching_auth.authenticate(old)).client_id == "id_basket"  # within the interval
+    clock.advance(RECHECK)
+    with pytest.raises(AuthenticationError) as raised:
+        await caching_auth.authenticate(old)
+    assert raised.value.reason == "Token revoked"
+
+
+async def test_disabling_a_client_refuses_its_remembered_token_once_the_interval_has_passed(
+    caching_auth: AuthService, clients: ApiClientService, clock: ManualClock
+) -> None:
+    credentials = await clients.create("basket", "basket@example.com")
+    token = (
+        await caching_auth.issue_token(credentials.client_id, credentials.client_secret)
+    ).access_token
+    await caching_auth.authenticate(token)
+    await clients.set_enabled("id_basket", False)
+    clock.advance(RECHECK)
+    with pytest.raises((AuthenticationError, ClientDisabledError)):
+        await caching_auth.authenticate(token)
+
+
+async def test_a_remembered_token_is_never_accepted_past_its_expiry(
+    counting_uow_factory: CountingUnitOfWorkFactory,
+    clients: ApiClientService,
+    clock: ManualClock,
+    codec: JwtTokenCodec,
+) -> None:
+    auth = AuthService(
+        counting_uow_factory,
+        PlainHasher(),
+        codec,
+        clock,
+        timedelta(seconds=10),
+        recheck_interval=timedelta(minutes=5),
+    )
+    credentials = await clients.create("basket", "basket@example.com")
+    token = (await auth.issue_token(credentials.client_id, credentials.client_secret)).access_token
+    await auth.authenticate(token)
+    clock.advance(timedelta(seconds=10))
+    with pytest.raises(AuthenticationError) as raised:
+        await auth.authenticate(token)
+    assert raised.value.reason == "No or bad token"
+
+
+async def test_refused_tokens_are_not_remembered(
+    caching_auth: AuthService,
+    clients: ApiClientService,
+    codec: JwtTokenCodec,
+    clock: ManualClock,
+    counting_uow_factory: CountingUnitOfWorkFactory,
+) -> None:
+    token = codec.encode(
+        "api_client:id_basket", issued_at=clock.now(), expires_at=clock.now() + LIFETIME
+    )
+    with pytest.raises(AuthenticationError):
+        await caching_auth.authenticate(token)  # no such client yet
+    await clients.create("basket", "basket@example.com")
+    assert (await caching_auth.authenticate(token)).client_id == "id_basket"

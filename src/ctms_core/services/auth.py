@@ -19,6 +19,9 @@ from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.ports.security import InvalidTokenError, PasswordHasher, TokenCodec
 
 LAST_ACCESS_INTERVAL = timedelta(minutes=1)
+# Verified tokens remembered at once: several per client at most (a token per process and hour), so the
+# bound only matters against a flood of distinct valid tokens; the oldest entry makes room.
+VERIFIED_TOKENS_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,13 @@ class IssuedToken:
 
 def _whole_second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
+
+
+@dataclass(frozen=True, slots=True)
+class _VerifiedToken:
+    client: ApiClient
+    expires_at: datetime  # the token's own `exp`
+    recheck_at: datetime  # when the client's record must be read again
 
 
 class AuthService:
@@ -44,6 +54,7 @@ class AuthService:
         token_lifetime: timedelta,
         *,
         enforce_permissions: bool = False,
+        recheck_interval: timedelta = timedelta(0),
     ) -> None:
         self._uow_factory = uow_factory
         self._hasher = hasher
@@ -51,6 +62,8 @@ class AuthService:
         self._clock = clock
         self._token_lifetime = token_lifetime
         self._enforce_permissions = enforce_permissions
+        self._recheck_interval = recheck_interval
+        self._verified: dict[str, _VerifiedToken] = {}
 
     async def issue_token(self, client_id: str | None, client_secret: str | None) -> IssuedToken:
         """POST /token: exchange client credentials for an HS256 access token.
@@ -104,8 +117,19 @@ class AuthService:
         whole seconds (a token minted in the same second as a rotation stays valid).
         Access is recorded in `last_access` at most once a minute per client. The client comes with its
         roles and permissions (read with it, in the same query) for `authorize`.
+
+        A token that passed every check is trusted for `recheck_interval` (never past its `exp`) without
+        decoding it or reading the client again: the hot path of every API call (SPEC §9). Rotating a
+        secret, disabling a client or changing its roles therefore takes effect within that interval
+        (`CTMS_TOKEN_CACHE_SECONDS`, 1 s by default; 0 checks every request). Refusals are never
+        remembered.
         """
         now = self._clock.now()
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            if now < remembered.recheck_at and now < remembered.expires_at:
+                return remembered.client
+            del self._verified[token]
         try:
             claims = self._tokens.decode(token, now=now)
         except InvalidTokenError:
@@ -128,7 +152,16 @@ class AuthService:
             if client.last_access is None or now - client.last_access >= LAST_ACCESS_INTERVAL:
                 await uow.api_clients.record_access(client.client_id, now)
                 await uow.commit()
+        if self._recheck_interval > timedelta(0):
+            self._remember(token, client, claims.expires_at, now + self._recheck_interval)
         return client
+
+    def _remember(
+        self, token: str, client: ApiClient, expires_at: datetime, recheck_at: datetime
+    ) -> None:
+        if len(self._verified) >= VERIFIED_TOKENS_LIMIT:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = _VerifiedToken(client, expires_at, recheck_at)
 
     def authorize(self, client: ApiClient, required: Sequence[str]) -> None:
         """Refuse (`PermissionDeniedError`, 403) a client that may not run an operation needing any of

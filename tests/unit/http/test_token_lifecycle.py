@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.http_harness import Api
+from tests.http_harness import Api, RunApi, make_settings
 
 CONTACTS = "/ctms?primary_email=nobody@example.com"
 
@@ -97,3 +98,31 @@ async def test_an_authenticated_read_records_last_access(api: Api) -> None:
     client = await service.get("id_test")
     assert client.last_access is not None
     assert client.last_access >= before - timedelta(seconds=1)
+
+
+CACHE_SECONDS = 0.5
+
+
+async def test_revocation_reaches_a_remembered_token_within_the_cache_interval(
+    running_api: RunApi,
+) -> None:
+    """With `CTMS_TOKEN_CACHE_SECONDS`, a token verified moments before a rotation keeps working until
+    the interval is over, and is refused as revoked after it."""
+    async with running_api(make_settings(token_cache_seconds=CACHE_SECONDS)) as api:
+        earlier = _token_issued(api, timedelta(seconds=30))
+        assert (await api.get(CONTACTS, headers=_bearer(earlier))).status_code == 200
+        await api.container.api_client_service().rotate_secret("id_test")
+        assert (await api.get(CONTACTS, headers=_bearer(earlier))).status_code == 200
+        await asyncio.sleep(CACHE_SECONDS + 0.1)
+        refused = await api.get(CONTACTS, headers=_bearer(earlier))
+        assert refused.status_code == 401
+        assert api.log_fields()["auth_fail"] == "Token revoked"
+
+
+async def test_a_remembered_token_still_logs_and_labels_its_client(running_api: RunApi) -> None:
+    async with running_api(make_settings(token_cache_seconds=CACHE_SECONDS)) as api:
+        token = _token_issued(api, timedelta(seconds=1))
+        for _ in range(2):  # the second request is served from the remembered verification
+            assert (await api.get(CONTACTS, headers=_bearer(token))).status_code == 200
+            fields = api.log_fields()
+            assert (fields["client_id"], fields["client_allowed"]) == ("id_test", True)
