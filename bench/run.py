@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         with database.provide_database(work_dir, os.environ.get("CTMS_DB_URL")) as db:
             log(f"database: {db.description}")
             environment = server.base_environment(
-                db.url, os.urandom(32).hex(), work_dir / "ctms-data"
+                db.url, os.urandom(32).hex(), work_dir / "ctms-data", arguments.concurrency
             )
             for assignment in arguments.server_env:
                 name, _, value = assignment.partition("=")

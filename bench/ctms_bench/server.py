@@ -38,7 +38,11 @@ def free_port() -> int:
         return port
 
 
-def base_environment(db_url: str, secret_key: str, data_dir: Path) -> dict[str, str]:
+def base_environment(
+    db_url: str, secret_key: str, data_dir: Path, concurrency: int
+) -> dict[str, str]:
+    """The production serving setup of docs/performance.md: a pool as large as the requests one process
+    serves at once (`concurrency`), so no request pays for opening an overflow connection."""
     environment = {
         name: value for name, value in os.environ.items() if not name.upper().startswith("CTMS_")
     }
@@ -46,6 +50,7 @@ def base_environment(db_url: str, secret_key: str, data_dir: Path) -> dict[str, 
         CTMS_DB_URL=db_url,
         CTMS_SECRET_KEY=secret_key,
         CTMS_DATA_DIR=str(data_dir),
+        CTMS_DB_POOL_SIZE=str(concurrency),
     )
     return environment
 

@@ -7,7 +7,6 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ctms_adapters.postgres.transaction import READS_ISOLATION
 from ctms_adapters.postgres.unavailable import reports_unavailability
 
 # Below this many contacts an exact count is cheap, and it is what a fresh database needs: PostgreSQL
@@ -29,8 +28,8 @@ _ESTIMATE = text(
 @reports_unavailability
 class PostgresDatabaseHealth:
     def __init__(self, engine: AsyncEngine) -> None:
-        # Autocommit: one round trip per check, no BEGIN/ROLLBACK around it.
-        self._engine = engine.execution_options(isolation_level=READS_ISOLATION)
+        # The engine's connections are in autocommit: one round trip per check, no BEGIN/ROLLBACK.
+        self._engine = engine
 
     async def ping(self) -> None:
         async with self._engine.connect() as connection:

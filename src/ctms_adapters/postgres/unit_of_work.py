@@ -13,7 +13,7 @@ from ctms_adapters.postgres.erasures import PostgresErasureAuditRepository
 from ctms_adapters.postgres.roles import PostgresRoleRepository
 from ctms_adapters.postgres.stripe import PostgresStripeRepository
 from ctms_adapters.postgres.sync_queue import PostgresAcousticConfigRepository, PostgresSyncQueue
-from ctms_adapters.postgres.transaction import READS_ISOLATION, TransactionScope
+from ctms_adapters.postgres.transaction import TransactionScope
 from ctms_adapters.postgres.unavailable import DatabaseUnavailableError, reports_unavailability
 from ctms_adapters.postgres.write_conflicts import reporting_write_conflicts
 from ctms_core.ports.repositories import (
@@ -90,8 +90,9 @@ class PostgresUnitOfWorkFactory:
     """Builds a fresh `PostgresUnitOfWork` per use case; every one shares the engine's pool."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        # Connections start in autocommit for reads; each unit of work begins its transaction on demand.
-        self._engine = engine.execution_options(isolation_level=READS_ISOLATION)
+        # The engine's connections are in autocommit for reads (`create_engine`); each unit of work begins
+        # its transaction on demand.
+        self._engine = engine
 
     def __call__(self) -> PostgresUnitOfWork:
         return PostgresUnitOfWork(self._engine)
