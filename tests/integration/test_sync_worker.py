@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ctms_adapters.acoustic import HttpxAcousticGateway
 from ctms_adapters.memory import ManualClock, SequentialIdGenerator
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
-from ctms_core.domain.acoustic import default_configuration, map_contact
 from ctms_core.domain.contact import Contact
 from ctms_core.domain.inputs import ContactPatch, parse_contact_input
 from ctms_core.domain.sync import PendingSync, QueueCounts
@@ -29,11 +28,18 @@ from ctms_core.services.contacts import ContactService
 from ctms_core.services.sync import SyncPolicy, SyncService
 from tests.builders import contact_from_body
 from tests.samples import sample
+from tests.support.acoustic_sync import (
+    LIST_ID,
+    NEWSLETTERS,
+    PRODUCTS,
+    WAITLISTS,
+    expect_uploaded,
+    seed_acoustic_configuration,
+)
 from tests.support.fake_acoustic import FakeAcoustic, running_fake_acoustic
 
 pytestmark = pytest.mark.integration
 
-LIST_ID, NEWSLETTERS, WAITLISTS, PRODUCTS = "1234", "9", "10", "11"
 START = datetime(2024, 5, 1, tzinfo=UTC)
 
 
@@ -52,15 +58,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def uow_factory(empty_database: AsyncEngine) -> PostgresUnitOfWorkFactory:
     factory = PostgresUnitOfWorkFactory(empty_database)
-    configuration = default_configuration()
-    async with factory() as uow:  # the emptied tables lost migration 0005's seed
-        for field in configuration.main_fields:
-            await uow.acoustic_config.add_field("main", field)
-        for field in configuration.waitlist_fields:
-            await uow.acoustic_config.add_field("waitlist", field)
-        for source, destination in configuration.newsletter_mapping.items():
-            await uow.acoustic_config.add_newsletter_mapping(source, destination)
-        await uow.commit()
+    await seed_acoustic_configuration(factory)
     return factory
 
 
@@ -121,18 +119,6 @@ class Deployment:
 
     async def stored(self, email_id: uuid.UUID) -> Contact:
         return await self.contacts.get(email_id)
-
-
-def expect_uploaded(fake: FakeAcoustic, contact: Contact) -> None:
-    record = map_contact(contact, [], default_configuration())
-    email_id = str(contact.email_id)
-    assert fake.recipient(LIST_ID, email_id) == record.main
-    assert sorted(fake.rows(NEWSLETTERS, email_id), key=lambda r: r["newsletter_name"]) == list(
-        record.newsletters
-    )
-    assert sorted(fake.rows(WAITLISTS, email_id), key=lambda r: r["waitlist_name"]) == list(
-        record.waitlists
-    )
 
 
 async def test_created_patched_replaced_and_deleted_contacts_reach_acoustic(

@@ -6,7 +6,9 @@ never block other requests, so it serves concurrent sync workers (and any event 
 
 It keeps what Acoustic would hold (recipients per list keyed by `email_id`, relational rows keyed by
 `email_id` + the table's name column), a call log with the parsed request and its raw XML, and counters
-of concurrent requests (overall and per recipient). Faults are scripted with `fail_next(kind, times)`.
+of concurrent requests (overall and per recipient). Faults are scripted with `fail_next(kind, times)`
+or `fail_every(nth, kind)`; `go_down("refused" | "5xx")` and `come_back()` simulate an outage, and
+`latency_s` may be changed while the server runs (a slow Acoustic).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ FaultKind = Literal[
     "unauthorized",  # HTTP 401 (an access token Acoustic no longer accepts)
     "session_expired",  # Fault errorid 145
     "success_false",  # <SUCCESS>false</SUCCESS> without a Fault
+    "html200",  # HTTP 200 with an HTML page (a proxy's error page): not XML
+]
+OutageKind = Literal[
+    "refused",  # the port is closed: connections are refused (open ones are dropped)
+    "5xx",  # every request, the token grant included, answers HTTP 503 with an HTML page
 ]
 
 SUCCESS_BODY = (
@@ -59,6 +66,8 @@ FAILURES_BODY = (
     "</FAILURES></RESULT></Body></Envelope>"
 )
 HTML_500_BODY = "<html><body><h1>500 Internal Server Error</h1><p>oops"
+HTML_503_BODY = "<html><body><h1>503 Service Unavailable</h1></body></html>"
+HTML_200_BODY = "<html><body><h1>Please wait</h1><p>The service is busy.</p></body></html>"
 
 
 @dataclass(frozen=True)
@@ -82,10 +91,12 @@ class FakeCall:
 @dataclass
 class _Script:
     kind: FaultKind
-    remaining: int
+    remaining: int | None  # None: until `clear_faults()`
     operation: str | None
     fault_string: str
     error_id: str
+    every: int = 1  # fires on every `every`-th matching call
+    seen: int = 0
 
 
 @dataclass
@@ -107,6 +118,7 @@ class FakeAcoustic:
     )
     max_in_flight: int = 0
     max_in_flight_per_recipient: dict[str, int] = field(default_factory=dict)
+    faults_served: int = 0  # XML API calls answered with a scripted fault
     _scripts: list[_Script] = field(default_factory=list)
     _token_failures: list[tuple[int, str]] = field(default_factory=list)
     _valid_tokens: set[str] = field(default_factory=set)
@@ -114,6 +126,8 @@ class FakeAcoustic:
     _in_flight_per_recipient: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _down: OutageKind | None = None
+    _listener: _Listener | None = field(default=None, repr=False)
 
     # --- switches -----------------------------------------------------------------------------------------
 
@@ -129,6 +143,50 @@ class FakeAcoustic:
         """The next `times` XML API calls (of `operation` only, when given) answer with `kind`."""
         with self._lock:
             self._scripts.append(_Script(kind, times, operation, fault_string, error_id))
+
+    def fail_every(
+        self,
+        nth: int,
+        kind: FaultKind,
+        *,
+        times: int | None = None,
+        operation: str | None = None,
+        fault_string: str = "Email Address Is Invalid",
+        error_id: str = "1017",
+    ) -> None:
+        """Every `nth` XML API call (of `operation` only, when given) answers with `kind`, `times` times
+        in all, or until `clear_faults()` when `times` is None. The others are answered normally."""
+        if nth < 1:
+            raise ValueError("nth must be at least 1")
+        with self._lock:
+            self._scripts.append(_Script(kind, times, operation, fault_string, error_id, every=nth))
+
+    def clear_faults(self) -> None:
+        """Forget every scripted fault not yet served (`fail_next`, `fail_every`, `fail_token`)."""
+        with self._lock:
+            self._scripts.clear()
+            self._token_failures.clear()
+
+    def go_down(self, kind: OutageKind = "refused") -> None:
+        """Acoustic becomes unreachable until `come_back()` (see `OutageKind`)."""
+        self._down = kind
+        if kind == "refused":
+            if self._listener is None:
+                raise RuntimeError("only a fake started by running_fake_acoustic() can refuse")
+            self._listener.stop()
+
+    def come_back(self) -> None:
+        """End `go_down()`: the same port accepts connections again and requests are served."""
+        was = self._down
+        self._down = None
+        if was == "refused" and self._listener is not None:
+            self._listener.start()
+
+    @property
+    def in_flight(self) -> int:
+        """XML API requests being answered right now."""
+        with self._lock:
+            return self._in_flight
 
     def fail_token(
         self, times: int = 1, *, status: int = 400, error: str = "invalid_grant"
@@ -194,9 +252,14 @@ class FakeAcoustic:
         with self._lock:
             for script in self._scripts:
                 if script.operation in (None, operation):
-                    script.remaining -= 1
-                    if script.remaining <= 0:
-                        self._scripts.remove(script)
+                    script.seen += 1
+                    if script.seen % script.every:
+                        continue
+                    if script.remaining is not None:
+                        script.remaining -= 1
+                        if script.remaining <= 0:
+                            self._scripts.remove(script)
+                    self.faults_served += 1
                     return script
         return None
 
@@ -323,9 +386,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         fake = self.server.fake
+        if fake._down == "refused":  # a connection opened before the outage: drop it
+            self.close_connection = True
+            return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         content_type = self.headers.get("Content-Type", "")
+        if fake._down == "5xx":
+            self._reply(503, HTML_503_BODY, "text/html")
+            return
         if self.path == "/oauth/token":
             form = {name: values[0] for name, values in parse_qs(raw.decode("utf-8")).items()}
             status, payload = fake._issue_token(form)
@@ -382,6 +451,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif kind == "html500":
             self._reply(500, HTML_500_BODY, "text/html")
+        elif kind == "html200":
+            self._reply(200, HTML_200_BODY, "text/html")
         elif kind == "unauthorized":
             self._xml(401, fault_body("Session has expired or is invalid.", "145"))
         elif kind == "hang":
@@ -400,27 +471,53 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
 
 
+class _Listener:
+    """The listening server of a fake, which `go_down("refused")` closes and `come_back()` reopens on
+    the same port (HTTPServer sets SO_REUSEADDR)."""
+
+    def __init__(self, fake: FakeAcoustic) -> None:
+        self.fake = fake
+        self.port = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        server = _Server(self.fake, port=self.port)
+        self.port = int(server.server_address[1])
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-acoustic",
+            daemon=True,
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._server = self._thread = None
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 @contextmanager
 def running_fake_acoustic(**settings: object) -> Iterator[FakeAcoustic]:
     """Start a fake Acoustic on a free local port; `settings` are `FakeAcoustic` fields."""
     fake = FakeAcoustic(**settings)  # type: ignore[arg-type]
-    server = _Server(fake)
-    host, port = server.server_address[:2]
-    fake.base_url = f"http://{host!s}:{port}"
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        name="fake-acoustic",
-        daemon=True,
-    )
-    thread.start()
+    listener = _Listener(fake)
+    listener.start()
+    fake._listener = listener
+    fake.base_url = f"http://127.0.0.1:{listener.port}"
     try:
         yield fake
     finally:
         fake._stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        listener.stop()
 
 
 def main() -> None:

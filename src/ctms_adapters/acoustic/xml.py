@@ -139,8 +139,9 @@ class NotXmlError(ValueError):
 def parse_response(body: bytes) -> XmlResponse:
     """Read an XML API response (R§4.7): Fault first, then FAILURES, then the SUCCESS flag.
 
-    Raises `NotXmlError` for a body that is not XML (an HTML error page, an empty body) or that declares
-    a DOCTYPE/entities (never sent by Acoustic; refused rather than expanded).
+    Raises `NotXmlError` for a body that is not XML (an HTML error page, an empty body), that declares
+    a DOCTYPE/entities (never sent by Acoustic; refused rather than expanded), or that is not an
+    `Envelope` (a well-formed page from a proxy is no answer: taking it as success would lose the contact).
     """
     if any(marker in body for marker in _UNSAFE_MARKUP):
         raise NotXmlError("response declares a DOCTYPE or entities")
@@ -149,6 +150,8 @@ def parse_response(body: bytes) -> XmlResponse:
         root = ET.fromstring(body)  # noqa: S314
     except ET.ParseError as error:
         raise NotXmlError(str(error)) from None
+    if root.tag != "Envelope":
+        raise NotXmlError(f"<{root.tag}> is not an XML API envelope")
 
     fault_string = root.find(".//Fault/FaultString")
     if fault_string is not None:

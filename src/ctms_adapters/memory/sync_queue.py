@@ -113,7 +113,13 @@ class InMemorySyncQueue:
         return False
 
     async def fail(
-        self, email_id: uuid.UUID, version: int, error: str, next_attempt_at: datetime
+        self,
+        email_id: uuid.UUID,
+        version: int,
+        error: str,
+        next_attempt_at: datetime,
+        *,
+        use_retry: bool = True,
     ) -> None:
         row = self._rows.get(email_id)
         if row is None:
@@ -121,14 +127,14 @@ class InMemorySyncQueue:
         if row.item.version != version:
             self._rows[email_id] = dataclasses.replace(row, claimed_until=None)
             return
-        item = replace(row.item, retry=row.item.retry + 1, last_error=error)
+        item = replace(row.item, retry=row.item.retry + (1 if use_retry else 0), last_error=error)
         self._rows[email_id] = QueueRow(item, next_attempt_at=next_attempt_at, claimed_until=None)
 
     async def counts(self, retry_limit: int) -> QueueCounts:
         rows = list(self._rows.values())
         return QueueCounts(
             backlog=sum(1 for row in rows if row.item.retry < retry_limit),
-            retry_backlog=sum(1 for row in rows if row.item.retry > 0),
+            retry_backlog=sum(1 for row in rows if row.item.retry > 0 or row.item.last_error),
         )
 
     async def failed(self, retry_limit: int) -> list[PendingSync]:

@@ -150,13 +150,19 @@ class PostgresSyncQueue:
         )
 
     async def fail(
-        self, email_id: uuid.UUID, version: int, error: str, next_attempt_at: datetime
+        self,
+        email_id: uuid.UUID,
+        version: int,
+        error: str,
+        next_attempt_at: datetime,
+        *,
+        use_retry: bool = True,
     ) -> None:
         result = await self._execute(
             update(pending_acoustic)
             .where(pending_acoustic.c.email_id == email_id, pending_acoustic.c.version == version)
             .values(
-                retry=pending_acoustic.c.retry + 1,
+                retry=pending_acoustic.c.retry + (1 if use_retry else 0),
                 last_error=error,
                 next_attempt_at=next_attempt_at,
                 claimed_until=None,
@@ -170,7 +176,9 @@ class PostgresSyncQueue:
         result = await self._scope.connection.execute(
             select(
                 func.count().filter(pending_acoustic.c.retry < retry_limit),
-                func.count().filter(pending_acoustic.c.retry > 0),
+                func.count().filter(
+                    (pending_acoustic.c.retry > 0) | (pending_acoustic.c.last_error != "")
+                ),
             )
         )
         backlog, retry_backlog = result.one()

@@ -6,6 +6,15 @@ and is synced again (no lost edits, R§12.4 item 30). Erasures are pending rows 
 carrying what to remove from Acoustic.
 
 Failed attempts wait `retry_delay` before the next one: exponential backoff with full jitter, capped.
+
+Outages are not the contact's fault (SPEC §9 "Reliability": Acoustic down → nothing lost). A failure is
+`rejected` (Acoustic answered and refused this contact), `outage` (no usable answer: timeout, connection
+refused or dropped, HTTP 5xx, a body that is not XML, the OAuth endpoint down or refusing the grant) or
+`error` (anything else, e.g. a bug). Rejections and errors always use one of the contact's retries. An
+outage failure uses one only when Acoustic answered something else in the same pass (it is up, so the
+trouble is this contact's); when nothing in the pass got an answer, Acoustic is down: the contacts keep
+their retries and the worker pauses (`AcousticOutage`), so a long outage never turns the backlog into
+"failed" contacts that need a `resync`.
 """
 
 from __future__ import annotations
@@ -23,21 +32,30 @@ from ctms_core.domain.acoustic import AcousticDeletion
 __all__ = [
     "BACKOFF_BASE_SECONDS",
     "BACKOFF_CAP_SECONDS",
+    "OUTAGE_PAUSE_CAP_SECONDS",
+    "AcousticOutage",
+    "FailureKind",
     "PendingSync",
     "QueueCounts",
     "SyncOperation",
     "SyncPassStats",
     "SyncState",
+    "after_pass",
     "next_attempt_at",
     "primary_email_domain",
     "retry_delay",
+    "uses_a_retry",
 ]
 
 SyncOperation = Literal["sync", "erase"]
 SyncState = Literal["synced", "erased", "retry", "skipped"]
+FailureKind = Literal["rejected", "outage", "error"]
 
 BACKOFF_BASE_SECONDS: Final = 5.0
 BACKOFF_CAP_SECONDS: Final = 3600.0
+# The longest pause between two probes of an Acoustic that is down: short enough that the backlog starts
+# draining within minutes of its return, long enough not to hammer it.
+OUTAGE_PAUSE_CAP_SECONDS: Final = 300.0
 
 
 class PendingSync(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,7 +73,8 @@ class PendingSync(msgspec.Struct, frozen=True, kw_only=True):
 
 class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
     """`backlog`: rows still to be attempted (retry below the limit); `retry_backlog`: rows that
-    failed at least once, past the limit included (R§4.1 "Counts")."""
+    failed at least once since their last enqueue (a retry counted, or an error recorded by an outage
+    that kept the retry count), past the limit included (R§4.1 "Counts")."""
 
     backlog: int
     retry_backlog: int
@@ -74,6 +93,8 @@ class SyncPassStats(msgspec.Struct, kw_only=True):
     # Seconds between the last enqueue and the upload, the largest among first attempts (R§4.2 step 7,
     # with the fix of R§12.4 item 35: the oldest, not the last).
     age_s: float | None = None
+    # While Acoustic is down: how long this worker waits before it tries again.
+    outage_pause_s: float | None = None
 
     def count(self, state: SyncState) -> None:
         self.counts[state] = self.counts.get(state, 0) + 1
@@ -91,6 +112,8 @@ class SyncPassStats(msgspec.Struct, kw_only=True):
             context["retry_backlog"] = self.retry_backlog
         for state, count in sorted(self.counts.items()):
             context[f"count_{state}"] = count
+        if self.outage_pause_s is not None:
+            context["acoustic_outage_pause_s"] = round(self.outage_pause_s, 3)
         return context
 
 
@@ -125,3 +148,47 @@ def primary_email_domain(address: str | None) -> str:
     if not address or "@" not in address:
         return "unknown"
     return address.rsplit("@", 1)[1]
+
+
+def uses_a_retry(kind: FailureKind, *, acoustic_answered: bool) -> bool:
+    """Whether a failed attempt counts against the contact's retry budget (`CTMS_ACOUSTIC_RETRY_LIMIT`):
+    always for a rejection or an error; for an outage failure only when Acoustic answered other
+    requests of the same pass (`acoustic_answered`: a contact got through, or Acoustic rejected one)."""
+    return kind != "outage" or acoustic_answered
+
+
+class AcousticOutage(msgspec.Struct, frozen=True, kw_only=True):
+    """A worker's view of Acoustic being down: `passes` in a row in which nothing got an answer and at
+    least one request found Acoustic unreachable, and `resume_at`, before which the worker claims nothing
+    and the contacts of those passes are not due. `AcousticOutage()` is "Acoustic is up"."""
+
+    passes: int = 0
+    resume_at: datetime | None = None
+
+    def paused(self, now: datetime) -> bool:
+        """Whether the worker should wait rather than claim contacts at `now`."""
+        return self.resume_at is not None and now < self.resume_at
+
+
+def after_pass(
+    outage: AcousticOutage,
+    *,
+    acoustic_answered: bool,
+    outage_failures: int,
+    now: datetime,
+    base: float = BACKOFF_BASE_SECONDS,
+    cap: float = OUTAGE_PAUSE_CAP_SECONDS,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> AcousticOutage:
+    """The outage state after a pass. An answer from Acoustic ends the outage. A pass that found it
+    unreachable and got no answer extends it: the pause grows like the per-contact backoff (exponential
+    in the outage's passes, capped by `cap`, with jitter). A pass that reached nothing (no contact, or
+    only errors before any request) changes nothing."""
+    if acoustic_answered:
+        return AcousticOutage()
+    if outage_failures == 0:
+        return outage
+    passes = outage.passes + 1
+    return AcousticOutage(
+        passes=passes, resume_at=now + retry_delay(passes, base=base, cap=cap, uniform=uniform)
+    )

@@ -41,13 +41,23 @@ class SyncQueue(Protocol):
         ...
 
     async def fail(
-        self, email_id: uuid.UUID, version: int, error: str, next_attempt_at: datetime
+        self,
+        email_id: uuid.UUID,
+        version: int,
+        error: str,
+        next_attempt_at: datetime,
+        *,
+        use_retry: bool = True,
     ) -> None:
-        """Count a failed attempt (retry + 1, `last_error`, not before `next_attempt_at`) and release
-        the row; if the version changed meanwhile the newer edit keeps its fresh retry count."""
+        """Record a failed attempt (`last_error`, not before `next_attempt_at`; retry + 1 unless
+        `use_retry` is false, as for an Acoustic outage) and release the row; if the version changed
+        meanwhile the newer edit keeps its fresh retry count."""
         ...
 
-    async def counts(self, retry_limit: int) -> QueueCounts: ...
+    async def counts(self, retry_limit: int) -> QueueCounts:
+        """`backlog`: rows with retry below `retry_limit`; `retry_backlog`: rows with a retry counted
+        or an error recorded (failed at least once since their last enqueue)."""
+        ...
 
     async def failed(self, retry_limit: int) -> list[PendingSync]:
         """Rows that exhausted their retries (`retry >= retry_limit`), oldest first."""

@@ -6,6 +6,10 @@ the Acoustic configuration and the contacts with their products, then uploads (o
 during the upload, in which case the row stays for the next pass — or failed with exponential backoff and
 jitter. Nothing a contact does can stop the pass: Acoustic errors and unexpected exceptions alike become
 a retry, so the worker never crashes on upstream trouble (R§12.4 item 31).
+
+Failures are recorded once the pass is over, when it is known whether Acoustic answered anything: a pass
+that only found Acoustic unreachable is an outage, which costs the contacts no retry and pauses this
+worker (`ctms_core.domain.sync.uses_a_retry`, `after_pass`).
 """
 
 from __future__ import annotations
@@ -25,19 +29,31 @@ from ctms_core.domain.segments import Product
 from ctms_core.domain.sync import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
+    OUTAGE_PAUSE_CAP_SECONDS,
+    AcousticOutage,
+    FailureKind,
     PendingSync,
     QueueCounts,
     SyncPassStats,
     SyncState,
+    after_pass,
     next_attempt_at,
     primary_email_domain,
+    uses_a_retry,
 )
-from ctms_core.ports.acoustic import AcousticCall, AcousticError, AcousticGateway, UploadReport
+from ctms_core.ports.acoustic import (
+    AcousticAuthError,
+    AcousticCall,
+    AcousticError,
+    AcousticGateway,
+    AcousticUnavailable,
+    UploadReport,
+)
 from ctms_core.ports.clock import Clock
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.acoustic_products import products_of_contacts
 
-__all__ = ["SyncObserver", "SyncPolicy", "SyncService"]
+__all__ = ["SyncObserver", "SyncPolicy", "SyncService", "failure_kind"]
 
 sync_logger = logging.getLogger("ctms.sync")
 contact_logger = logging.getLogger("ctms.acoustic_service")
@@ -58,6 +74,26 @@ class SyncPolicy:
     lease: timedelta = timedelta(minutes=5)
     backoff_base_s: float = BACKOFF_BASE_SECONDS
     backoff_cap_s: float = BACKOFF_CAP_SECONDS
+    #: The longest pause between two attempts while Acoustic is down (the pause starts at
+    #: `backoff_base_s` and doubles with each pass that finds Acoustic down).
+    outage_pause_cap_s: float = OUTAGE_PAUSE_CAP_SECONDS
+
+
+def failure_kind(error: Exception) -> FailureKind:
+    """`outage` when Acoustic gave no usable answer (unreachable, 5xx, not XML, OAuth refused);
+    `rejected` when it answered and refused the contact; `error` for anything else."""
+    if isinstance(error, AcousticUnavailable | AcousticAuthError):
+        return "outage"
+    if isinstance(error, AcousticError):
+        return "rejected"
+    return "error"
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    item: PendingSync
+    kind: FailureKind
+    error: str
 
 
 class SyncObserver(Protocol):
@@ -97,6 +133,7 @@ class SyncService:
         self.policy = policy
         self._observer: SyncObserver = observer or _NoObserver()
         self._uniform = uniform
+        self.outage = AcousticOutage()
 
     async def counts(self) -> QueueCounts:
         """Backlog and retry backlog (R§4.1 "Counts")."""
@@ -104,7 +141,12 @@ class SyncService:
             return await uow.sync_queue.counts(self.policy.retry_limit)
 
     async def run_pass(self) -> SyncPassStats:
-        """Claim one batch and sync it; the statistics of the pass (R§4.2 `sync_records`)."""
+        """Claim one batch and sync it; the statistics of the pass (R§4.2 `sync_records`).
+
+        Rules: while Acoustic is down (`self.outage` paused) the pass only counts the backlog. Failed
+        contacts are recorded at the end of the pass: with a retry used and per-contact backoff, or, when
+        the pass found Acoustic down, with their retry count unchanged and due when the outage pause
+        ends (`uses_a_retry`, `after_pass`)."""
         policy = self.policy
         now = self._clock.now()
         stats = SyncPassStats(
@@ -118,6 +160,10 @@ class SyncService:
             sync_logger.exception("Could not count the Acoustic sync backlog.")
         else:
             stats.sync_backlog, stats.retry_backlog = counts.backlog, counts.retry_backlog
+        if self.outage.paused(now):
+            assert self.outage.resume_at is not None
+            stats.outage_pause_s = (self.outage.resume_at - now).total_seconds()
+            return stats
 
         async with self._uow_factory() as uow:
             configuration = await uow.acoustic_config.load()
@@ -135,11 +181,21 @@ class SyncService:
         contacts, products = await self._read_contacts(claimed)
         semaphore = asyncio.Semaphore(policy.concurrency)
         ages: list[float] = []
+        failures: list[_Failure] = []
+        delivered = 0
 
         async def one(item: PendingSync) -> None:
-            state = await self._process(
+            nonlocal delivered
+            outcome = await self._process(
                 item, contacts.get(item.email_id), products, configuration, semaphore
             )
+            if isinstance(outcome, _Failure):
+                failures.append(outcome)
+                state: SyncState = "retry"
+            else:
+                state = outcome
+                if state in ("synced", "erased"):
+                    delivered += 1
             stats.count(state)
             self._observer.contact_done(state)
             if state in ("synced", "erased") and item.retry == 0:
@@ -150,7 +206,54 @@ class SyncService:
         await asyncio.gather(*(one(item) for item in claimed))
         if ages:
             stats.age_s = max(ages)
+        await self._record_failures(failures, delivered, stats)
         return stats
+
+    async def _record_failures(
+        self, failures: list[_Failure], delivered: int, stats: SyncPassStats
+    ) -> None:
+        """Decide whether the pass found Acoustic down, then record each failure accordingly."""
+        answered = delivered > 0 or any(failure.kind == "rejected" for failure in failures)
+        outage_failures = sum(1 for failure in failures if failure.kind == "outage")
+        policy = self.policy
+        now = self._clock.now()
+        was_down = self.outage.passes > 0
+        self.outage = after_pass(
+            self.outage,
+            acoustic_answered=answered,
+            outage_failures=outage_failures,
+            now=now,
+            base=policy.backoff_base_s,
+            cap=policy.outage_pause_cap_s,
+            uniform=self._uniform,
+        )
+        if outage_failures and not answered:
+            assert self.outage.resume_at is not None
+            pause = (self.outage.resume_at - now).total_seconds()
+            stats.outage_pause_s = pause
+            sync_logger.warning(
+                "Acoustic is unreachable: %d contact(s) keep their retries; next attempt in %.1f s.",
+                outage_failures,
+                pause,
+                extra={"acoustic_outage_passes": self.outage.passes},
+            )
+        elif was_down and answered:
+            sync_logger.info("Acoustic answers again; the sync resumes.")
+        for failure in failures:
+            if uses_a_retry(failure.kind, acoustic_answered=answered):
+                retry_at = next_attempt_at(
+                    failure.item.retry + 1,
+                    now,
+                    base=policy.backoff_base_s,
+                    cap=policy.backoff_cap_s,
+                    uniform=self._uniform,
+                )
+                await self._fail(failure.item, failure.error, retry_at, use_retry=True)
+            else:
+                assert self.outage.resume_at is not None
+                await self._fail(
+                    failure.item, failure.error, self.outage.resume_at, use_retry=False
+                )
 
     async def _read_contacts(
         self, claimed: list[PendingSync]
@@ -170,8 +273,9 @@ class SyncService:
         products: dict[uuid.UUID, list[Product]],
         configuration: AcousticConfiguration,
         semaphore: asyncio.Semaphore,
-    ) -> SyncState:
-        """Upload or erase one contact, then complete or fail its row. Never raises."""
+    ) -> SyncState | _Failure:
+        """Upload or erase one contact and complete its row, or return the failure to record once the
+        pass is over. Never raises."""
         if not self.policy.integration_enabled or (item.operation == "sync" and contact is None):
             # Integration off (R§4.9), or a contact deleted since (its erasure is its own row).
             await self._complete(item)
@@ -211,8 +315,7 @@ class SyncService:
             contact_logger.error(
                 "Failure for contact in sync to acoustic...", extra={**context, "success": False}
             )
-            await self._fail(item, repr(error))
-            return "retry"
+            return _Failure(item, failure_kind(error), repr(error))
         except Exception as error:
             sync_logger.exception(
                 "Exception occurred when processing acoustic record.",
@@ -221,8 +324,7 @@ class SyncService:
                     "primary_email_domain": primary_email_domain(address),
                 },
             )
-            await self._fail(item, repr(error))
-            return "retry"
+            return _Failure(item, failure_kind(error), repr(error))
         self._observe(report.calls)
         context.update(report.log_context())
         contact_logger.debug(
@@ -246,18 +348,14 @@ class SyncService:
                 "Could not mark a contact synced.", extra={"email_id": str(item.email_id)}
             )
 
-    async def _fail(self, item: PendingSync, error: str) -> None:
-        now: datetime = self._clock.now()
-        retry_at = next_attempt_at(
-            item.retry + 1,
-            now,
-            base=self.policy.backoff_base_s,
-            cap=self.policy.backoff_cap_s,
-            uniform=self._uniform,
-        )
+    async def _fail(
+        self, item: PendingSync, error: str, retry_at: datetime, *, use_retry: bool
+    ) -> None:
         try:
             async with self._uow_factory() as uow:
-                await uow.sync_queue.fail(item.email_id, item.version, error, retry_at)
+                await uow.sync_queue.fail(
+                    item.email_id, item.version, error, retry_at, use_retry=use_retry
+                )
                 await uow.commit()
         except Exception:
             sync_logger.exception(

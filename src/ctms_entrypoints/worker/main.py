@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import signal
 from collections.abc import Callable
 from datetime import timedelta
@@ -17,7 +18,7 @@ from ctms_adapters.acoustic import HttpxAcousticGateway
 from ctms_core.ports.acoustic import AcousticGateway
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.sync import SyncPolicy, SyncService
-from ctms_entrypoints.container import MissingConfigurationError, build_container
+from ctms_entrypoints.container import Container, MissingConfigurationError, build_container
 from ctms_entrypoints.settings import Settings
 from ctms_entrypoints.worker.loop import SyncWorker
 from ctms_entrypoints.worker.metrics import BackgroundMetrics
@@ -42,7 +43,8 @@ def sync_policy(settings: Settings) -> SyncPolicy:
     )
 
 
-def _gateway(settings: Settings, client: httpx.AsyncClient) -> AcousticGateway:
+def acoustic_gateway(settings: Settings, client: httpx.AsyncClient) -> AcousticGateway:
+    """The Acoustic gateway of `settings` over `client`; every credential and table id is required."""
     required = {
         "CTMS_ACOUSTIC_CLIENT_ID": settings.acoustic_client_id,
         "CTMS_ACOUSTIC_CLIENT_SECRET": settings.acoustic_client_secret,
@@ -69,6 +71,39 @@ def _gateway(settings: Settings, client: httpx.AsyncClient) -> AcousticGateway:
     )
 
 
+def build_worker(
+    settings: Settings,
+    container: Container,
+    client: httpx.AsyncClient,
+    metrics: BackgroundMetrics,
+    *,
+    policy: SyncPolicy | None = None,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> SyncWorker:
+    """The loop `ctms sync` runs, on `container`'s database and `client`. `policy` replaces
+    `sync_policy(settings)` (tests shorten the backoff, which has no setting); `uniform` draws the
+    jitter."""
+    gateway = (
+        acoustic_gateway(settings, client) if settings.acoustic_integration_feature_flag else None
+    )
+    uow_factory: Callable[[], UnitOfWork] = cast(Any, container.uow_factory())
+    service = SyncService(
+        uow_factory,
+        gateway,
+        container.clock(),
+        policy or sync_policy(settings),
+        observer=metrics,
+        uniform=uniform,
+    )
+    return SyncWorker(
+        service,
+        metrics,
+        loop_min_secs=settings.acoustic_loop_min_secs,
+        healthcheck_path=settings.background_healthcheck_path,
+        pushgateway_url=settings.prometheus_pushgateway_url,
+    )
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> int:
     """Run the loop until SIGTERM/SIGINT (or `stop`); the pass in progress finishes first."""
     stop = stop or asyncio.Event()
@@ -90,25 +125,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     limits = httpx.Limits(max_connections=settings.acoustic_concurrency * 2)
     try:
         async with httpx.AsyncClient(limits=limits) as client:
-            gateway = (
-                _gateway(settings, client) if settings.acoustic_integration_feature_flag else None
-            )
-            uow_factory: Callable[[], UnitOfWork] = cast(Any, container.uow_factory())
-            service = SyncService(
-                uow_factory,
-                gateway,
-                container.clock(),
-                sync_policy(settings),
-                observer=metrics,
-            )
-            worker = SyncWorker(
-                service,
-                metrics,
-                loop_min_secs=settings.acoustic_loop_min_secs,
-                healthcheck_path=settings.background_healthcheck_path,
-                pushgateway_url=settings.prometheus_pushgateway_url,
-            )
-            await worker.run(stop)
+            await build_worker(settings, container, client, metrics).run(stop)
     finally:
         engine = container.engine()
         if engine is not None:

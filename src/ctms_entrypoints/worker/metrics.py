@@ -56,7 +56,7 @@ class BackgroundMetrics:
         ).labels(**CONSTANT_LABELS)
         self._retries = Gauge(
             "ctms_background_acoustic_sync_retries",
-            "Queue rows with retry > 0",
+            "Queue rows that failed at least once since their last enqueue",
             _CONSTANT,
             registry=registry,
         ).labels(**CONSTANT_LABELS)

@@ -336,6 +336,10 @@ async def test_a_fault_stops_the_sequence_and_carries_its_message_error_id_and_c
         ),
         (httpx.Response(502, content=SUCCESS), AcousticUnavailable),
         (httpx.Response(200, content=b"not xml at all"), AcousticUnavailable),
+        (
+            httpx.Response(200, content=b"<html><body>Maintenance</body></html>"),
+            AcousticUnavailable,
+        ),
         (httpx.ReadTimeout("slow"), AcousticUnavailable),
         (httpx.RemoteProtocolError("Server disconnected"), AcousticUnavailable),
         (httpx.ConnectError("refused"), AcousticUnavailable),

@@ -156,9 +156,12 @@ def test_success_false_without_a_fault_is_not_ok() -> None:
         b"",
         b"Service Unavailable",
         b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><Envelope>&a;</Envelope>',
+        b"<html><body><h1>Please wait</h1><p>The service is busy.</p></body></html>",
+        b"<RESULT><SUCCESS>TRUE</SUCCESS></RESULT>",
     ],
 )
 def test_bodies_that_are_not_plain_xml_are_refused(body: bytes) -> None:
-    """HTML error pages, empty bodies and entity declarations raise `NotXmlError`."""
+    """HTML error pages (well-formed ones too: anything but an `Envelope`), empty bodies and entity
+    declarations raise `NotXmlError`."""
     with pytest.raises(NotXmlError):
         parse_response(body)
