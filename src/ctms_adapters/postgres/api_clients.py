@@ -21,7 +21,7 @@ from ctms_adapters.postgres.tables import (
     role_permissions,
     roles,
 )
-from ctms_adapters.postgres.transaction import DriverRead, TransactionScope
+from ctms_adapters.postgres.transaction import DriverStatement, TransactionScope
 from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_adapters.postgres.unique_violations import unique_constraint_of
 from ctms_core.domain.api_client import ApiClient
@@ -54,7 +54,7 @@ _COLUMNS = [
     _PERMISSION_NAMES.label("permissions"),
 ]
 # Read on every authenticated request: the driver's fast path.
-_BY_ID = DriverRead(
+_BY_ID = DriverStatement(
     select(*_COLUMNS).where(api_client.c.client_id == bindparam("client_id", type_=String()))
 )
 # Code-point order like every other listing, whatever the collation.

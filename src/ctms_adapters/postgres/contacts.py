@@ -42,7 +42,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ctms_adapters.postgres.contact_rows import decode_contact, select_contacts
 from ctms_adapters.postgres.tables import amo, emails, fxa, mofo, newsletters, waitlists
-from ctms_adapters.postgres.transaction import DriverRead, TransactionScope
+from ctms_adapters.postgres.transaction import DriverStatement, TransactionScope
 from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_adapters.postgres.unique_violations import unique_constraint_of
 from ctms_core.domain.contact import Amo, Contact, Email, Fxa, Mofo, Newsletter, Waitlist
@@ -67,7 +67,7 @@ UNIQUE_FIELDS: Final = ("email_id", "primary_email", "basket_token", "fxa_id", "
 
 # --- reads ---------------------------------------------------------------------------------------------
 
-_BY_ID = DriverRead(
+_BY_ID = DriverStatement(
     select_contacts().where(emails.c.email_id == bindparam("email_id", type_=Uuid()))
 )
 
@@ -75,20 +75,20 @@ _BY_ID = DriverRead(
 # fresh READ COMMITTED snapshot includes whatever the previous lock holder committed. Reading them in the
 # locking statement would return the children as of before the wait, and a save based on them would undo
 # the other transaction's changes.
-_LOCK = (
+_LOCK = DriverStatement(
     select(emails.c.email_id)
     .where(emails.c.email_id == bindparam("email_id", type_=Uuid()))
     .with_for_update()
 )
 
-_BY_IDS = DriverRead(
+_BY_IDS = DriverStatement(
     select_contacts()
     .where(emails.c.email_id == any_(bindparam("email_ids", type_=ARRAY(Uuid()))))
     .order_by(emails.c.email_id)
 )
 
 
-def _updates_statement(*, after: bool, mofo_relevant: bool | None) -> DriverRead:
+def _updates_statement(*, after: bool, mofo_relevant: bool | None) -> DriverStatement:
     conditions: list[ColumnElement[bool]] = [
         emails.c.update_timestamp >= bindparam("start", type_=_TIMESTAMP),
         emails.c.update_timestamp < bindparam("end", type_=_TIMESTAMP),
@@ -106,7 +106,7 @@ def _updates_statement(*, after: bool, mofo_relevant: bool | None) -> DriverRead
         conditions.append(mofo.c.mofo_relevant.is_(True))
     elif mofo_relevant is False:
         conditions.append(mofo.c.mofo_relevant.is_not(True))
-    return DriverRead(
+    return DriverStatement(
         select_contacts()
         .where(*conditions)
         .order_by(emails.c.update_timestamp, emails.c.email_id)
@@ -152,7 +152,9 @@ def _lookup_statement(names: Iterable[str]) -> Select[Any]:
 
 
 # Lookups by one identifier (GET /ctms?primary_email=..., DELETE) take the driver's fast path.
-_LOOKUP_BY_ONE: Final = {name: DriverRead(_lookup_statement([name])) for name in _LOOKUP_COLUMNS}
+_LOOKUP_BY_ONE: Final = {
+    name: DriverStatement(_lookup_statement([name])) for name in _LOOKUP_COLUMNS
+}
 
 
 def _exists_other(table: Table, column: ColumnElement[Any], value: ColumnElement[Any]) -> Any:
@@ -256,35 +258,42 @@ def _one_statement(*parts: Insert | Update | Delete) -> Select[Any]:
     )
 
 
-_ADD = _one_statement(
-    insert(emails).values(**_email_values(Email.__struct_fields__)),
-    *(_insert_rows(group, upsert_key=None) for group in _CHILDREN),
+_ADD = DriverStatement(
+    _one_statement(
+        insert(emails).values(**_email_values(Email.__struct_fields__)),
+        *(_insert_rows(group, upsert_key=None) for group in _CHILDREN),
+    )
 )
 
-_SAVE = _one_statement(
-    update(emails)
-    .where(emails.c.email_id == _EMAIL_ID, bindparam("email__changed", type_=Boolean()))
-    .values(
-        **_email_values(
-            name for name in Email.__struct_fields__ if name not in ("email_id", "create_timestamp")
-        )
-    ),
-    *(
-        delete(table).where(
-            table.c.email_id == _EMAIL_ID,
-            bindparam(_parameter(group, "dropped"), type_=Boolean()),
-        )
-        for group, (table, _) in _SATELLITES.items()
-    ),
-    *(_insert_rows(group, upsert_key=("email_id",)) for group in _SATELLITES),
-    *(
-        delete(table).where(
-            table.c.email_id == _EMAIL_ID,
-            table.c.name == any_(bindparam(_parameter(group, "dropped"), type_=ARRAY(String()))),
-        )
-        for group, (table, _) in _ITEMS.items()
-    ),
-    *(_insert_rows(group, upsert_key=("email_id", "name")) for group in _ITEMS),
+_SAVE = DriverStatement(
+    _one_statement(
+        update(emails)
+        .where(emails.c.email_id == _EMAIL_ID, bindparam("email__changed", type_=Boolean()))
+        .values(
+            **_email_values(
+                name
+                for name in Email.__struct_fields__
+                if name not in ("email_id", "create_timestamp")
+            )
+        ),
+        *(
+            delete(table).where(
+                table.c.email_id == _EMAIL_ID,
+                bindparam(_parameter(group, "dropped"), type_=Boolean()),
+            )
+            for group, (table, _) in _SATELLITES.items()
+        ),
+        *(_insert_rows(group, upsert_key=("email_id",)) for group in _SATELLITES),
+        *(
+            delete(table).where(
+                table.c.email_id == _EMAIL_ID,
+                table.c.name
+                == any_(bindparam(_parameter(group, "dropped"), type_=ARRAY(String()))),
+            )
+            for group, (table, _) in _ITEMS.items()
+        ),
+        *(_insert_rows(group, upsert_key=("email_id", "name")) for group in _ITEMS),
+    )
 )
 
 _DELETE_CONTACT = delete(emails).where(emails.c.email_id == _EMAIL_ID)
@@ -347,9 +356,8 @@ class PostgresContactRepository:
 
     async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
         if for_update:
-            await self._scope.begin()
-            locked = await self._scope.connection.execute(_LOCK, {"email_id": email_id})
-            if locked.first() is None:
+            await self._scope.lock()
+            if not await self._scope.execute(_LOCK, {"email_id": email_id}):
                 return None
         rows = await self._scope.rows(_BY_ID, {"email_id": email_id})
         return decode_contact(rows[0][0]) if rows else None
@@ -423,7 +431,7 @@ class PostgresContactRepository:
     async def add(self, contact: Contact) -> None:
         try:
             async with self._scope.atomic():
-                await self._scope.connection.execute(_ADD, _add_parameters(contact))
+                await self._scope.execute(_ADD, _add_parameters(contact))
         except IntegrityError as error:
             raise await self._violation(error, contact, adding=True) from None
 
@@ -434,7 +442,7 @@ class PostgresContactRepository:
             return
         try:
             async with self._scope.atomic():
-                await self._scope.connection.execute(_SAVE, _save_parameters(contact, previous))
+                await self._scope.execute(_SAVE, _save_parameters(contact, previous))
         except IntegrityError as error:
             raise await self._violation(error, contact, adding=False) from None
 

@@ -20,7 +20,7 @@ from ctms_adapters.postgres.acoustic_tables import (
     acoustic_newsletter_mapping,
     pending_acoustic,
 )
-from ctms_adapters.postgres.transaction import TransactionScope
+from ctms_adapters.postgres.transaction import DriverStatement, TransactionScope
 from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_core.domain.acoustic import AcousticConfiguration, AcousticDeletion
 from ctms_core.domain.sync import PendingSync, QueueCounts
@@ -74,7 +74,7 @@ def _enqueue_statement() -> Any:
     )
 
 
-_ENQUEUE = _enqueue_statement()
+_ENQUEUE = DriverStatement(_enqueue_statement())
 
 
 @reports_unavailability
@@ -89,7 +89,8 @@ class PostgresSyncQueue:
     async def _upsert(
         self, email_id: uuid.UUID, now: datetime, deletion: AcousticDeletion | None
     ) -> None:
-        await self._execute(
+        await self._scope.begin()
+        await self._scope.execute(
             _ENQUEUE,
             {
                 "email_id": email_id,

@@ -65,12 +65,24 @@ class PostgresUnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        connection, self._connection, self._scope = self._connection, None, None
-        if connection is not None:
+        connection, scope = self._connection, self._scope
+        self._connection = self._scope = None
+        if connection is None or scope is None:
+            return
+        try:
             if isinstance(exc, DatabaseUnavailableError):
                 # Do not hand a connection that may be dead back to the pool.
                 await connection.invalidate()
-            # Closing returns the connection to the pool, which rolls back an open transaction.
+            else:
+                # The transaction is the driver's: SQLAlchemy's checkin would not roll it back.
+                try:
+                    await scope.close()
+                except Exception:
+                    # A connection that cannot roll back is not fit for the next unit of work.
+                    await connection.invalidate()
+                    if exc is None:
+                        raise
+        finally:
             await connection.close()
 
     @reporting_write_conflicts  # integrity/deadlock errors at commit → 409 (R§13.1)
