@@ -42,6 +42,8 @@ SUPPORTED_OBJECTS: Final = ("customer", "subscription", "subscription_item", "pr
 ACTION_NAMES: Final = ("created", "updated", "no_change", "deleted", "skipped")
 
 _ID_MAX_LENGTH = 255
+# The integer columns (amounts, totals, interval counts) are PostgreSQL INTEGER.
+INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1
 
 # --- errors ------------------------------------------------------------------------------------------------
 
@@ -292,6 +294,8 @@ class _Reader:
             raise self.fail(key, f"must be an id string, got {value!r}")
         if len(value) > _ID_MAX_LENGTH:
             raise self.fail(key, f"is longer than {_ID_MAX_LENGTH} characters")
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL
+            raise self.fail(key, "contains a NUL character")
         return value
 
     def identifier(self, key: str) -> str:
@@ -328,6 +332,8 @@ class _Reader:
             return None
         if not isinstance(value, int) or isinstance(value, bool):
             raise self.fail(key, f"must be an integer, got {value!r}")
+        if not INTEGER_MIN <= value <= INTEGER_MAX:
+            raise self.fail(key, f"is outside {INTEGER_MIN}..{INTEGER_MAX}, got {value}")
         return value
 
     def required_integer(self, key: str) -> int:

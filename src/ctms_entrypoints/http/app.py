@@ -16,7 +16,7 @@ from ctms_entrypoints.container import Container
 from ctms_entrypoints.http.context import log_fields
 from ctms_entrypoints.http.dependencies import dependencies
 from ctms_entrypoints.http.errors import AnyRequest, exception_handlers
-from ctms_entrypoints.http.openapi import STATIC_PATH, openapi_config
+from ctms_entrypoints.http.openapi import STATIC_PATH, openapi_config, requires_api_bearer
 from ctms_entrypoints.http.routes.acoustic import ACOUSTIC_ROUTES
 from ctms_entrypoints.http.routes.contacts import CONTACT_ROUTES
 from ctms_entrypoints.http.routes.platform import PLATFORM_ROUTES
@@ -86,8 +86,8 @@ def _route_metric_specs(app: Litestar) -> list[RouteMetricsSpec]:
                     codes = sorted(int(code) for code in operation.responses)
                 else:
                     codes = [307 if template == "/" else 200]
-                secured = bool(operation is not None and operation.security) or (
-                    template == "/__crash__"
+                secured = template == "/__crash__" or (
+                    operation is not None and requires_api_bearer(operation.security)
                 )
                 specs.append(RouteMetricsSpec(method, template, tuple(codes), secured))
     return specs

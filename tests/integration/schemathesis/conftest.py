@@ -2,19 +2,25 @@
 
 schemathesis sends its requests with a synchronous client, so the server cannot share the test's event
 loop: it runs `uvicorn.Server.run` (its own loop) in a background thread, with a real API client whose
-token the tests send as a bearer token.
+credentials and token the tests send. The Pub/Sub push endpoint is configured to trust a locally
+generated RSA key, whose key set a local HTTP server publishes, so tests can sign the Google tokens it
+accepts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import json
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +30,8 @@ import pytest
 # the first import happens deep inside a fixture.
 import schemathesis.specs.openapi.adapter.parameters  # noqa: F401
 import uvicorn
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from ctms_core.services.api_clients import ClientCredentials
 from ctms_entrypoints.container import build_container
@@ -32,15 +40,70 @@ from tests.http_harness import CheapArgon2Hasher, make_settings
 
 _START_TIMEOUT_SECONDS = 15.0
 
+PUBSUB_AUDIENCE = "https://ctms.example.com/stripe_from_pubsub"
+PUBSUB_EMAIL = "pubsub@project.iam.gserviceaccount.com"
+PUBSUB_CLIENT = "schemathesis-pubsub-secret"
+_PUBSUB_KID = "schemathesis-key"
+_PUBSUB_KEY = RSAKey.generate_key(2048, parameters={"kid": _PUBSUB_KID})
+
 
 @dataclasses.dataclass(frozen=True)
 class LiveServer:
     base_url: str
     token: str
+    client_id: str
+    client_secret: str
 
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def basic_auth(self) -> dict[str, str]:
+        credentials = f"{self.client_id}:{self.client_secret}".encode()
+        return {"Authorization": f"Basic {base64.b64encode(credentials).decode()}"}
+
+    @property
+    def pubsub_auth(self) -> dict[str, str]:
+        """A Google-like OIDC token the push endpoint accepts (signed with the published key)."""
+        now = int(time.time())
+        claims = {
+            "iss": "https://accounts.google.com",
+            "aud": PUBSUB_AUDIENCE,
+            "email": PUBSUB_EMAIL,
+            "email_verified": True,
+            "iat": now,
+            "exp": now + 3600,
+            "sub": "schemathesis",
+        }
+        header = {"alg": "RS256", "kid": _PUBSUB_KID}
+        return {"Authorization": f"Bearer {jwt.encode(header, claims, _PUBSUB_KEY)}"}
+
+
+class _KeySetHandler(BaseHTTPRequestHandler):
+    document = json.dumps({"keys": [_PUBSUB_KEY.as_dict(private=False)]}).encode()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "public, max-age=3600")
+        self.end_headers()
+        self.wfile.write(self.document)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture(scope="session")
+def pubsub_jwks_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeySetHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/certs"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _create_client(database_url: str) -> ClientCredentials:
@@ -64,9 +127,16 @@ def _create_client(database_url: str) -> ClientCredentials:
 
 
 @pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[LiveServer]:
+def live_server(database_url: str, pubsub_jwks_url: str) -> Iterator[LiveServer]:
     credentials = _create_client(database_url)
-    container = build_container(make_settings(db_url=database_url))
+    settings = make_settings(
+        db_url=database_url,
+        pubsub_audience=PUBSUB_AUDIENCE,
+        pubsub_email=PUBSUB_EMAIL,
+        pubsub_client=PUBSUB_CLIENT,
+        pubsub_jwks_url=pubsub_jwks_url,
+    )
+    container = build_container(settings)
     listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listening.bind(("127.0.0.1", 0))
     port = listening.getsockname()[1]
@@ -103,7 +173,12 @@ def live_server(database_url: str) -> Iterator[LiveServer]:
             auth=(credentials.client_id, credentials.client_secret),
         )
         assert response.status_code == 200, response.text
-        yield LiveServer(base_url, response.json()["access_token"])
+        yield LiveServer(
+            base_url,
+            response.json()["access_token"],
+            credentials.client_id,
+            credentials.client_secret,
+        )
     finally:
         server.should_exit = True
         thread.join(timeout=_START_TIMEOUT_SECONDS)

@@ -27,6 +27,21 @@ from ctms_core.services.pubsub import PubSubIngestService
 from ctms_core.services.stripe import StripeIngestService
 from ctms_entrypoints.http.auth import authenticate
 from ctms_entrypoints.http.context import log_fields
+from ctms_entrypoints.http.errors import ErrorDetail
+from ctms_entrypoints.http.openapi import (
+    BEARER,
+    PRIVATE,
+    PUBLIC,
+    PUBSUB_BEARER,
+    PushEnvelopeSchema,
+    PushIngested,
+    PushNotProcessed,
+    PushOperation,
+    StripeIngested,
+    StripeObjectSchema,
+    documented_body,
+    responses,
+)
 from ctms_entrypoints.http.responses import json_response
 
 AnyRequest = Request[Any, Any, Any]
@@ -73,7 +88,38 @@ def _record_trace(request: AnyRequest, emails: set[str], payload: Any) -> None:
         fields["trace_json"] = payload
 
 
-@post("/stripe", status_code=200, include_in_schema=False)
+# A write conflict on Stripe rows is the plain v3.3 body, without the contacts' `conflicts`.
+_WRITE_CONFLICT = (
+    ErrorDetail,
+    "`Write conflict, try again` or `Deadlock or other issue, try again`: a concurrent write; "
+    "objects committed before it stay",
+)
+
+
+@post(
+    "/stripe",
+    status_code=200,
+    tags=PUBLIC,
+    summary="Add or update Stripe data",
+    operation_id="stripe",
+    security=BEARER,
+    dependencies=documented_body(StripeObjectSchema),
+    responses=responses(
+        {
+            200: (StripeIngested, "Ingested; the customer's contact is queued for sync"),
+            400: (
+                ErrorDetail,
+                "The API client is disabled; the body is not JSON, not a Stripe object, an "
+                "unsupported object type, or lacks data CTMS needs",
+            ),
+            409: _WRITE_CONFLICT,
+        },
+        401,
+        403,
+        413,
+        503,
+    ),
+)
 async def stripe(request: AnyRequest, stripe_api: NamedDependency[StripeApi]) -> ASGIResponse:
     """Ingest one Stripe object (bearer, `stripe:ingest`)."""
     await authenticate(request, stripe_api.auth, (STRIPE_INGEST,))
@@ -96,7 +142,33 @@ def _record_claims(fields: dict[str, Any], claims: Mapping[str, Any]) -> None:
         fields[f"pubsub_{name}"] = value
 
 
-@post("/stripe_from_pubsub", status_code=200, include_in_schema=False)
+@post(
+    "/stripe_from_pubsub",
+    status_code=200,
+    tags=PRIVATE,
+    summary="Add or update Stripe data from PubSub",
+    operation_id="stripe_pubsub",
+    security=PUBSUB_BEARER,
+    operation_class=PushOperation,
+    dependencies=documented_body(PushEnvelopeSchema),
+    responses=responses(
+        {
+            200: (PushIngested, "Every Stripe object of the push ingested (or skipped)"),
+            202: (PushNotProcessed, "Accepted, not processed: Pub/Sub must not send it again"),
+            401: (
+                ErrorDetail,
+                "No bearer token, a wrong `pubsub_client`, or a token that is not the configured "
+                "Google service account's",
+            ),
+            409: _WRITE_CONFLICT,
+            503: (
+                ErrorDetail,
+                "The push endpoint is not configured, or the database cannot be reached",
+            ),
+        },
+        413,
+    ),
+)
 async def stripe_from_pubsub(
     request: AnyRequest,
     stripe_api: NamedDependency[StripeApi],

@@ -15,9 +15,17 @@ from ctms_core.domain.errors import TokenRequestRejectedError
 from ctms_core.services.auth import AuthService
 from ctms_entrypoints.http.auth import basic_credentials
 from ctms_entrypoints.http.context import log_fields
+from ctms_entrypoints.http.errors import ErrorDetail, ValidationErrorDetail
+from ctms_entrypoints.http.openapi import (
+    AUTHENTICATION,
+    BASIC_OR_FORM,
+    GRANT_TYPE_PATTERN,
+    TokenRequestSchema,
+    documented_body,
+    responses,
+)
 from ctms_entrypoints.http.responses import TokenResponse, json_response, raw_json_response
 
-GRANT_TYPE_PATTERN = "^(client_credentials|refresh_token)$"
 _GRANT_TYPE = re.compile(GRANT_TYPE_PATTERN)
 # The exact item v3.3's framework produced, `ctx` included (R§2.3).
 _GRANT_TYPE_ERROR = msgspec.json.encode(
@@ -40,7 +48,37 @@ def _form_text(form: FormMultiDict, name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-@post("/token", status_code=200, include_in_schema=False)
+@post(
+    "/token",
+    status_code=200,
+    tags=AUTHENTICATION,
+    summary="Get an access token (OAuth2 client credentials)",
+    operation_id="login_for_access_token",
+    security=BASIC_OR_FORM,
+    dependencies=documented_body(TokenRequestSchema),
+    responses=responses(
+        {
+            200: (TokenResponse, "An access token to send as `Authorization: Bearer <token>`"),
+            400: (
+                ErrorDetail,
+                "`Incorrect username or password`: no credentials, an unknown or disabled client, "
+                "or a wrong secret; or a multipart body that cannot be parsed",
+            ),
+            401: (
+                ErrorDetail,
+                "`Invalid authentication credentials`: an HTTP Basic header that is not base64 "
+                "of `<id>:<secret>` (with `WWW-Authenticate: Basic`)",
+            ),
+            422: (
+                ValidationErrorDetail,
+                "A `grant_type` other than `client_credentials` or `refresh_token` (the item "
+                "carries `ctx.pattern`), or a form that cannot be parsed",
+            ),
+        },
+        413,
+        503,
+    ),
+)
 async def token(
     request: Request[Any, Any, Any], auth: NamedDependency[AuthService]
 ) -> ASGIResponse:
