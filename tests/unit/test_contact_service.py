@@ -162,6 +162,29 @@ async def test_same_id_with_different_data_is_a_conflict(act: ContactActions) ->
     assert await act.get(first.contact) == first.contact
 
 
+class FixedIdGenerator:
+    """Generates the same id every time: a generated id that happens to be taken."""
+
+    def __init__(self, email_id: uuid.UUID) -> None:
+        self._email_id = email_id
+
+    def new_email_id(self) -> uuid.UUID:
+        return self._email_id
+
+
+async def test_a_generated_id_that_is_taken_is_a_conflict_and_writes_nothing(
+    act: ContactActions, uow_factory: Any, clock: ManualClock
+) -> None:
+    first = await act.post(sample("minimal"))
+    unlucky = ContactService(uow_factory, clock, FixedIdGenerator(first.contact.email_id))
+    body = sample("to_add")
+    del body["email"]["email_id"]
+    with pytest.raises(ContactConflictError) as raised:
+        await unlucky.create(parse_contact_input(body, require_email_id=False))
+    assert raised.value.detail == POST_CONFLICT and raised.value.fields == ("email_id",)
+    assert await act.get(first.contact) == first.contact
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
