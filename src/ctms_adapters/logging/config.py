@@ -57,6 +57,41 @@ def _add_record_extras(
     return event_dict
 
 
+class _MozLogFormatter(logging.Formatter):
+    """MozLog mode's formatter: each record straight to its JSON line.
+
+    It renders what `ProcessorFormatter(foreign_pre_chain=[_add_record_extras],
+    processors=[MozLogRenderer()])` renders, without copying every record and running a processor chain
+    first: the access log writes a record per request (measured about 45 µs per record before). structlog
+    events and `log_event` records carry their event dict as `msg`; any other stdlib record becomes
+    `{"event": <its message>}` with its extras, exception and stack. The record itself is left untouched
+    for other handlers.
+    """
+
+    def __init__(self, renderer: MozLogRenderer) -> None:
+        super().__init__()
+        self._renderer = renderer
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.msg
+        logger = getattr(record, "_logger", None)
+        event_dict: dict[str, Any]
+        if isinstance(message, dict) and logger is not None:
+            event_dict = dict(message)
+            method_name = getattr(record, "_name", record.levelname.lower())
+        else:
+            event_dict = {"event": record.getMessage()}
+            if record.exc_info:
+                event_dict["exc_info"] = record.exc_info
+            if record.stack_info:
+                event_dict["stack_info"] = record.stack_info
+            method_name = record.levelname.lower()
+            event_dict["_record"] = record
+            _add_record_extras(logger, method_name, event_dict)
+        event_dict["_record"] = record
+        return self._renderer(logger, method_name, event_dict)
+
+
 def _wrap_for_formatter(
     logger: object, method_name: str, event_dict: MutableMapping[str, Any]
 ) -> tuple[tuple[MutableMapping[str, Any]], dict[str, Any]]:
@@ -86,22 +121,21 @@ def configure_logging(
     output = stream if stream is not None else sys.stdout
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
 
-    formatter_processors: list[Processor]
+    formatter: logging.Formatter
     if use_mozlog:
-        formatter_processors = [MozLogRenderer()]
+        formatter = _MozLogFormatter(MozLogRenderer())
     else:
         use_colors = colors if colors is not None else bool(getattr(output, "isatty", bool)())
-        formatter_processors = [
+        console_processors: list[Processor] = [
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.dev.ConsoleRenderer(colors=use_colors),
         ]
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[_add_record_extras],
-        processors=formatter_processors,
-    )
+        formatter = structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[_add_record_extras], processors=console_processors
+        )
 
     handler = logging.StreamHandler(output)
     handler.setFormatter(formatter)
