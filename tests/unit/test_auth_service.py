@@ -250,6 +250,13 @@ async def test_creating_a_client_is_not_a_credential_change(clients: ApiClientSe
 
 # --- verified tokens are trusted for `recheck_interval` (CTMS_TOKEN_CACHE_SECONDS) -----------------
 
+
+async def basket_token(auth: AuthService, clients: ApiClientService) -> str:
+    """A token of a new `basket` client."""
+    credentials = await clients.create("basket", "basket@example.com")
+    return (await auth.issue_token(credentials.client_id, credentials.client_secret)).access_token
+
+
 RECHECK = timedelta(seconds=1)
 
 
@@ -285,10 +292,7 @@ async def test_a_verified_token_is_served_without_reading_the_client_again_withi
     clock: ManualClock,
     counting_uow_factory: CountingUnitOfWorkFactory,
 ) -> None:
-    credentials = await clients.create("basket", "basket@example.com")
-    token = (
-        await caching_auth.issue_token(credentials.client_id, credentials.client_secret)
-    ).access_token
+    token = await basket_token(caching_auth, clients)
     await caching_auth.authenticate(token)
     opened = counting_uow_factory.opened
     clock.advance(RECHECK / 2)
@@ -302,10 +306,7 @@ async def test_a_verified_token_is_served_without_reading_the_client_again_withi
 async def test_a_rotation_revokes_a_remembered_token_once_the_interval_has_passed(
     caching_auth: AuthService, clients: ApiClientService, clock: ManualClock
 ) -> None:
-    credentials = await clients.create("basket", "basket@example.com")
-    old = (
-        await caching_auth.issue_token(credentials.client_id, credentials.client_secret)
-    ).access_token
+    old = await basket_token(caching_auth, clients)
     clock.advance(timedelta(seconds=5))
     await caching_auth.authenticate(old)
     await clients.rotate_secret("basket")
@@ -319,10 +320,7 @@ async def test_a_rotation_revokes_a_remembered_token_once_the_interval_has_passe
 async def test_disabling_a_client_refuses_its_remembered_token_once_the_interval_has_passed(
     caching_auth: AuthService, clients: ApiClientService, clock: ManualClock
 ) -> None:
-    credentials = await clients.create("basket", "basket@example.com")
-    token = (
-        await caching_auth.issue_token(credentials.client_id, credentials.client_secret)
-    ).access_token
+    token = await basket_token(caching_auth, clients)
     await caching_auth.authenticate(token)
     await clients.set_enabled("id_basket", False)
     clock.advance(RECHECK)
@@ -344,8 +342,7 @@ async def test_a_remembered_token_is_never_accepted_past_its_expiry(
         timedelta(seconds=10),
         recheck_interval=timedelta(minutes=5),
     )
-    credentials = await clients.create("basket", "basket@example.com")
-    token = (await auth.issue_token(credentials.client_id, credentials.client_secret)).access_token
+    token = await basket_token(auth, clients)
     await auth.authenticate(token)
     clock.advance(timedelta(seconds=10))
     with pytest.raises(AuthenticationError) as raised:
