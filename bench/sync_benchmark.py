@@ -19,8 +19,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.builders import make_contact, make_newsletter
@@ -32,6 +30,7 @@ from ctms_adapters.postgres import PostgresUnitOfWorkFactory, create_engine
 from ctms_adapters.postgres.migrations import upgrade
 from ctms_adapters.system import SystemClock
 from ctms_core.services.sync import SyncPolicy, SyncService
+from ctms_entrypoints.worker.main import acoustic_http_client
 
 
 async def run(url: str, base_url: str, args: argparse.Namespace) -> float:
@@ -51,9 +50,7 @@ async def run(url: str, base_url: str, args: argparse.Namespace) -> float:
             await uow.sync_queue.enqueue(contact.email_id, now)
         await uow.commit()
     fake = FakeAcoustic()
-    async with httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=args.concurrency * 2)
-    ) as client:
+    async with acoustic_http_client(args.concurrency) as client:  # the worker's own wiring
         gateway = HttpxAcousticGateway(
             client,
             base_url=base_url,

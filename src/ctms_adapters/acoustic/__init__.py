@@ -5,5 +5,6 @@ from ctms_adapters.acoustic.gateway import (
     HttpxAcousticGateway,
     acoustic_base_url,
 )
+from ctms_adapters.acoustic.transport import SlotTransport
 
-__all__ = ["DEFAULT_SERVER_NUMBER", "HttpxAcousticGateway", "acoustic_base_url"]
+__all__ = ["DEFAULT_SERVER_NUMBER", "HttpxAcousticGateway", "SlotTransport", "acoustic_base_url"]

@@ -75,6 +75,24 @@ def _enqueue_statement() -> Any:
 
 
 _ENQUEUE = DriverStatement(_enqueue_statement())
+# An upload is complete when the row still has the version that was sent; a newer version (an edit made
+# during the upload) only loses its claim, so the next pass sends it again.
+_COMPLETE = DriverStatement(
+    delete(pending_acoustic)
+    .where(
+        pending_acoustic.c.email_id
+        == bindparam("email_id", type_=pending_acoustic.c.email_id.type),
+        pending_acoustic.c.version == bindparam("version", type_=pending_acoustic.c.version.type),
+    )
+    .returning(pending_acoustic.c.id)
+)
+_RELEASE = DriverStatement(
+    update(pending_acoustic)
+    .where(
+        pending_acoustic.c.email_id == bindparam("email_id", type_=pending_acoustic.c.email_id.type)
+    )
+    .values(claimed_until=None)
+)
 
 
 @reports_unavailability
@@ -133,22 +151,11 @@ class PostgresSyncQueue:
         return sorted(items, key=lambda item: (item.retry, item.update_timestamp or now))
 
     async def complete(self, email_id: uuid.UUID, version: int) -> bool:
-        result = await self._execute(
-            delete(pending_acoustic)
-            .where(pending_acoustic.c.email_id == email_id, pending_acoustic.c.version == version)
-            .returning(pending_acoustic.c.id)
-        )
-        if result.first() is not None:
+        # One statement each, in autocommit: the worker completes every contact it uploads.
+        if await self._scope.execute(_COMPLETE, {"email_id": email_id, "version": version}):
             return True
-        await self._release(email_id)
+        await self._scope.execute(_RELEASE, {"email_id": email_id})
         return False
-
-    async def _release(self, email_id: uuid.UUID) -> None:
-        await self._execute(
-            update(pending_acoustic)
-            .where(pending_acoustic.c.email_id == email_id)
-            .values(claimed_until=None)
-        )
 
     async def fail(
         self,
@@ -171,7 +178,7 @@ class PostgresSyncQueue:
             .returning(pending_acoustic.c.id)
         )
         if result.first() is None:
-            await self._release(email_id)
+            await self._scope.execute(_RELEASE, {"email_id": email_id})
 
     async def counts(self, retry_limit: int) -> QueueCounts:
         result = await self._scope.connection.execute(

@@ -125,10 +125,9 @@ class TransactionScope:
     async def execute(
         self, statement: DriverStatement, parameters: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
-        """Run `statement` inside the transaction (begun by `begin`, `lock` or `atomic`) and return its
-        rows; database errors are raised as SQLAlchemy's."""
-        if self._transaction is None:
-            raise RuntimeError("execute() needs the transaction: call begin(), lock() or atomic()")
+        """Run `statement` and return its rows: inside the transaction once `begin`, `lock` or `atomic`
+        opened it, else on its own in autocommit (a single statement is atomic by itself). Database
+        errors are raised as SQLAlchemy's."""
         return await self._fetch(self._driver(), statement, parameters)
 
     async def _fetch(

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import httpx
 
-from ctms_adapters.acoustic import HttpxAcousticGateway
+from ctms_adapters.acoustic import HttpxAcousticGateway, SlotTransport
 from ctms_core.ports.acoustic import AcousticGateway
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.sync import SyncPolicy, SyncService
@@ -104,6 +104,12 @@ def build_worker(
     )
 
 
+def acoustic_http_client(concurrency: int) -> httpx.AsyncClient:
+    """The HTTP client of the Acoustic uploads: a connection for each of the `concurrency` uploads in
+    flight, and one more for the OAuth refresh (see `SlotTransport`)."""
+    return httpx.AsyncClient(transport=SlotTransport(concurrency + 1))
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> int:
     """Run the loop until SIGTERM/SIGINT (or `stop`); the pass in progress finishes first."""
     stop = stop or asyncio.Event()
@@ -122,9 +128,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     metrics = BackgroundMetrics()
     if settings.background_metrics_port:
         metrics.serve(settings.background_metrics_port)
-    limits = httpx.Limits(max_connections=settings.acoustic_concurrency * 2)
     try:
-        async with httpx.AsyncClient(limits=limits) as client:
+        async with acoustic_http_client(settings.acoustic_concurrency) as client:
             await build_worker(settings, container, client, metrics).run(stop)
     finally:
         engine = container.engine()
