@@ -10,10 +10,8 @@ documentation only: the core validates bodies (`ctms_core.domain.inputs`, `ctms_
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -68,18 +66,199 @@ PLATFORM = ["Platform"]
 AUTHENTICATION = ["Authentication"]
 
 # --- request bodies (documentation only) ------------------------------------------------------------------
+#
+# The contact bodies describe exactly the JSON values the core's coercers (`ctms_core.domain.fields`, applied
+# by `ctms_core.domain.inputs` with the field tables of `ctms_core.domain.contact`) accept, never fewer: v3.3
+# is lenient (numbers for text, `"yes"`/`1` for booleans, UUIDs in any form Python reads), and a fuzzer
+# sending a value the document calls invalid expects a 4xx. Where the exact set cannot be written as JSON
+# Schema (UUID spellings, ISO dates, URLs), the schema is the tightest simple superset; the canonical form is
+# its first arm. Patterns are ECMA-262 and Python alike: no inline flags, no `\s`/`\d` (they differ).
 
-Text255 = Annotated[str, msgspec.Meta(max_length=255)]
-GeoOrPlatform = Annotated[str, msgspec.Meta(max_length=100)]
+# Python's `str.isspace()`, which `str.strip()` removes and the core's checks use.
+_ASCII_WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f "
+WHITESPACE = _ASCII_WHITESPACE + r"\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_WS = f"[{WHITESPACE}]*"
+NO_NUL_PATTERN = r"^[^\x00]*$"  # PostgreSQL text holds no U+0000: the core refuses it everywhere
+
+# Arms are plain JSON Schema (Litestar would render nested `Schema` objects with snake_case keys).
+JsonSchema = dict[str, Any]
+_NULL: JsonSchema = {"type": "null"}
+
+
+def _schema(*arms: JsonSchema, nullable: bool, description: str | None = None) -> dict[str, Any]:
+    """`extra_json_schema` making a field's schema `anyOf` the given arms (and null when `nullable`)."""
+    extra: dict[str, Any] = {"any_of": [*arms, _NULL] if nullable else list(arms)}
+    if description is not None:
+        extra["description"] = description
+    return {"extra": extra}
+
+
+def _text(max_length: int | None = None, min_length: int = 0) -> list[JsonSchema]:
+    """`fields.text`: a string without NUL of bounded length, or any number (stored as its decimal
+    text, so a huge one may still be too long)."""
+    string: JsonSchema = {"type": "string", "pattern": NO_NUL_PATTERN}
+    if min_length:
+        string["minLength"] = min_length
+    if max_length is not None:
+        string["maxLength"] = max_length
+    return [string, {"type": "number"}]
+
+
+def _case_insensitive(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+# `fields.boolean`: the words it reads, any case, surrounding whitespace ignored.
+TRUE_WORDS = ("true", "yes", "on", "t", "y", "1")
+FALSE_WORDS = ("false", "off", "no", "f", "n", "0")
+BOOLEAN_PATTERN = (
+    f"^{_WS}(?:{'|'.join(_case_insensitive(w) for w in (*TRUE_WORDS, *FALSE_WORDS))}){_WS}$"
+)
+_BOOLEAN: list[JsonSchema] = [
+    {"type": "boolean"},
+    {"type": "integer", "enum": [0, 1]},
+    {"type": "string", "pattern": BOOLEAN_PATTERN},
+]
+
+# An RFC 4122 UUID of version 4, as the core requires of a contact's `email_id`.
+UUID4_PATTERN = (
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
+)
+# Python's `uuid.UUID(text)` drops every `urn:` and `uuid:`, the outer braces and every hyphen, then reads 32
+# characters as a base-16 integer (which allows surrounding whitespace, `+`, `0x`, `_` and any Unicode
+# decimal digit). So: at least 32 characters, each one of those or non-ASCII.
+UUID_SPELLING_PATTERN = f"^(?:[-0-9a-fA-F{{}}:_+xXurnid{_ASCII_WHITESPACE}]|[^\\x00-\\x7f])+$"
+_UUID_SPELLING: JsonSchema = {
+    "type": "string",
+    "minLength": 32,
+    "pattern": UUID_SPELLING_PATTERN,
+    "description": "Any other spelling Python's `uuid.UUID` reads: without hyphens, in braces, "
+    "`urn:uuid:`-prefixed...",
+}
+_ANY_UUID: list[JsonSchema] = [{"type": "string", "format": "uuid"}, _UUID_SPELLING]
+_UUID4: list[JsonSchema] = [{"type": "string", "pattern": UUID4_PATTERN}, _UUID_SPELLING]
+
+# `fields.iso_date`: Python 3.11's `date.fromisoformat` or `datetime.fromisoformat`, surrounding whitespace
+# ignored. What may follow the date is not worth spelling out: `datetime.fromisoformat` takes any separator and
+# skips stray characters in the time and zone, and `date.fromisoformat` ignores the last two of ten
+# characters after a date without hyphens (`20201205xy`).
+ISO_DATE_PATTERN = (
+    f"^{_WS}[0-9]{{4}}(?:-?[0-9]{{2}}-?[0-9]{{2}}|-?W[0-9]{{2}}(?:-?[0-9])?)[\\s\\S]*$"
+)
+_ISO_DATE: list[JsonSchema] = [
+    {"type": "string", "format": "date"},
+    {
+        "type": "string",
+        "pattern": ISO_DATE_PATTERN,
+        "description": "Also `YYYYMMDD`, ISO week dates, and datetimes (the date part is kept)",
+    },
+]
+
+# `fields.url`: its absolute-URL expression, made case-insensitive by hand (Python's case-insensitive `[a-z]`
+# also matches `İ ı ſ K`), without NUL, surrounding whitespace ignored; port digits may be any Unicode digit.
+_NOT_URL_TEXT = f"{WHITESPACE}\\x00"
+_SCHEME_LETTER = r"a-zA-Z\u0130\u0131\u017f\u212a"
+URL_PATTERN = (
+    f"^{_WS}[{_SCHEME_LETTER}][{_SCHEME_LETTER}0-9+\\-.]+://"
+    f"(?:[^{_NOT_URL_TEXT}:@/]+(?::[^{_NOT_URL_TEXT}@/]*)?@)?"
+    f"(?:\\[[0-9a-fA-F:.]+\\]|[^{_NOT_URL_TEXT}:/?#\\[\\]@]+)"
+    r"(?::(?:[0-9]|[^\x00-\x7f]){1,5})?"
+    f"(?:[/?#][^{_NOT_URL_TEXT}]*)?{_WS}$"
+)
+_URL: list[JsonSchema] = [{"type": "string", "pattern": URL_PATTERN}]
+
+_LENIENT = "numbers are accepted as their decimal text"
+
+
+def _lenient_text(max_length: int | None = None, min_length: int = 0) -> Any:
+    return msgspec.Meta(
+        extra_json_schema=_schema(
+            *_text(max_length, min_length), nullable=True, description=f"Text; {_LENIENT}"
+        )
+    )
+
+
+Text5 = Annotated[Any, _lenient_text(5)]
+Text40 = Annotated[Any, _lenient_text(40)]
+Text50 = Annotated[Any, _lenient_text(50)]
+Text100 = Annotated[Any, _lenient_text(100)]
+Text255 = Annotated[Any, _lenient_text(255)]
+Text500 = Annotated[Any, _lenient_text(500)]
+AnyText = Annotated[Any, _lenient_text()]
+Lang = Annotated[Any, _lenient_text(5, min_length=2)]
+Name = Annotated[
+    Any,
+    msgspec.Meta(
+        extra_json_schema=_schema(*_text(255, 1), nullable=False, description=f"Unique; {_LENIENT}")
+    ),
+]
+Boolean = Annotated[
+    Any,
+    msgspec.Meta(
+        extra_json_schema=_schema(
+            *_BOOLEAN,
+            nullable=False,
+            description="`true`/`false`, `1`/`0`, or one of the words "
+            f"{', '.join(TRUE_WORDS)} / {', '.join(FALSE_WORDS)} in any case",
+        )
+    ),
+]
+BasketToken = Annotated[
+    Any, msgspec.Meta(extra_json_schema=_schema(*_ANY_UUID, nullable=True, description="A UUID"))
+]
+IsoDate = Annotated[
+    Any, msgspec.Meta(extra_json_schema=_schema(*_ISO_DATE, nullable=True, description="A date"))
+]
 Url = Annotated[
-    str, msgspec.Meta(description="An absolute URL", extra_json_schema={"format": "uri"})
+    Any,
+    msgspec.Meta(extra_json_schema=_schema(*_URL, nullable=True, description="An absolute URL")),
+]
+EmailIdIn = Annotated[
+    Any,
+    msgspec.Meta(
+        extra_json_schema=_schema(
+            *_UUID4, nullable=True, description="A version 4 UUID; generated when absent or null"
+        )
+    ),
+]
+EmailIdPut = Annotated[
+    Any,
+    msgspec.Meta(
+        extra_json_schema=_schema(
+            *_UUID4, nullable=False, description="A version 4 UUID, equal to the one in the path"
+        )
+    ),
+]
+EmailIdPatch = Annotated[
+    Any,
+    msgspec.Meta(
+        extra_json_schema=_schema(
+            *_ANY_UUID,
+            nullable=True,
+            description="If given, must equal the one in the path; null is ignored",
+        )
+    ),
+]
+WaitlistFields = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        extra_json_schema={
+            "extra": {
+                "description": "Free-form (no NUL character in any key or text); `geo` and "
+                "`platform` are text of at most 100 characters; the `vpn` waitlist accepts only "
+                "those two keys, `relay` only `geo`",
+                "properties": {
+                    "geo": {"anyOf": [*_text(100), _NULL]},
+                    "platform": {"anyOf": [*_text(100), _NULL]},
+                },
+            }
+        }
+    ),
 ]
 
 
 # One `@` with text on both sides, no whitespace (Python's `str.isspace`) and no NUL (SPEC §6 item 11).
-_NOT_IN_ADDRESS = (
-    r"@\x00\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-)
+_NOT_IN_ADDRESS = f"@\\x00{WHITESPACE}"
 EMAIL_ADDRESS_PATTERN = f"^[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}]+$"
 PrimaryEmail = Annotated[
     str,
@@ -92,128 +271,98 @@ PrimaryEmail = Annotated[
 ]
 
 
-# An RFC 4122 UUID of version 4, as the core requires of a contact's `email_id`.
-UUID4_PATTERN = (
-    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
-)
-
-
 class EmailInSchema(msgspec.Struct, kw_only=True):
     primary_email: PrimaryEmail
-    basket_token: uuid.UUID | None = None
-    double_opt_in: bool = False
-    sfdc_id: Text255 | None = None
-    first_name: Text255 | None = None
-    last_name: Text255 | None = None
-    mailing_country: Text255 | None = None
+    basket_token: BasketToken = None
+    double_opt_in: Boolean = False
+    sfdc_id: Text255 = None
+    first_name: Text255 = None
+    last_name: Text255 = None
+    mailing_country: Text255 = None
     email_format: Literal["H", "T", "N", ""] = "H"
-    email_lang: Annotated[str, msgspec.Meta(max_length=5)] | None = "en"
-    has_opted_out_of_email: bool = False
-    unsubscribe_reason: str | None = None
-    email_id: (
-        Annotated[
-            uuid.UUID,
-            msgspec.Meta(
-                description="A version 4 UUID; generated when absent",
-                extra_json_schema={"extra": {"pattern": UUID4_PATTERN}},
-            ),
-        ]
-        | None
-    ) = None
+    email_lang: Text5 = "en"
+    has_opted_out_of_email: Boolean = False
+    unsubscribe_reason: AnyText = None
+    email_id: EmailIdIn = None
 
 
 class EmailPutSchema(EmailInSchema, kw_only=True):
-    email_id: Annotated[
-        uuid.UUID,
-        msgspec.Meta(
-            description="A version 4 UUID, equal to the one in the path",
-            extra_json_schema={"extra": {"pattern": UUID4_PATTERN}},
-        ),
-    ]
+    email_id: EmailIdPut
 
 
 class EmailPatchSchema(msgspec.Struct, kw_only=True):
     """Only the keys given change; `primary_email` may not be null."""
 
     primary_email: PrimaryEmail | UnsetType = UNSET
-    basket_token: uuid.UUID | UnsetType | None = UNSET
-    double_opt_in: bool | UnsetType = UNSET
-    sfdc_id: Text255 | UnsetType | None = UNSET
-    first_name: Text255 | UnsetType | None = UNSET
-    last_name: Text255 | UnsetType | None = UNSET
-    mailing_country: Text255 | UnsetType | None = UNSET
+    basket_token: BasketToken = UNSET
+    double_opt_in: Boolean = UNSET
+    sfdc_id: Text255 = UNSET
+    first_name: Text255 = UNSET
+    last_name: Text255 = UNSET
+    mailing_country: Text255 = UNSET
     email_format: Literal["H", "T", "N", ""] | UnsetType = UNSET
-    email_lang: Annotated[str, msgspec.Meta(max_length=5)] | UnsetType | None = UNSET
-    has_opted_out_of_email: bool | UnsetType = UNSET
-    unsubscribe_reason: str | UnsetType | None = UNSET
-    email_id: (
-        Annotated[uuid.UUID, msgspec.Meta(description="If given, must equal the one in the path")]
-        | UnsetType
-    ) = UNSET
+    email_lang: Text5 = UNSET
+    has_opted_out_of_email: Boolean = UNSET
+    unsubscribe_reason: AnyText = UNSET
+    email_id: EmailIdPatch = UNSET
 
 
 class AddOnsInSchema(msgspec.Struct, kw_only=True):
-    add_on_ids: Annotated[str, msgspec.Meta(max_length=500)] | None = None
-    display_name: Text255 | None = None
-    email_opt_in: bool = False
-    language: Annotated[str, msgspec.Meta(max_length=5)] | None = None
-    last_login: date | None = None
-    location: Text255 | None = None
-    profile_url: Annotated[str, msgspec.Meta(max_length=40)] | None = None
-    user: bool = False
-    user_id: Annotated[str, msgspec.Meta(max_length=40)] | None = None
-    username: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    add_on_ids: Text500 = None
+    display_name: Text255 = None
+    email_opt_in: Boolean = False
+    language: Text5 = None
+    last_login: IsoDate = None
+    location: Text255 = None
+    profile_url: Text40 = None
+    user: Boolean = False
+    user_id: Text40 = None
+    username: Text100 = None
 
 
 class FirefoxAccountsInSchema(msgspec.Struct, kw_only=True):
-    fxa_id: Annotated[str, msgspec.Meta(max_length=50)] | None = None
-    primary_email: Text255 | None = None
-    created_date: Annotated[str, msgspec.Meta(max_length=50)] | None = None
-    lang: Text255 | None = None
-    first_service: Annotated[str, msgspec.Meta(max_length=50)] | None = None
-    account_deleted: bool = False
+    fxa_id: Text50 = None
+    primary_email: Text255 = None
+    created_date: Text50 = None
+    lang: Text255 = None
+    first_service: Text50 = None
+    account_deleted: Boolean = False
 
 
 class MozillaFoundationInSchema(msgspec.Struct, kw_only=True):
-    mofo_email_id: Text255 | None = None
-    mofo_contact_id: Text255 | None = None
-    mofo_relevant: bool = False
+    mofo_email_id: Text255 = None
+    mofo_contact_id: Text255 = None
+    mofo_relevant: Boolean = False
 
 
 class NewsletterInSchema(msgspec.Struct, kw_only=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-    subscribed: bool = True
+    name: Name
+    subscribed: Boolean = True
     format: Literal["H", "T"] = "H"
-    lang: Annotated[str, msgspec.Meta(min_length=2, max_length=5)] | None = "en"
-    source: Url | None = None
-    unsub_reason: str | None = None
+    lang: Lang = "en"
+    source: Url = None
+    unsub_reason: AnyText = None
 
 
 class WaitlistInSchema(msgspec.Struct, kw_only=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-    source: Url | None = None
-    fields: Annotated[
-        dict[str, Any],
-        msgspec.Meta(
-            description="Free-form; `geo` and `platform` are strings of at most 100 characters; "
-            "the `vpn` waitlist accepts only those two keys, `relay` only `geo`"
-        ),
-    ] = msgspec.field(default_factory=dict)
-    subscribed: bool = True
-    unsub_reason: str | None = None
+    name: Name
+    source: Url = None
+    fields: WaitlistFields = msgspec.field(default_factory=dict)
+    subscribed: Boolean = True
+    unsub_reason: AnyText = None
 
 
 class VpnWaitlistInSchema(msgspec.Struct, kw_only=True):
     """Legacy input, translated into the `vpn` waitlist."""
 
-    geo: GeoOrPlatform | None = None
-    platform: GeoOrPlatform | None = None
+    geo: Text100 = None
+    platform: Text100 = None
 
 
 class RelayWaitlistInSchema(msgspec.Struct, kw_only=True):
     """Legacy input, translated into `relay*` waitlists."""
 
-    geo: GeoOrPlatform | None = None
+    geo: Text100 = None
 
 
 class ContactInSchema(msgspec.Struct, kw_only=True):
@@ -236,7 +385,8 @@ class ContactPutSchema(ContactInSchema, kw_only=True):
 
 
 class ContactPatchSchema(msgspec.Struct, kw_only=True):
-    """The changes: only the keys given apply; `null` is refused for every group."""
+    """The changes: only the keys given apply; `null` is refused for every group and list (for the legacy
+    waitlists it changes nothing)."""
 
     email: EmailPatchSchema | UnsetType = UNSET
     amo: AddOnsInSchema | Literal["DELETE"] | UnsetType = UNSET
@@ -244,8 +394,8 @@ class ContactPatchSchema(msgspec.Struct, kw_only=True):
     mofo: MozillaFoundationInSchema | Literal["DELETE"] | UnsetType = UNSET
     newsletters: list[NewsletterInSchema] | Literal["UNSUBSCRIBE"] | UnsetType = UNSET
     waitlists: list[WaitlistInSchema] | Literal["UNSUBSCRIBE"] | UnsetType = UNSET
-    vpn_waitlist: VpnWaitlistInSchema | Literal["DELETE"] | UnsetType = UNSET
-    relay_waitlist: RelayWaitlistInSchema | Literal["DELETE"] | UnsetType = UNSET
+    vpn_waitlist: VpnWaitlistInSchema | Literal["DELETE"] | UnsetType | None = UNSET
+    relay_waitlist: RelayWaitlistInSchema | Literal["DELETE"] | UnsetType | None = UNSET
 
 
 class TokenRequestSchema(msgspec.Struct, kw_only=True):
