@@ -32,7 +32,9 @@ import schemathesis.specs.openapi.adapter.parameters  # noqa: F401
 import uvicorn
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from sqlalchemy import text
 
+from ctms_adapters.postgres import create_engine
 from ctms_core.services.api_clients import ClientCredentials
 from ctms_entrypoints.container import build_container
 from ctms_entrypoints.http import create_app
@@ -104,6 +106,33 @@ def pubsub_jwks_url() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# Contacts, their sync queue and erasures, and Stripe objects: the data requests create. API clients, roles
+# and the Acoustic configuration stay.
+_REQUEST_DATA = text(
+    "TRUNCATE emails, pending_acoustic, erasure_audit, stripe_customer, stripe_invoice, stripe_price, "
+    "stripe_subscription RESTART IDENTITY CASCADE"
+)
+
+
+def remove_request_data(database_url: str) -> None:
+    """Empty the tables requests write to (on a private loop), so an operation is fuzzed against the same
+    database whatever ran before it in the session: a generated contact then gets the same answer (e.g.
+    201, not 409 for a clash with an earlier one) in a full CI run as in a run of this directory alone."""
+
+    async def truncate() -> None:
+        engine = create_engine(
+            database_url, pool_size=1, max_overflow=0, pool_timeout=10, pool_recycle=-1, echo=False
+        )
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(_REQUEST_DATA)
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        executor.submit(asyncio.run, truncate()).result()
 
 
 def _create_client(database_url: str) -> ClientCredentials:

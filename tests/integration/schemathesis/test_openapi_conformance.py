@@ -18,7 +18,10 @@ Credentials, per operation:
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import platform
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -38,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
 from ctms_entrypoints.container import build_container, memory_storage
 from ctms_entrypoints.http import create_app
 from tests.http_harness import make_settings
-from tests.integration.schemathesis.conftest import PUBSUB_CLIENT, LiveServer
+from tests.integration.schemathesis.conftest import PUBSUB_CLIENT, LiveServer, remove_request_data
 
 EXAMPLES_PER_MODE = 25
 REQUEST_TIMEOUT_SECONDS = 10
@@ -90,8 +93,21 @@ OPERATIONS = [_param(method, path) for method, path in _declared_operations()]
 
 @pytest.fixture(scope="module")
 def schema(live_server: LiveServer) -> schemathesis.BaseSchema:
-    """The document as the running application serves it."""
+    """The document as the running application serves it (the same whatever port it listens on)."""
     return schemathesis.openapi.from_url(f"{live_server.base_url}/openapi.json")
+
+
+@pytest.fixture(scope="module")
+def reproduction(schema: schemathesis.BaseSchema) -> str:
+    """What the generated examples depend on besides this file: with `derandomize` they are the same on
+    every run of the same document by the same library versions (the project pins none, so a fresh CI
+    install may draw other examples than an older local environment)."""
+    document = json.dumps(schema.raw_schema, sort_keys=True).encode()
+    return (
+        f"document sha256 {hashlib.sha256(document).hexdigest()[:16]}, Python "
+        f"{platform.python_version()}, hypothesis {version('hypothesis')}, "
+        f"schemathesis {version('schemathesis')}"
+    )
 
 
 def describe(case: schemathesis.Case, response: Any, failure: Failure) -> str:
@@ -204,8 +220,14 @@ def _not_processed(response: Any) -> bool:
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
 def test_operation_conforms_to_its_openapi_description(
-    schema: schemathesis.BaseSchema, live_server: LiveServer, method: str, path: str
+    schema: schemathesis.BaseSchema,
+    live_server: LiveServer,
+    database_url: str,
+    reproduction: str,
+    method: str,
+    path: str,
 ) -> None:
+    remove_request_data(database_url)
     findings: dict[str, str] = {}
     statuses: set[int] = set()
 
@@ -213,7 +235,7 @@ def test_operation_conforms_to_its_openapi_description(
         max_examples=2 * EXAMPLES_PER_MODE,
         deadline=None,
         database=None,
-        derandomize=True,  # the same examples every run: known findings stay strict xfails
+        derandomize=True,  # the same examples every run (`reproduction`): findings stay strict xfails
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
@@ -242,7 +264,7 @@ def test_operation_conforms_to_its_openapi_description(
             )
 
     run()
-    assert not findings, f"{method} {path}:\n" + "\n".join(findings.values())
+    assert not findings, f"{method} {path} ({reproduction}):\n" + "\n".join(findings.values())
     expected = MUST_SEE.get((method, path), set())
     assert not expected or statuses & expected, (
         f"{method} {path}: no response among {sorted(expected)}, got {sorted(statuses)}"
