@@ -182,7 +182,9 @@ def _check_relay_country(
         country = None
         if isinstance(waitlists, list | tuple):
             for item in waitlists:
-                fields_value = item.get("fields") if isinstance(item, dict) else None
+                if not isinstance(item, dict):
+                    continue  # reported by the waitlist's own validation
+                fields_value = item.get("fields")
                 if item.get("name") == "relay" and isinstance(fields_value, dict):
                     country = fields_value.get("geo")
     if not country:

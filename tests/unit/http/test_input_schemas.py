@@ -284,16 +284,14 @@ def test_every_field_the_core_reads_is_documented(
     assert documented == {field.name for field in table} | extra
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="core: `_check_relay_country` calls `.get` on a waitlist item that is not an object (a 500)",
-)
-def test_a_relay_newsletter_beside_a_waitlist_that_is_not_an_object_is_a_422() -> None:
+@pytest.mark.parametrize("parse", [_post, parse_contact_patch], ids=["post", "patch"])
+def test_a_relay_newsletter_beside_a_waitlist_that_is_not_an_object_is_a_422(
+    parse: Callable[[dict[str, Any]], Any],
+) -> None:
     body = {
         "email": {"primary_email": "a@example.com"},
         "newsletters": [{"name": "relay-waitlist"}],
         "waitlists": [5],
     }
     with pytest.raises(ValidationFailedError):
-        _post(body)
+        parse(body)
