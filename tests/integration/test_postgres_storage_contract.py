@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from msgspec.structs import replace
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres import (
@@ -22,6 +22,7 @@ from ctms_adapters.postgres import (
     PostgresUnitOfWorkFactory,
     create_engine,
 )
+from ctms_adapters.postgres.transaction import DriverStatement, TransactionScope
 from ctms_core.domain.contact import Amo, Fxa, Mofo
 from ctms_core.domain.errors import UniqueConstraintViolation
 from ctms_core.domain.lookup import LookupCriteria
@@ -432,3 +433,23 @@ class TestPostgresSyncQueue(SyncQueueContract):
 
 class TestPostgresAcousticConfig(AcousticConfigContract):
     pass
+
+
+async def test_write_transactions_plan_generically_and_reads_keep_postgres_default(
+    engine: AsyncEngine,
+) -> None:
+    """Writes are re-planned for nothing on every execution otherwise (ADR 0002); reads keep the
+    server's own plan choice, before and after a transaction."""
+    setting = DriverStatement(select(func.current_setting("plan_cache_mode")))
+    async with engine.connect() as connection:
+        scope = TransactionScope(connection)
+        default = (await scope.rows(setting, {}))[0][0]
+        assert default != "force_generic_plan"
+        await scope.begin()
+        assert (await scope.execute(setting, {}))[0][0] == "force_generic_plan"
+        await scope.commit()
+        assert (await scope.rows(setting, {}))[0][0] == default
+        await scope.lock()
+        assert (await scope.execute(setting, {}))[0][0] == "force_generic_plan"
+        await scope.close()
+        assert (await scope.rows(setting, {}))[0][0] == default
