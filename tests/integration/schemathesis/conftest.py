@@ -12,15 +12,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import json
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
 import pytest
@@ -39,6 +36,7 @@ from ctms_core.services.api_clients import ClientCredentials
 from ctms_entrypoints.container import build_container
 from ctms_entrypoints.http import create_app
 from tests.http_harness import CheapArgon2Hasher, make_settings
+from tests.support.jwks_server import serving_jwks
 
 _START_TIMEOUT_SECONDS = 15.0
 
@@ -82,30 +80,10 @@ class LiveServer:
         return {"Authorization": f"Bearer {jwt.encode(header, claims, _PUBSUB_KEY)}"}
 
 
-class _KeySetHandler(BaseHTTPRequestHandler):
-    document = json.dumps({"keys": [_PUBSUB_KEY.as_dict(private=False)]}).encode()
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Cache-Control", "public, max-age=3600")
-        self.end_headers()
-        self.wfile.write(self.document)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
 @pytest.fixture(scope="session")
 def pubsub_jwks_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeySetHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/certs"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_jwks(_PUBSUB_KEY) as url:
+        yield url
 
 
 # Contacts, their sync queue and erasures, and Stripe objects: the data requests create. API clients, roles

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,6 +18,7 @@ from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
 from tests.http_harness import Api, RunApi, make_settings
+from tests.support.jwks_server import serving_jwks
 from tests.unit.stripe.payloads import CUSTOMER_ID, FXA_ID, customer, subscription
 
 AUDIENCE = "https://ctms.example.com/stripe_from_pubsub"
@@ -31,31 +30,10 @@ _KEY = RSAKey.generate_key(2048, parameters={"kid": KID})
 _OTHER_KEY = RSAKey.generate_key(2048, parameters={"kid": KID})
 
 
-class _JwksHandler(BaseHTTPRequestHandler):
-    document: bytes = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Cache-Control", "public, max-age=3600")
-        self.end_headers()
-        self.wfile.write(self.document)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
 @pytest.fixture(scope="module")
 def jwks_url() -> Iterator[str]:
-    _JwksHandler.document = json.dumps({"keys": [_KEY.as_dict(private=False)]}).encode()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _JwksHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/certs"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_jwks(_KEY) as url:
+        yield url
 
 
 @pytest.fixture
