@@ -453,3 +453,14 @@ async def test_write_transactions_plan_generically_and_reads_keep_postgres_defau
         assert (await scope.execute(setting, {}))[0][0] == "force_generic_plan"
         await scope.close()
         assert (await scope.rows(setting, {}))[0][0] == default
+
+
+async def test_a_transaction_on_an_invalidated_connection_reports_the_database_unavailable(
+    engine: AsyncEngine,
+) -> None:
+    """A 503 for the client, as for any connection that broke (never a 500)."""
+    async with engine.connect() as connection:
+        scope = TransactionScope(connection)
+        await connection.invalidate()
+        with pytest.raises(DatabaseUnavailableError):
+            await scope.begin()

@@ -24,6 +24,8 @@ from sqlalchemy import Delete, Insert, Select, Update, exc
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ctms_adapters.postgres.unavailable import DatabaseUnavailableError
+
 READS_ISOLATION = "AUTOCOMMIT"
 # The transaction's opening, one message: READ COMMITTED (what every unit of work uses), and generic plans
 # for its statements. The writes are multi-CTE statements over bound arrays whose plan does not depend on
@@ -89,6 +91,11 @@ def _as_sqlalchemy_error(error: Exception, statement: str) -> Exception:
     return exc.DBAPIError(statement, None, error)
 
 
+def _invalidated() -> DatabaseUnavailableError:
+    # SQLAlchemy invalidates a connection when a statement found it broken: the database is out of reach.
+    return DatabaseUnavailableError("the connection of this unit of work was invalidated")
+
+
 class TransactionScope:
     """Tracks whether the unit's transaction has begun and whether it already holds work.
 
@@ -140,7 +147,7 @@ class TransactionScope:
         self, driver: Any, statement: DriverStatement, parameters: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
         if driver is None:
-            raise exc.InvalidRequestError("the connection of this unit of work was invalidated")
+            raise _invalidated()
         try:
             records: Sequence[Sequence[Any]] = await driver.fetch(
                 statement.sql, *statement.arguments(parameters)
@@ -207,14 +214,14 @@ class TransactionScope:
         if self._transaction is None:
             driver = self._driver()
             if driver is None:
-                raise exc.InvalidRequestError("the connection of this unit of work was invalidated")
+                raise _invalidated()
             await self._statement(driver, BEGIN_TRANSACTION)
             self._transaction = driver
 
     @staticmethod
     async def _statement(driver: Any, sql: str) -> None:
         if driver is None:
-            raise exc.InvalidRequestError("the connection of this unit of work was invalidated")
+            raise _invalidated()
         try:
             await driver.execute(sql)
         except Exception as error:
