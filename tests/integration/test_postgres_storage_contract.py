@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from msgspec.structs import replace
 from sqlalchemy import func, select, text
@@ -464,3 +465,23 @@ async def test_a_transaction_on_an_invalidated_connection_reports_the_database_u
         await connection.invalidate()
         with pytest.raises(DatabaseUnavailableError):
             await scope.begin()
+
+
+async def test_a_unit_of_work_rolls_back_a_transaction_its_connection_was_left_in(
+    database_url: str,
+) -> None:
+    """SQLAlchemy's checkin does not roll back the driver's own transactions; a connection that came
+    back inside one (here an aborted one) must not fail the next unit of work."""
+    engine = create_engine(
+        database_url, pool_size=1, max_overflow=0, pool_timeout=10, pool_recycle=-1, echo=False
+    )
+    try:
+        async with engine.connect() as connection:  # the pool's only connection
+            driver = connection.sync_connection.connection.driver_connection
+            await driver.execute("BEGIN")
+            with pytest.raises(asyncpg.PostgresError):
+                await driver.execute("SELECT 1 / 0")
+        async with PostgresUnitOfWorkFactory(engine)() as uow:
+            assert await uow.contacts.get(uuid.uuid4()) is None
+    finally:
+        await engine.dispose()

@@ -204,6 +204,13 @@ class TransactionScope:
         if driver is not None:
             await self._statement(driver, "ROLLBACK")
 
+    async def reset(self) -> None:
+        """Roll back a transaction the connection's previous user left open (none should: `close`
+        rolls back, and a connection that could not is invalidated); checking costs no round trip."""
+        driver = self._driver()
+        if driver is not None and driver.is_in_transaction():
+            await self._statement(driver, "ROLLBACK")
+
     async def close(self) -> None:
         """Roll back what was not committed; the unit of work calls it before returning the
         connection to the pool (SQLAlchemy does not know about the driver's transaction)."""

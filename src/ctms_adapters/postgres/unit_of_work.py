@@ -50,6 +50,7 @@ class PostgresUnitOfWork:
             raise RuntimeError("a unit of work is entered once")
         self._connection = await self._engine.connect()
         self._scope = TransactionScope(self._connection)
+        await self._scope.reset()
         self.contacts = PostgresContactRepository(self._scope)
         self.api_clients = PostgresApiClientRepository(self._scope)
         self.roles = PostgresRoleRepository(self._scope)
@@ -77,7 +78,7 @@ class PostgresUnitOfWork:
                 # The transaction is the driver's: SQLAlchemy's checkin would not roll it back.
                 try:
                     await scope.close()
-                except Exception:
+                except BaseException:  # cancellation included: the ROLLBACK may not have run
                     # A connection that cannot roll back is not fit for the next unit of work.
                     await connection.invalidate()
                     if exc is None:
