@@ -452,7 +452,7 @@ async def test_write_transactions_plan_generically_and_reads_keep_postgres_defau
         assert (await scope.rows(setting, {}))[0][0] == default
         await scope.lock()
         assert (await scope.execute(setting, {}))[0][0] == "force_generic_plan"
-        await scope.close()
+        await scope.rollback()
         assert (await scope.rows(setting, {}))[0][0] == default
 
 

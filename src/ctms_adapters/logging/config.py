@@ -77,18 +77,16 @@ class _MozLogFormatter(logging.Formatter):
         logger = getattr(record, "_logger", None)
         event_dict: dict[str, Any]
         if isinstance(message, dict) and logger is not None:
-            event_dict = dict(message)
+            event_dict = {**message, "_record": record}
             method_name = getattr(record, "_name", record.levelname.lower())
         else:
-            event_dict = {"event": record.getMessage()}
+            event_dict = {"event": record.getMessage(), "_record": record}
             if record.exc_info:
                 event_dict["exc_info"] = record.exc_info
             if record.stack_info:
                 event_dict["stack_info"] = record.stack_info
             method_name = record.levelname.lower()
-            event_dict["_record"] = record
             _add_record_extras(logger, method_name, event_dict)
-        event_dict["_record"] = record
         return self._renderer(logger, method_name, event_dict)
 
 

@@ -11,7 +11,7 @@ engine's connections stay in autocommit as far as SQLAlchemy knows, so statement
 transaction without it sending BEGIN itself. The hot statements (`DriverStatement`) go
 to asyncpg directly: SQLAlchemy's execution layer costs three times the CPU asyncpg spends on a statement
 (measured 0.15 vs 0.05 ms), and as much again for BEGIN and COMMIT. The unit of work closes the scope
-(`close`) before the connection returns to the pool, rolling back whatever was not committed.
+(`rollback`) before the connection returns to the pool, rolling back whatever was not committed.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ READS_ISOLATION = "AUTOCOMMIT"
 # The transaction's opening, one message: READ COMMITTED (what every unit of work uses), and generic plans
 # for its statements. The writes are multi-CTE statements over bound arrays whose plan does not depend on
 # the values; re-planning them on every execution (PostgreSQL's custom plans) cost more database CPU than
-# running them (measured: PostgreSQL CPU per PATCH 1.6 → 1.0 ms). Reads keep PostgreSQL's own choice.
+# running them (measured: PostgreSQL CPU per PATCH 1.6 → 1.1 ms). Reads keep PostgreSQL's own choice.
 BEGIN_TRANSACTION = (
     "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL plan_cache_mode = force_generic_plan"
 )
@@ -116,9 +116,9 @@ class TransactionScope:
         self, read: DriverStatement, parameters: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
         """The rows of `read`, fetched on the asyncpg connection itself."""
-        driver = self._driver()
         if self._transaction is not None:
-            return await self._fetch(driver, read, parameters)
+            return await self.execute(read, parameters)
+        driver = self._driver()
         if driver is not None:
             try:
                 records: Sequence[Sequence[Any]] = await driver.fetch(
@@ -200,28 +200,23 @@ class TransactionScope:
             await self._statement(driver, "COMMIT")
 
     async def rollback(self) -> None:
+        """Roll back what was not committed (nothing when no transaction is open); the unit of work
+        calls it before returning the connection to the pool, since SQLAlchemy does not know about the
+        driver's transaction."""
         driver, self._transaction, self._holds_work = self._transaction, None, False
         if driver is not None:
             await self._statement(driver, "ROLLBACK")
 
     async def reset(self) -> None:
-        """Roll back a transaction the connection's previous user left open (none should: `close`
-        rolls back, and a connection that could not is invalidated); checking costs no round trip."""
+        """Roll back a transaction the connection's previous user left open (none should: `rollback`
+        runs, and a connection that could not is invalidated); checking costs no round trip."""
         driver = self._driver()
         if driver is not None and driver.is_in_transaction():
             await self._statement(driver, "ROLLBACK")
 
-    async def close(self) -> None:
-        """Roll back what was not committed; the unit of work calls it before returning the
-        connection to the pool (SQLAlchemy does not know about the driver's transaction)."""
-        if self._transaction is not None:
-            await self.rollback()
-
     async def _open(self) -> None:
         if self._transaction is None:
             driver = self._driver()
-            if driver is None:
-                raise _invalidated()
             await self._statement(driver, BEGIN_TRANSACTION)
             self._transaction = driver
 

@@ -77,7 +77,7 @@ class PostgresUnitOfWork:
             else:
                 # The transaction is the driver's: SQLAlchemy's checkin would not roll it back.
                 try:
-                    await scope.close()
+                    await scope.rollback()
                 except BaseException:  # cancellation included: the ROLLBACK may not have run
                     # A connection that cannot roll back is not fit for the next unit of work.
                     await connection.invalidate()
