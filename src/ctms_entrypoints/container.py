@@ -53,10 +53,6 @@ def _secret_key(settings: Settings) -> str:
     return settings.secret_key
 
 
-def _token_cache_interval(settings: Settings) -> timedelta:
-    return timedelta(seconds=settings.token_cache_seconds)
-
-
 class MissingConfigurationError(RuntimeError):
     """A setting the requested service needs is not configured."""
 
@@ -103,7 +99,9 @@ class Container(containers.DeclarativeContainer):
         clock,
         settings.provided.token_expiration,
         enforce_permissions=settings.provided.enforce_permissions,
-        recheck_interval=providers.Callable(_token_cache_interval, settings),
+        recheck_interval=providers.Callable(
+            timedelta, seconds=settings.provided.token_cache_seconds
+        ),
     )
     api_client_service = providers.Singleton(ApiClientService, uow_factory, password_hasher, clock)
     access_control_service = providers.Singleton(AccessControlService, uow_factory)
