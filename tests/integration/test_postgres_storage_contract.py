@@ -374,7 +374,7 @@ async def test_an_exhausted_pool_reports_the_database_unavailable(database_url: 
     try:
         factory = PostgresUnitOfWorkFactory(engine)
         async with factory() as holder:
-            await holder.contacts.get(uuid.uuid4())
+            await holder.contacts.get(uuid.uuid4(), for_update=True)  # holds the only connection
             with pytest.raises(DatabaseUnavailableError):
                 async with factory() as uow:
                     await uow.contacts.get(uuid.uuid4())
@@ -442,8 +442,8 @@ async def test_write_transactions_plan_generically_and_reads_keep_postgres_defau
     """Writes are re-planned for nothing on every execution otherwise (ADR 0002); reads keep the
     server's own plan choice, before and after a transaction."""
     setting = DriverStatement(select(func.current_setting("plan_cache_mode")))
-    async with engine.connect() as connection:
-        scope = TransactionScope(connection)
+    scope = TransactionScope(engine)
+    try:
         default = (await scope.rows(setting, {}))[0][0]
         assert default != "force_generic_plan"
         await scope.begin()
@@ -454,17 +454,20 @@ async def test_write_transactions_plan_generically_and_reads_keep_postgres_defau
         assert (await scope.execute(setting, {}))[0][0] == "force_generic_plan"
         await scope.rollback()
         assert (await scope.rows(setting, {}))[0][0] == default
+    finally:
+        await scope.close(None)
 
 
 async def test_a_transaction_on_an_invalidated_connection_reports_the_database_unavailable(
     engine: AsyncEngine,
 ) -> None:
     """A 503 for the client, as for any connection that broke (never a 500)."""
-    async with engine.connect() as connection:
-        scope = TransactionScope(connection)
-        await connection.invalidate()
-        with pytest.raises(DatabaseUnavailableError):
-            await scope.begin()
+    scope = TransactionScope(engine)
+    connection = await scope.connection()
+    await connection.invalidate()
+    with pytest.raises(DatabaseUnavailableError):
+        await scope.begin()
+    await scope.close(None)
 
 
 async def test_a_unit_of_work_rolls_back_a_transaction_its_connection_was_left_in(

@@ -110,12 +110,12 @@ class PostgresApiClientRepository:
         return _client(rows[0]) if rows else None
 
     async def list(self) -> list[ApiClient]:
-        return [_client(row) for row in await self._scope.connection.execute(_ALL)]
+        return [_client(row) for row in await self._scope.run(_ALL)]
 
     async def add(self, client: ApiClient) -> None:
         try:
             async with self._scope.atomic():
-                await self._scope.connection.execute(_INSERT, _stored_values(client))
+                await self._scope.run(_INSERT, _stored_values(client))
         except IntegrityError as error:
             if unique_constraint_of(error) is None:
                 raise
@@ -123,10 +123,8 @@ class PostgresApiClientRepository:
 
     async def save(self, client: ApiClient) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(_UPSERT, _stored_values(client))
+        await self._scope.run(_UPSERT, _stored_values(client))
 
     async def record_access(self, client_id: str, at: datetime) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(
-            _RECORD_ACCESS, {"target_client_id": client_id, "at": at}
-        )
+        await self._scope.run(_RECORD_ACCESS, {"target_client_id": client_id, "at": at})

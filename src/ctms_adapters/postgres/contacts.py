@@ -40,7 +40,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from ctms_adapters.postgres.contact_rows import decode_contact, select_contacts
+from ctms_adapters.postgres.coalesced_reads import KeyedRead
+from ctms_adapters.postgres.contact_rows import (
+    CONTACT_DOCUMENT,
+    CONTACT_SOURCE,
+    decode_contact,
+    select_contacts,
+)
 from ctms_adapters.postgres.tables import amo, emails, fxa, mofo, newsletters, waitlists
 from ctms_adapters.postgres.transaction import DriverStatement, TransactionScope
 from ctms_adapters.postgres.unavailable import reports_unavailability
@@ -66,10 +72,6 @@ UNIQUE_FIELDS: Final = ("email_id", "primary_email", "basket_token", "fxa_id", "
 
 
 # --- reads ---------------------------------------------------------------------------------------------
-
-_BY_ID = DriverStatement(
-    select_contacts().where(emails.c.email_id == bindparam("email_id", type_=Uuid()))
-)
 
 # Locks only the `emails` row (the contact's lock); its children are read by a second statement, whose
 # fresh READ COMMITTED snapshot includes whatever the previous lock holder committed. Reading them in the
@@ -135,9 +137,13 @@ _LOOKUP_COLUMNS: Final[dict[str, ColumnElement[Any]]] = {
 _CASE_INSENSITIVE: Final = frozenset({"primary_email", "fxa_primary_email"})
 
 
+def _lookup_type(name: str) -> Uuid[Any] | String:
+    return Uuid() if name == "email_id" else String()
+
+
 def _lookup_condition(name: str) -> ColumnElement[bool]:
     """`<identifier> = :<identifier>`, ignoring case where the identifier does."""
-    value = bindparam(name, type_=Uuid() if name == "email_id" else String())
+    value = bindparam(name, type_=_lookup_type(name))
     if name in _CASE_INSENSITIVE:
         return _LOOKUP_COLUMNS[name] == func.lower(value)
     return _LOOKUP_COLUMNS[name] == value
@@ -151,10 +157,26 @@ def _lookup_statement(names: Iterable[str]) -> Select[Any]:
     )
 
 
-# Lookups by one identifier (GET /ctms?primary_email=..., DELETE) take the driver's fast path.
-_LOOKUP_BY_ONE: Final = {
-    name: DriverStatement(_lookup_statement([name])) for name in _LOOKUP_COLUMNS
-}
+def _keyed_lookup(name: str) -> KeyedRead:
+    """The contacts whose `name` is one of the keys, each with the key it matched, ordered by id."""
+    wanted = (
+        func.unnest(bindparam(KeyedRead.KEYS, type_=ARRAY(_lookup_type(name))))
+        .table_valued("key")
+        .render_derived(name="wanted")
+    )
+    column = _LOOKUP_COLUMNS[name]
+    condition = column == (func.lower(wanted.c.key) if name in _CASE_INSENSITIVE else wanted.c.key)
+    return KeyedRead(
+        f"contacts by {name}",
+        select(wanted.c.key, CONTACT_DOCUMENT)
+        .select_from(wanted.join(CONTACT_SOURCE, condition))
+        .order_by(emails.c.email_id),
+    )
+
+
+# Lookups by one identifier (GET /ctms/{email_id}, GET /ctms?primary_email=..., DELETE): concurrent ones
+# share a statement (`ReadCoalescer`).
+_LOOKUP_BY_ONE: Final = {name: _keyed_lookup(name) for name in _LOOKUP_COLUMNS}
 
 
 def _exists_other(table: Table, column: ColumnElement[Any], value: ColumnElement[Any]) -> Any:
@@ -359,8 +381,8 @@ class PostgresContactRepository:
             await self._scope.lock()
             if not await self._scope.execute(_LOCK, {"email_id": email_id}):
                 return None
-        rows = await self._scope.rows(_BY_ID, {"email_id": email_id})
-        return decode_contact(rows[0][0]) if rows else None
+        documents = await self._scope.keyed_rows(_LOOKUP_BY_ONE["email_id"], email_id)
+        return decode_contact(documents[0]) if documents else None
 
     async def get_many(self, email_ids: Sequence[uuid.UUID]) -> list[Contact]:
         if not email_ids:
@@ -383,12 +405,12 @@ class PostgresContactRepository:
         if not parameters:
             return []  # no identifier: never the whole table
         if len(parameters) == 1:
-            (name,) = parameters
-            rows = await self._scope.rows(_LOOKUP_BY_ONE[name], parameters)
-            return [decode_contact(row[0]) for row in rows]
+            ((name, value),) = parameters.items()
+            documents = await self._scope.keyed_rows(_LOOKUP_BY_ONE[name], value)
+            return [decode_contact(document) for document in documents]
         statement = _lookup_statement(parameters)
-        documents = (await self._scope.connection.execute(statement, parameters)).scalars()
-        return [decode_contact(document) for document in documents]
+        result = await self._scope.run(statement, parameters)
+        return [decode_contact(document) for document in result.scalars()]
 
     async def updates_page(
         self,
@@ -413,7 +435,7 @@ class PostgresContactRepository:
         """Unique fields of `contact` already held: `email_id` by any row, the others by another
         contact."""
         row = (
-            await self._scope.connection.execute(
+            await self._scope.run(
                 _CONFLICTS,
                 {
                     "email_id": contact.email_id,
@@ -448,7 +470,7 @@ class PostgresContactRepository:
 
     async def delete(self, email_id: uuid.UUID) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(_DELETE_CONTACT, {"contact_id": email_id})
+        await self._scope.run(_DELETE_CONTACT, {"contact_id": email_id})
 
     async def _violation(
         self, error: IntegrityError, contact: Contact, *, adding: bool

@@ -21,7 +21,7 @@ class PostgresErasureAuditRepository:
 
     async def add(self, record: ErasureRecord) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(
+        await self._scope.run(
             insert(erasure_audit).values(
                 erased_at=record.erased_at,
                 client_id=record.client_id,
@@ -38,5 +38,5 @@ class PostgresErasureAuditRepository:
             query = query.where(erasure_audit.c.erased_at >= since)
         if email_hash is not None:
             query = query.where(erasure_audit.c.email_hash == email_hash)
-        result = await self._scope.connection.execute(query)
+        result = await self._scope.run(query)
         return [ErasureRecord(**row._asdict()) for row in result]

@@ -57,7 +57,7 @@ class PostgresRoleRepository:
 
     async def delete_role(self, name: str) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(delete(roles).where(roles.c.name == name))
+        await self._scope.run(delete(roles).where(roles.c.name == name))
 
     async def get_permission(self, name: str) -> Permission | None:
         found = await self._permissions(name)
@@ -71,11 +71,11 @@ class PostgresRoleRepository:
 
     async def delete_permission(self, name: str) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(delete(permissions).where(permissions.c.name == name))
+        await self._scope.run(delete(permissions).where(permissions.c.name == name))
 
     async def grant_permission(self, role: str, permission: str) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(
+        await self._scope.run(
             pg_insert(role_permissions)
             .values(role_id=_id_of(roles, role), permission_id=_id_of(permissions, permission))
             .on_conflict_do_nothing()
@@ -83,7 +83,7 @@ class PostgresRoleRepository:
 
     async def revoke_permission(self, role: str, permission: str) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(
+        await self._scope.run(
             delete(role_permissions).where(
                 role_permissions.c.role_id == _id_of(roles, role),
                 role_permissions.c.permission_id == _id_of(permissions, permission),
@@ -92,7 +92,7 @@ class PostgresRoleRepository:
 
     async def grant_role(self, client_id: str, role: str) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(
+        await self._scope.run(
             pg_insert(api_client_roles)
             .values(api_client_id=client_id, role_id=_id_of(roles, role))
             .on_conflict_do_nothing()
@@ -100,7 +100,7 @@ class PostgresRoleRepository:
 
     async def revoke_role(self, client_id: str, role: str) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(
+        await self._scope.run(
             delete(api_client_roles).where(
                 api_client_roles.c.api_client_id == client_id,
                 api_client_roles.c.role_id == _id_of(roles, role),
@@ -112,16 +112,14 @@ class PostgresRoleRepository:
     async def _add(self, table: Table, name: str, description: str | None) -> None:
         try:
             async with self._scope.atomic():
-                await self._scope.connection.execute(
-                    insert(table).values(name=name, description=description)
-                )
+                await self._scope.run(insert(table).values(name=name, description=description))
         except IntegrityError as error:
             if unique_constraint_of(error) is None:
                 raise
             raise UniqueConstraintViolation(["name"]) from None
 
     async def _rows(self, statement: Any) -> Sequence[Any]:
-        result = await self._scope.connection.execute(statement)
+        result = await self._scope.run(statement)
         return result.all()
 
     async def _roles(self, name: str | None) -> list[Role]:

@@ -70,7 +70,7 @@ class PostgresStripeRepository:
         if for_update:
             await self._scope.begin()
             query = query.with_for_update()
-        row = (await self._scope.connection.execute(query)).mappings().first()
+        row = (await self._scope.run(query)).mappings().first()
         return None if row is None else kind(**row)
 
     async def _ids(self, table: Table, column: str, value: str, *, for_update: bool) -> list[str]:
@@ -80,7 +80,7 @@ class PostgresStripeRepository:
         if for_update:
             await self._scope.begin()
             query = query.with_for_update()
-        return list((await self._scope.connection.execute(query)).scalars())
+        return list((await self._scope.run(query)).scalars())
 
     async def _upsert(self, table: Table, row: msgspec.Struct) -> None:
         values = _values(row)
@@ -90,13 +90,13 @@ class PostgresStripeRepository:
             set_={name: statement.excluded[name] for name in values if name != "stripe_id"},
         )
         await self._scope.begin()
-        await self._scope.connection.execute(statement)
+        await self._scope.run(statement)
 
     async def _delete(self, table: Table, column: str, values: Collection[str]) -> None:
         if not values:
             return
         await self._scope.begin()
-        await self._scope.connection.execute(delete(table).where(table.c[column].in_(values)))
+        await self._scope.run(delete(table).where(table.c[column].in_(values)))
 
     # --- customers -------------------------------------------------------------------------------------
 
@@ -112,7 +112,7 @@ class PostgresStripeRepository:
         if for_update:
             await self._scope.begin()
             query = query.with_for_update()
-        row = (await self._scope.connection.execute(query)).mappings().first()
+        row = (await self._scope.run(query)).mappings().first()
         return None if row is None else StripeCustomer(**row)
 
     async def save_customer(self, customer: StripeCustomer) -> None:
@@ -227,7 +227,7 @@ class PostgresStripeRepository:
         """Four queries whatever the number of FxA ids: customers, subscriptions, items, prices."""
         if not fxa_ids:
             return {}
-        execute = self._scope.connection.execute
+        execute = self._scope.run
         customers = [
             StripeCustomer(**row)
             for row in (

@@ -102,7 +102,7 @@ class PostgresSyncQueue:
 
     async def _execute(self, statement: Any, parameters: dict[str, Any] | None = None) -> Any:
         await self._scope.begin()
-        return await self._scope.connection.execute(statement, parameters)
+        return await self._scope.run(statement, parameters)
 
     async def _upsert(
         self, email_id: uuid.UUID, now: datetime, deletion: AcousticDeletion | None
@@ -181,7 +181,7 @@ class PostgresSyncQueue:
             await self._scope.execute(_RELEASE, {"email_id": email_id})
 
     async def counts(self, retry_limit: int) -> QueueCounts:
-        result = await self._scope.connection.execute(
+        result = await self._scope.run(
             select(
                 func.count().filter(pending_acoustic.c.retry < retry_limit),
                 func.count().filter(
@@ -189,11 +189,11 @@ class PostgresSyncQueue:
                 ),
             )
         )
-        backlog, retry_backlog = result.one()
+        backlog, retry_backlog = tuple(result.one())
         return QueueCounts(backlog=int(backlog), retry_backlog=int(retry_backlog))
 
     async def failed(self, retry_limit: int) -> list[PendingSync]:
-        result = await self._scope.connection.execute(
+        result = await self._scope.run(
             select(*_ITEM_COLUMNS)
             .where(pending_acoustic.c.retry >= retry_limit)
             .order_by(pending_acoustic.c.update_timestamp, pending_acoustic.c.email_id)
@@ -232,7 +232,7 @@ class PostgresAcousticConfigRepository:
         )
 
     async def fields(self) -> list[tuple[str, str]]:
-        result = await self._scope.connection.execute(
+        result = await self._scope.run(
             select(acoustic_field.c.tablename, acoustic_field.c.field).order_by(
                 acoustic_field.c.tablename, acoustic_field.c.field
             )
@@ -241,13 +241,13 @@ class PostgresAcousticConfigRepository:
 
     async def add_field(self, tablename: str, field: str) -> None:
         await self._scope.begin()
-        await self._scope.connection.execute(
+        await self._scope.run(
             insert(acoustic_field).values(tablename=tablename, field=field).on_conflict_do_nothing()
         )
 
     async def remove_field(self, tablename: str, field: str) -> bool:
         await self._scope.begin()
-        result = await self._scope.connection.execute(
+        result = await self._scope.run(
             delete(acoustic_field)
             .where(acoustic_field.c.tablename == tablename, acoustic_field.c.field == field)
             .returning(acoustic_field.c.field)
@@ -255,7 +255,7 @@ class PostgresAcousticConfigRepository:
         return result.first() is not None
 
     async def newsletter_mappings(self) -> list[tuple[str, str]]:
-        result = await self._scope.connection.execute(
+        result = await self._scope.run(
             select(
                 acoustic_newsletter_mapping.c.source, acoustic_newsletter_mapping.c.destination
             ).order_by(acoustic_newsletter_mapping.c.source)
@@ -267,7 +267,7 @@ class PostgresAcousticConfigRepository:
         statement = insert(acoustic_newsletter_mapping).values(
             source=source, destination=destination
         )
-        await self._scope.connection.execute(
+        await self._scope.run(
             statement.on_conflict_do_update(
                 index_elements=[acoustic_newsletter_mapping.c.source],
                 set_={"destination": statement.excluded.destination},
@@ -276,7 +276,7 @@ class PostgresAcousticConfigRepository:
 
     async def remove_newsletter_mapping(self, source: str) -> str | None:
         await self._scope.begin()
-        result = await self._scope.connection.execute(
+        result = await self._scope.run(
             delete(acoustic_newsletter_mapping)
             .where(acoustic_newsletter_mapping.c.source == source)
             .returning(acoustic_newsletter_mapping.c.destination)

@@ -5,16 +5,17 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres.api_clients import PostgresApiClientRepository
+from ctms_adapters.postgres.coalesced_reads import ReadCoalescer
 from ctms_adapters.postgres.contacts import PostgresContactRepository
 from ctms_adapters.postgres.erasures import PostgresErasureAuditRepository
 from ctms_adapters.postgres.roles import PostgresRoleRepository
 from ctms_adapters.postgres.stripe import PostgresStripeRepository
 from ctms_adapters.postgres.sync_queue import PostgresAcousticConfigRepository, PostgresSyncQueue
 from ctms_adapters.postgres.transaction import TransactionScope
-from ctms_adapters.postgres.unavailable import DatabaseUnavailableError, reports_unavailability
+from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_adapters.postgres.write_conflicts import reporting_write_conflicts
 from ctms_core.ports.repositories import (
     ApiClientRepository,
@@ -28,8 +29,10 @@ from ctms_core.ports.sync import AcousticConfigRepository, SyncQueue
 
 @reports_unavailability
 class PostgresUnitOfWork:
-    """`async with` checks a connection out of the pool; leaving returns it, rolling back whatever was
-    not committed. The transaction itself begins with the first write (see `TransactionScope`)."""
+    """`async with` opens the unit; its first statement checks a connection out of the pool and leaving
+    returns it, rolling back whatever was not committed. The transaction itself begins with the first
+    write (see `TransactionScope`); reads of a contact outside it are coalesced with other units' reads
+    (`ReadCoalescer`) and need no connection of the unit's own."""
 
     # Typed as the ports: mypy then checks that the repositories implement them.
     contacts: ContactRepository
@@ -40,17 +43,15 @@ class PostgresUnitOfWork:
     sync_queue: SyncQueue
     acoustic_config: AcousticConfigRepository
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, coalescer: ReadCoalescer | None = None) -> None:
         self._engine = engine
-        self._connection: AsyncConnection | None = None
+        self._coalescer = coalescer
         self._scope: TransactionScope | None = None
 
     async def __aenter__(self) -> Self:
-        if self._connection is not None:
+        if self._scope is not None:
             raise RuntimeError("a unit of work is entered once")
-        self._connection = await self._engine.connect()
-        self._scope = TransactionScope(self._connection)
-        await self._scope.reset()
+        self._scope = TransactionScope(self._engine, self._coalescer)
         self.contacts = PostgresContactRepository(self._scope)
         self.api_clients = PostgresApiClientRepository(self._scope)
         self.roles = PostgresRoleRepository(self._scope)
@@ -66,25 +67,9 @@ class PostgresUnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        connection, scope = self._connection, self._scope
-        self._connection = self._scope = None
-        if connection is None or scope is None:
-            return
-        try:
-            if isinstance(exc, DatabaseUnavailableError):
-                # Do not hand a connection that may be dead back to the pool.
-                await connection.invalidate()
-            else:
-                # The transaction is the driver's: SQLAlchemy's checkin would not roll it back.
-                try:
-                    await scope.rollback()
-                except BaseException:  # cancellation included: the ROLLBACK may not have run
-                    # A connection that cannot roll back is not fit for the next unit of work.
-                    await connection.invalidate()
-                    if exc is None:
-                        raise
-        finally:
-            await connection.close()
+        scope, self._scope = self._scope, None
+        if scope is not None:
+            await scope.close(exc)
 
     @reporting_write_conflicts  # integrity/deadlock errors at commit → 409 (R§13.1)
     async def commit(self) -> None:
@@ -106,6 +91,7 @@ class PostgresUnitOfWorkFactory:
         # The engine's connections are in autocommit for reads (`create_engine`); each unit of work begins
         # its transaction on demand.
         self._engine = engine
+        self._coalescer = ReadCoalescer(engine)
 
     def __call__(self) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(self._engine)
+        return PostgresUnitOfWork(self._engine, self._coalescer)
