@@ -7,6 +7,8 @@ connection pool) from the environment.
 
 from __future__ import annotations
 
+import gc
+
 from litestar import Litestar
 
 from ctms_entrypoints.container import build_container
@@ -19,4 +21,15 @@ from ctms_entrypoints.settings import Settings
 def create_app_from_environment() -> Litestar:
     settings = Settings.from_env()
     set_up_observability(settings, load_version_document(settings))
-    return create_app(build_container(settings))
+    app = create_app(build_container(settings))
+    app.on_startup.append(freeze_startup_objects)  # last: after the app's own start-up work
+    return app
+
+
+def freeze_startup_objects(_: Litestar) -> None:
+    """Put what is alive once the server has started (modules, the container, compiled statements,
+    ...) out of the garbage collector's reach: they live as long as the process, and every full
+    collection walked all of them, a pause of 55-60 ms for every request in flight (the p99 of a
+    GET under load). Garbage is collected first, so none of it is kept forever."""
+    gc.collect()
+    gc.freeze()
