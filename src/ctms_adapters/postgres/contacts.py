@@ -7,6 +7,7 @@ whose WHERE clause depends on which identifiers were given, are assembled per ca
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -14,7 +15,6 @@ from typing import Any, Final
 
 import msgspec
 from sqlalchemy import (
-    Boolean,
     DateTime,
     Delete,
     Insert,
@@ -201,10 +201,9 @@ _CONFLICTS = select(
 
 # --- writes --------------------------------------------------------------------------------------------
 #
-# `add` and `save` are one statement each: data-modifying CTEs, one per table, all fed by bound arrays
+# `add` and `save` are one statement each: data-modifying CTEs, one per table, fed by bound arrays
 # (`unnest`), so one round trip writes the whole contact whatever it holds, and a unique violation leaves
-# nothing half-written. Parts with nothing to do get empty arrays or a false flag. The statements' text
-# never changes, so the database prepares them once per connection.
+# nothing half-written. A statement holds only the parts with something to do (`_write_statement`).
 #
 # Timestamps come from the domain objects (`now()` when they have none). A row that stays keeps its id and
 # `create_timestamp`; its data columns and `update_timestamp` take the new values (`now()` for fxa/mofo,
@@ -280,43 +279,53 @@ def _one_statement(*parts: Insert | Update | Delete) -> Select[Any]:
     )
 
 
-_ADD = DriverStatement(
-    _one_statement(
-        insert(emails).values(**_email_values(Email.__struct_fields__)),
-        *(_insert_rows(group, upsert_key=None) for group in _CHILDREN),
-    )
-)
+def _dropped(group: str) -> str:
+    return _parameter(group, "dropped")
 
-_SAVE = DriverStatement(
-    _one_statement(
-        update(emails)
-        .where(emails.c.email_id == _EMAIL_ID, bindparam("email__changed", type_=Boolean()))
-        .values(
-            **_email_values(
-                name
-                for name in Email.__struct_fields__
-                if name not in ("email_id", "create_timestamp")
-            )
-        ),
-        *(
-            delete(table).where(
-                table.c.email_id == _EMAIL_ID,
-                bindparam(_parameter(group, "dropped"), type_=Boolean()),
-            )
-            for group, (table, _) in _SATELLITES.items()
-        ),
-        *(_insert_rows(group, upsert_key=("email_id",)) for group in _SATELLITES),
-        *(
-            delete(table).where(
-                table.c.email_id == _EMAIL_ID,
-                table.c.name
-                == any_(bindparam(_parameter(group, "dropped"), type_=ARRAY(String()))),
-            )
-            for group, (table, _) in _ITEMS.items()
-        ),
-        *(_insert_rows(group, upsert_key=("email_id", "name")) for group in _ITEMS),
+
+# The parts of a write, by name: a statement holds only the parts with something to do, so PostgreSQL
+# opens, locks and plans no table the write leaves alone (a newsletter toggle touches `emails` and
+# `newsletters` only). Each combination of parts is one statement text, prepared once per connection.
+_ADD_PARTS: Final[dict[str, Insert | Update | Delete]] = {
+    "email": insert(emails).values(**_email_values(Email.__struct_fields__)),
+    **{group: _insert_rows(group, upsert_key=None) for group in _CHILDREN},
+}
+
+_SAVE_PARTS: Final[dict[str, Insert | Update | Delete]] = {
+    "email": update(emails)
+    .where(emails.c.email_id == _EMAIL_ID)
+    .values(
+        **_email_values(
+            name for name in Email.__struct_fields__ if name not in ("email_id", "create_timestamp")
+        )
+    ),
+    **{
+        _dropped(group): delete(table).where(table.c.email_id == _EMAIL_ID)
+        for group, (table, _) in _SATELLITES.items()
+    },
+    **{group: _insert_rows(group, upsert_key=("email_id",)) for group in _SATELLITES},
+    **{
+        _dropped(group): delete(table).where(
+            table.c.email_id == _EMAIL_ID,
+            table.c.name == any_(bindparam(_dropped(group), type_=ARRAY(String()))),
+        )
+        for group, (table, _) in _ITEMS.items()
+    },
+    **{group: _insert_rows(group, upsert_key=("email_id", "name")) for group in _ITEMS},
+}
+
+
+@functools.cache
+def _write_statement(kind: str, parts: frozenset[str]) -> DriverStatement:
+    """The one statement writing `parts` (names of `_ADD_PARTS` or `_SAVE_PARTS`), in a fixed order."""
+    available = _ADD_PARTS if kind == "add" else _SAVE_PARTS
+    unknown = parts - available.keys()
+    if unknown:
+        raise ValueError(f"unknown parts of a contact {kind}: {sorted(unknown)}")
+    return DriverStatement(
+        _one_statement(*(part for name, part in available.items() if name in parts))
     )
-)
+
 
 _DELETE_CONTACT = delete(emails).where(emails.c.email_id == _EMAIL_ID)
 
@@ -336,37 +345,49 @@ def _email_parameters(email: Email) -> dict[str, Any]:
     }
 
 
-def _add_parameters(contact: Contact) -> dict[str, Any]:
+def _add_parameters(contact: Contact) -> tuple[frozenset[str], dict[str, Any]]:
+    """The parts of `_ADD_PARTS` that `contact` needs (its e-mail, and each group it has rows for) and
+    their parameters."""
     parameters = _email_parameters(contact.email)
     parameters["contact_id"] = contact.email_id
-    for group in _SATELLITES:
-        satellite = getattr(contact, group)
-        parameters.update(_rows_parameters(group, [satellite] if satellite is not None else []))
-    for group in _ITEMS:
-        parameters.update(_rows_parameters(group, getattr(contact, group)))
-    return parameters
+    parts = {"email"}
+    for group in _CHILDREN:
+        held = getattr(contact, group)
+        rows = (held,) if group in _SATELLITES else held
+        if rows and rows[0] is not None:
+            parts.add(group)
+            parameters.update(_rows_parameters(group, rows))
+    return frozenset(parts), parameters
 
 
-def _save_parameters(contact: Contact, previous: Contact) -> dict[str, Any]:
-    """Only what differs from `previous` is written: unchanged rows get empty arrays."""
-    parameters = _email_parameters(contact.email)
-    parameters["contact_id"] = contact.email_id
-    parameters["email__changed"] = contact.email != previous.email
+def _save_parameters(contact: Contact, previous: Contact) -> tuple[frozenset[str], dict[str, Any]]:
+    """Only what differs from `previous` is written: the parts of `_SAVE_PARTS` with something to do
+    and their parameters."""
+    parameters: dict[str, Any] = {"contact_id": contact.email_id}
+    parts: set[str] = set()
+    if contact.email != previous.email:
+        parts.add("email")
+        parameters.update(_email_parameters(contact.email))
     for group in _SATELLITES:
         current, before = getattr(contact, group), getattr(previous, group)
-        parameters[_parameter(group, "dropped")] = current is None and before is not None
-        changed = current is not None and current != before
-        parameters.update(_rows_parameters(group, [current] if changed else []))
+        if current is None and before is not None:
+            parts.add(_dropped(group))
+        elif current is not None and current != before:
+            parts.add(group)
+            parameters.update(_rows_parameters(group, [current]))
     for group in _ITEMS:
         items: tuple[Newsletter | Waitlist, ...] = getattr(contact, group)
         before_items = {item.name: item for item in getattr(previous, group)}
         kept = {item.name for item in items}
-        parameters[_parameter(group, "dropped")] = [
-            name for name in before_items if name not in kept
-        ]
+        dropped = [name for name in before_items if name not in kept]
+        if dropped:
+            parts.add(_dropped(group))
+            parameters[_dropped(group)] = dropped
         changed_items = [item for item in items if before_items.get(item.name) != item]
-        parameters.update(_rows_parameters(group, changed_items))
-    return parameters
+        if changed_items:
+            parts.add(group)
+            parameters.update(_rows_parameters(group, changed_items))
+    return frozenset(parts), parameters
 
 
 @reports_unavailability
@@ -451,20 +472,22 @@ class PostgresContactRepository:
     # --- writes ----------------------------------------------------------------------------------------
 
     async def add(self, contact: Contact) -> None:
+        parts, parameters = _add_parameters(contact)
         try:
             async with self._scope.atomic():
-                await self._scope.execute(_ADD, _add_parameters(contact))
+                await self._scope.execute(_write_statement("add", parts), parameters)
         except IntegrityError as error:
             raise await self._violation(error, contact, adding=True) from None
 
     async def save(self, contact: Contact, *, previous: Contact) -> None:
         if contact.email_id != previous.email_id:
             raise ValueError("save() cannot change a contact's email_id")
-        if contact == previous:
-            return
+        parts, parameters = _save_parameters(contact, previous)
+        if not parts:
+            return  # nothing differs
         try:
             async with self._scope.atomic():
-                await self._scope.execute(_SAVE, _save_parameters(contact, previous))
+                await self._scope.execute(_write_statement("save", parts), parameters)
         except IntegrityError as error:
             raise await self._violation(error, contact, adding=False) from None
 
