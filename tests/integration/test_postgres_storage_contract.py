@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,15 +67,22 @@ class TestPostgresStripeRepository(StripeRepositoryContract):
     pass
 
 
+async def _committing(uow: UnitOfWork, write: Awaitable[None]) -> None:
+    """`write`, then the commit: a storage may send its writes only then (and report a clash there)."""
+    await write
+    await uow.commit()
+
+
 async def test_a_conflict_after_earlier_work_keeps_that_work(
     uow_factory: PostgresUnitOfWorkFactory,
 ) -> None:
-    """Inside a transaction that already holds work, a failed add rolls back to its savepoint only."""
+    """Inside a transaction that already holds work, a failed add rolls back to its savepoint only.
+    Writes go out together when the unit sends them, here at the commit."""
     kept = make_contact(primary_email="kept@example.com")
     async with uow_factory() as uow:
         await uow.contacts.add(kept)
         with pytest.raises(UniqueConstraintViolation) as raised:
-            await uow.contacts.add(make_contact(primary_email="KEPT@example.com"))
+            await _committing(uow, uow.contacts.add(make_contact(primary_email="KEPT@example.com")))
         assert raised.value.fields == ("primary_email",)
         await uow.commit()
     async with uow_factory() as uow:
@@ -99,7 +106,7 @@ async def test_a_conflicting_save_under_a_lock_keeps_the_lock_and_earlier_work(
             previous, email=replace(previous.email, primary_email="OTHER@example.com")
         )
         with pytest.raises(UniqueConstraintViolation) as raised:
-            await uow.contacts.save(clashing, previous=previous)
+            await _committing(uow, uow.contacts.save(clashing, previous=previous))
         assert raised.value.fields == ("primary_email",)
         renamed = replace(previous, email=replace(previous.email, first_name="Renamed"))
         await uow.contacts.save(renamed, previous=previous)
@@ -119,7 +126,9 @@ async def test_a_unit_of_work_goes_on_after_a_failed_first_write(
     newcomer = make_contact()
     async with uow_factory() as uow:
         with pytest.raises(UniqueConstraintViolation) as raised:
-            await uow.contacts.add(make_contact(basket_token=holder.email.basket_token))
+            await _committing(
+                uow, uow.contacts.add(make_contact(basket_token=holder.email.basket_token))
+            )
         assert raised.value.fields == ("basket_token",)
         assert await uow.contacts.get(holder.email_id) == holder
         await uow.contacts.add(newcomer)
@@ -146,9 +155,9 @@ async def test_every_clashing_field_is_named_at_once(
         fxa=Fxa(fxa_id="fxa-held"),
         mofo=Mofo(mofo_email_id="mofo-held"),
     )
-    with pytest.raises(UniqueConstraintViolation) as raised:
-        async with uow_factory() as uow:
-            await uow.contacts.add(rival)
+    async with uow_factory() as uow:
+        with pytest.raises(UniqueConstraintViolation) as raised:
+            await _committing(uow, uow.contacts.add(rival))
     assert raised.value.fields == ("primary_email", "basket_token", "fxa_id", "mofo_email_id")
 
 

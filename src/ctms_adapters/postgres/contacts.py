@@ -30,7 +30,6 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    literal_column,
     select,
     tuple_,
     update,
@@ -48,7 +47,12 @@ from ctms_adapters.postgres.contact_rows import (
     select_contacts,
 )
 from ctms_adapters.postgres.tables import amo, emails, fxa, mofo, newsletters, waitlists
-from ctms_adapters.postgres.transaction import DriverStatement, TransactionScope
+from ctms_adapters.postgres.transaction import (
+    DeferredWrite,
+    DriverStatement,
+    TransactionScope,
+    register_write_parts,
+)
 from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_adapters.postgres.unique_violations import unique_constraint_of
 from ctms_core.domain.contact import Amo, Contact, Email, Fxa, Mofo, Newsletter, Waitlist
@@ -273,19 +277,13 @@ def _email_values(names: Iterable[str]) -> dict[str, Any]:
     }
 
 
-def _one_statement(*parts: Insert | Update | Delete) -> Select[Any]:
-    return select(literal_column("1")).add_cte(
-        *(part.cte(f"write_{index}") for index, part in enumerate(parts))
-    )
-
-
 def _dropped(group: str) -> str:
     return _parameter(group, "dropped")
 
 
 # The parts of a write, by name: a statement holds only the parts with something to do, so PostgreSQL
 # opens, locks and plans no table the write leaves alone (a newsletter toggle touches `emails` and
-# `newsletters` only). Each combination of parts is one statement text, prepared once per connection.
+# `newsletters` only). The unit of work sends them with the other writes it holds (`DeferredWrite`).
 _ADD_PARTS: Final[dict[str, Insert | Update | Delete]] = {
     "email": insert(emails).values(**_email_values(Email.__struct_fields__)),
     **{group: _insert_rows(group, upsert_key=None) for group in _CHILDREN},
@@ -315,16 +313,8 @@ _SAVE_PARTS: Final[dict[str, Insert | Update | Delete]] = {
 }
 
 
-@functools.cache
-def _write_statement(kind: str, parts: frozenset[str]) -> DriverStatement:
-    """The one statement writing `parts` (names of `_ADD_PARTS` or `_SAVE_PARTS`), in a fixed order."""
-    available = _ADD_PARTS if kind == "add" else _SAVE_PARTS
-    unknown = parts - available.keys()
-    if unknown:
-        raise ValueError(f"unknown parts of a contact {kind}: {sorted(unknown)}")
-    return DriverStatement(
-        _one_statement(*(part for name, part in available.items() if name in parts))
-    )
+register_write_parts({f"add:{name}": part for name, part in _ADD_PARTS.items()})
+register_write_parts({f"save:{name}": part for name, part in _SAVE_PARTS.items()})
 
 
 _DELETE_CONTACT = delete(emails).where(emails.c.email_id == _EMAIL_ID)
@@ -357,7 +347,7 @@ def _add_parameters(contact: Contact) -> tuple[frozenset[str], dict[str, Any]]:
         if rows and rows[0] is not None:
             parts.add(group)
             parameters.update(_rows_parameters(group, rows))
-    return frozenset(parts), parameters
+    return frozenset(f"add:{part}" for part in parts), parameters
 
 
 def _save_parameters(contact: Contact, previous: Contact) -> tuple[frozenset[str], dict[str, Any]]:
@@ -387,7 +377,7 @@ def _save_parameters(contact: Contact, previous: Contact) -> tuple[frozenset[str
         if changed_items:
             parts.add(group)
             parameters.update(_rows_parameters(group, changed_items))
-    return frozenset(parts), parameters
+    return frozenset(f"save:{part}" for part in parts), parameters
 
 
 @reports_unavailability
@@ -472,31 +462,34 @@ class PostgresContactRepository:
     # --- writes ----------------------------------------------------------------------------------------
 
     async def add(self, contact: Contact) -> None:
+        """Deferred (`TransactionScope.defer`): a clash on a unique identifier surfaces from the call
+        that sends it, usually the unit's `commit()`."""
         parts, parameters = _add_parameters(contact)
-        try:
-            async with self._scope.atomic():
-                await self._scope.execute(_write_statement("add", parts), parameters)
-        except IntegrityError as error:
-            raise await self._violation(error, contact, adding=True) from None
+        await self._scope.defer(
+            DeferredWrite(
+                parts, parameters, functools.partial(self._violation, contact, adding=True)
+            )
+        )
 
     async def save(self, contact: Contact, *, previous: Contact) -> None:
+        """Deferred like `add`; only what differs from `previous` is written."""
         if contact.email_id != previous.email_id:
             raise ValueError("save() cannot change a contact's email_id")
         parts, parameters = _save_parameters(contact, previous)
         if not parts:
             return  # nothing differs
-        try:
-            async with self._scope.atomic():
-                await self._scope.execute(_write_statement("save", parts), parameters)
-        except IntegrityError as error:
-            raise await self._violation(error, contact, adding=False) from None
+        await self._scope.defer(
+            DeferredWrite(
+                parts, parameters, functools.partial(self._violation, contact, adding=False)
+            )
+        )
 
     async def delete(self, email_id: uuid.UUID) -> None:
         await self._scope.begin()
         await self._scope.run(_DELETE_CONTACT, {"contact_id": email_id})
 
     async def _violation(
-        self, error: IntegrityError, contact: Contact, *, adding: bool
+        self, contact: Contact, error: IntegrityError, *, adding: bool
     ) -> UniqueConstraintViolation:
         """The fields that made a write fail, all of them when several clash at once. Anything but a
         unique violation of a contact identifier is not a conflict: it is re-raised as it was."""

@@ -20,7 +20,12 @@ from ctms_adapters.postgres.acoustic_tables import (
     acoustic_newsletter_mapping,
     pending_acoustic,
 )
-from ctms_adapters.postgres.transaction import DriverStatement, TransactionScope
+from ctms_adapters.postgres.transaction import (
+    DeferredWrite,
+    DriverStatement,
+    TransactionScope,
+    register_write_parts,
+)
 from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_core.domain.acoustic import AcousticConfiguration, AcousticDeletion
 from ctms_core.domain.sync import PendingSync, QueueCounts
@@ -74,7 +79,7 @@ def _enqueue_statement() -> Any:
     )
 
 
-_ENQUEUE = DriverStatement(_enqueue_statement())
+register_write_parts({"enqueue": _enqueue_statement()})
 # An upload is complete when the row still has the version that was sent; a newer version (an edit made
 # during the upload) only loses its claim, so the next pass sends it again.
 _COMPLETE = DriverStatement(
@@ -107,15 +112,17 @@ class PostgresSyncQueue:
     async def _upsert(
         self, email_id: uuid.UUID, now: datetime, deletion: AcousticDeletion | None
     ) -> None:
-        await self._scope.begin()
-        await self._scope.execute(
-            _ENQUEUE,
-            {
-                "email_id": email_id,
-                "operation": "sync" if deletion is None else "erase",
-                "deletion": None if deletion is None else msgspec.to_builtins(deletion),
-                "now": now,
-            },
+        # Deferred: it goes out in one statement with the contact write of the unit, if any.
+        await self._scope.defer(
+            DeferredWrite(
+                frozenset({"enqueue"}),
+                {
+                    "email_id": email_id,
+                    "operation": "sync" if deletion is None else "erase",
+                    "deletion": None if deletion is None else msgspec.to_builtins(deletion),
+                    "now": now,
+                },
+            )
         )
 
     async def enqueue(self, email_id: uuid.UUID, now: datetime) -> None:

@@ -16,11 +16,12 @@ to asyncpg directly: SQLAlchemy's execution layer costs three times the CPU asyn
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import ARRAY, Delete, Insert, Select, Update, exc
+from sqlalchemy import ARRAY, Delete, Insert, Select, Update, exc, literal_column, select
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -122,6 +123,49 @@ def _invalidated() -> DatabaseUnavailableError:
     return DatabaseUnavailableError("the connection of this unit of work was invalidated")
 
 
+# The parts a deferred write is made of, by name (`register_write_parts`): data-modifying statements that
+# become the CTEs of one statement when the writes of a unit of work go out together.
+_WRITE_PARTS: dict[str, Insert | Update | Delete] = {}
+
+
+def register_write_parts(parts: Mapping[str, Insert | Update | Delete]) -> None:
+    """Make `parts` available to `DeferredWrite`s (each adapter registers its own at import)."""
+    for name, part in parts.items():
+        if name in _WRITE_PARTS:
+            raise ValueError(f"write part {name!r} is registered twice")
+        _WRITE_PARTS[name] = part
+
+
+@functools.cache
+def _table_of(part_name: str) -> str:
+    return str(_WRITE_PARTS[part_name].table)
+
+
+@functools.cache
+def _combined_write(parts: frozenset[str]) -> DriverStatement:
+    """One statement running `parts` as CTEs, in registration order: each combination of parts is one
+    statement text, compiled once here and prepared once per connection by the database."""
+    unknown = parts - _WRITE_PARTS.keys()
+    if unknown:
+        raise ValueError(f"unknown write parts: {sorted(unknown)}")
+    chosen = [part for name, part in _WRITE_PARTS.items() if name in parts]
+    return DriverStatement(
+        select(literal_column("1")).add_cte(
+            *(part.cte(f"write_{index}") for index, part in enumerate(chosen))
+        )
+    )
+
+
+class DeferredWrite(NamedTuple):
+    """A write the unit of work sends with its next statement-worth of writes, not at once: `parts`
+    (registered names) with their `parameters`. `explain_failure` turns the integrity error of the
+    statement it went out in into the error its caller is owed (a unique violation naming fields)."""
+
+    parts: frozenset[str]
+    parameters: Mapping[str, Any]
+    explain_failure: Callable[[exc.IntegrityError], Awaitable[BaseException]] | None = None
+
+
 class TransactionScope:
     """The connection of one unit of work, checked out of the pool on its first statement, and whether
     its transaction has begun and already holds work.
@@ -136,6 +180,15 @@ class TransactionScope:
     `keyed_rows()` outside a transaction goes to the `ReadCoalescer`, which serves concurrent reads of
     many units of work with one statement on a connection of its own: a unit of work that only reads a
     contact then never checks a connection out at all.
+
+    `defer()` holds a write back instead of sending it: the deferred writes of a unit go out as one
+    statement (their parts as CTEs) just before its next statement of any other kind, or at `commit()`.
+    A unit whose only writes are deferred (`POST /ctms`: the contact and its Acoustic queue entry) then
+    commits with that one statement in autocommit — atomic by itself — instead of `BEGIN`, two writes and
+    `COMMIT`. Writes join only while they touch tables the held ones do not (every part of a statement
+    sees the same snapshot, not each other's effects); otherwise the held ones go out first. An error of
+    a deferred write therefore surfaces from the call that sent it (usually `commit()`), explained by the
+    write's own `explain_failure`.
     """
 
     def __init__(self, engine: AsyncEngine, coalescer: ReadCoalescer | None = None) -> None:
@@ -144,6 +197,7 @@ class TransactionScope:
         self._connection: AsyncConnection | None = None
         self._transaction: Any = None  # the asyncpg connection, while a transaction is open on it
         self._holds_work = False
+        self._deferred: list[DeferredWrite] = []
 
     async def connection(self) -> AsyncConnection:
         """The unit's SQLAlchemy connection, checked out of the pool on first use. A transaction the
@@ -159,12 +213,14 @@ class TransactionScope:
     async def run(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
         """A SQLAlchemy statement (one that does not take the driver's fast path) on the unit's
         connection; it joins the transaction if one is open."""
+        await self._send_deferred()
         connection = await self.connection()
         return await connection.execute(statement, parameters)
 
     async def keyed_rows(self, read: KeyedRead, key: Any) -> list[Any]:
         """The values `read` finds for `key`: through the coalescer outside a transaction, else (and
         without a coalescer) on the unit's own connection, inside its transaction."""
+        await self._send_deferred()  # the unit reads its own writes
         if self._transaction is None and self._coalescer is not None:
             return await self._coalescer.values(read, key)
         return [value for _, value in await self.rows(read.statement, {read.KEYS: [key]})]
@@ -175,6 +231,7 @@ class TransactionScope:
         after an error saying the database is out of reach, or when the ROLLBACK itself fails or is cancelled, the
         connection is invalidated instead of going back to the pool."""
         connection, self._connection = self._connection, None
+        self._deferred.clear()
         if connection is None:
             self._transaction, self._holds_work = None, False
             return
@@ -197,6 +254,7 @@ class TransactionScope:
         self, read: DriverStatement, parameters: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
         """The rows of `read`, fetched on the asyncpg connection itself."""
+        await self._send_deferred()
         if self._transaction is not None:
             return await self.execute(read, parameters)
         await self.connection()
@@ -223,6 +281,7 @@ class TransactionScope:
         """Run `statement` and return its rows: inside the transaction once `begin`, `lock` or `atomic`
         opened it, else on its own in autocommit (a single statement is atomic by itself). Database
         errors are raised as SQLAlchemy's."""
+        await self._send_deferred()
         await self.connection()
         return await self._fetch(self._driver(), statement, parameters)
 
@@ -253,15 +312,23 @@ class TransactionScope:
 
     async def begin(self) -> None:
         """Make the following statements part of the transaction (opening it if needed)."""
+        await self._send_deferred()
         await self._open()
         self._holds_work = True
 
     async def lock(self) -> None:
         """Make the following row-locking read part of the transaction (opening it if needed)."""
+        await self._send_deferred()
         await self._open()
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[None]:
+        await self._send_deferred()
+        async with self._atomic():
+            yield
+
+    @asynccontextmanager
+    async def _atomic(self) -> AsyncIterator[None]:
         await self._open()
         if not self._holds_work:
             try:
@@ -280,7 +347,45 @@ class TransactionScope:
             await self._statement(driver, f"RELEASE SAVEPOINT {_SAVEPOINT}")
         self._holds_work = True
 
+    async def defer(self, write: DeferredWrite) -> None:
+        """Hold `write` back until the unit's next statement of another kind, or its commit."""
+        if self._deferred and not self._joins_deferred(write):
+            await self._send_deferred()
+        self._deferred.append(write)
+
+    def _joins_deferred(self, write: DeferredWrite) -> bool:
+        tables = {_table_of(name) for name in write.parts}
+        for held in self._deferred:
+            if tables & {_table_of(name) for name in held.parts}:
+                return False
+            shared = held.parameters.keys() & write.parameters.keys()
+            if any(held.parameters[name] != write.parameters[name] for name in shared):
+                return False
+        return True
+
+    async def _send_deferred(self, *, last: bool = False) -> None:
+        """Send the deferred writes as one statement: alone in autocommit when it is the `last` of a
+        unit that has no transaction (atomic by itself), else inside the transaction, opening it."""
+        if not self._deferred:
+            return
+        writes, self._deferred = self._deferred, []
+        statement = _combined_write(frozenset().union(*(write.parts for write in writes)))
+        parameters = {name: value for write in writes for name, value in write.parameters.items()}
+        try:
+            if last and self._transaction is None:
+                await self.connection()
+                await self._fetch(self._driver(), statement, parameters)
+            else:
+                async with self._atomic():
+                    await self._fetch(self._transaction, statement, parameters)
+        except exc.IntegrityError as error:
+            for write in writes:
+                if write.explain_failure is not None:
+                    raise await write.explain_failure(error) from None
+            raise
+
     async def commit(self) -> None:
+        await self._send_deferred(last=True)
         driver, self._transaction, self._holds_work = self._transaction, None, False
         if driver is not None:
             await self._statement(driver, "COMMIT")
@@ -289,6 +394,7 @@ class TransactionScope:
         """Roll back what was not committed (nothing when no transaction is open); the unit of work
         calls it before returning the connection to the pool, since SQLAlchemy does not know about the
         driver's transaction."""
+        self._deferred.clear()
         driver, self._transaction, self._holds_work = self._transaction, None, False
         if driver is not None:
             await self._statement(driver, "ROLLBACK")

@@ -48,12 +48,14 @@ class ContactRepository(Protocol):
         ...
 
     async def add(self, contact: Contact) -> None:
-        """Insert a new contact; raise `UniqueConstraintViolation` if a unique field is taken."""
+        """Insert a new contact; raise `UniqueConstraintViolation` if a unique field is taken — from
+        this call or, for a storage that sends its writes together, from the unit's `commit()`."""
         ...
 
     async def save(self, contact: Contact, *, previous: Contact) -> None:
         """Persist `contact` over its stored state `previous` (rows for dropped items are deleted);
-        raise `UniqueConstraintViolation` if a unique field is taken."""
+        raise `UniqueConstraintViolation` if a unique field is taken (from this call or the unit's
+        `commit()`, as for `add`)."""
         ...
 
     async def delete(self, email_id: uuid.UUID) -> None: ...

@@ -231,10 +231,10 @@ class ContactService:
             )
             try:
                 await uow.contacts.add(contact)
+                await uow.sync_queue.enqueue(email_id, now)
+                await uow.commit()  # a storage may write only now, and find the clash then
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(POST_CONFLICT, violation.fields) from None
-            await uow.sync_queue.enqueue(email_id, now)
-            await uow.commit()
         return ContactWriteResult(
             contact, created=True, legacy_waitlists_used=translation.used, enqueued=True
         )
@@ -278,10 +278,10 @@ class ContactService:
                     await uow.contacts.add(contact)
                 else:
                     await uow.contacts.save(contact, previous=previous)
+                await uow.sync_queue.enqueue(email_id, now)
+                await uow.commit()
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(PUT_CONFLICT, violation.fields) from None
-            await uow.sync_queue.enqueue(email_id, now)
-            await uow.commit()
         return ContactWriteResult(
             contact,
             created=previous is None,
@@ -335,10 +335,10 @@ class ContactService:
             )
             try:
                 await uow.contacts.save(contact, previous=previous)
+                await uow.sync_queue.enqueue(email_id, now)
+                await uow.commit()
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(PATCH_CONFLICT, violation.fields) from None
-            await uow.sync_queue.enqueue(email_id, now)
-            await uow.commit()
         return ContactWriteResult(
             contact, created=False, legacy_waitlists_used=translation.used, enqueued=True
         )

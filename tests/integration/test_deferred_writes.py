@@ -1,0 +1,152 @@
+"""A unit of work holds its contact write and queue entry back and sends them as one statement
+(`TransactionScope.defer`): a sign-up is one round trip in autocommit, a PATCH one statement fewer, and
+nothing changes in what is stored or what a unit reads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from msgspec.structs import replace
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ctms_adapters.postgres import PostgresUnitOfWorkFactory
+from ctms_adapters.postgres.acoustic_tables import pending_acoustic
+from ctms_core.domain.errors import UniqueConstraintViolation
+from tests.builders import make_contact, make_newsletter
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every statement sent to PostgreSQL through asyncpg while the test runs."""
+    sent: list[str] = []
+    for method in ("fetch", "execute"):
+        original = getattr(asyncpg.Connection, method)
+
+        async def counting(
+            self: Any, query: str, *args: Any, _original: Any = original, **kw: Any
+        ) -> Any:
+            sent.append(query)
+            return await _original(self, query, *args, **kw)
+
+        monkeypatch.setattr(asyncpg.Connection, method, counting)
+    return sent
+
+
+async def _queued(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int(
+            (
+                await connection.execute(select(func.count()).select_from(pending_acoustic))
+            ).scalar_one()
+        )
+
+
+async def test_a_new_contact_and_its_queue_entry_are_one_statement_without_begin_or_commit(
+    empty_database: AsyncEngine, statements: list[str]
+) -> None:
+    factory = PostgresUnitOfWorkFactory(empty_database)
+    contact = make_contact(newsletters=(make_newsletter("firefox-news"),))
+
+    async with factory() as uow:
+        await uow.contacts.add(contact)
+        await uow.sync_queue.enqueue(contact.email_id, NOW)
+        await uow.commit()
+
+    assert len(statements) == 1
+    assert "pending_acoustic" in statements[0] and "INSERT INTO emails" in statements[0]
+    async with factory() as uow:
+        assert await uow.contacts.get(contact.email_id) == contact
+    assert await _queued(empty_database) == 1
+
+
+async def test_a_locked_change_sends_its_save_and_queue_entry_together(
+    empty_database: AsyncEngine, statements: list[str]
+) -> None:
+    factory = PostgresUnitOfWorkFactory(empty_database)
+    contact = make_contact(newsletters=(make_newsletter("firefox-news"),))
+    async with factory() as uow:
+        await uow.contacts.add(contact)
+        await uow.commit()
+    statements.clear()
+
+    async with factory() as uow:
+        previous = await uow.contacts.get(contact.email_id, for_update=True)
+        assert previous is not None
+        changed = replace(previous, email=replace(previous.email, first_name="Jo"))
+        await uow.contacts.save(changed, previous=previous)
+        await uow.sync_queue.enqueue(contact.email_id, NOW)
+        await uow.commit()
+
+    # BEGIN, the row lock, the read, the save with its queue entry, COMMIT.
+    assert len(statements) == 5
+    assert statements[0].startswith("BEGIN") and statements[-1] == "COMMIT"
+    async with factory() as uow:
+        assert await uow.contacts.get(contact.email_id) == changed
+
+
+async def test_deferred_writes_of_a_unit_that_does_not_commit_leave_nothing(
+    empty_database: AsyncEngine, statements: list[str]
+) -> None:
+    factory = PostgresUnitOfWorkFactory(empty_database)
+    contact = make_contact()
+
+    async with factory() as uow:
+        await uow.contacts.add(contact)
+        await uow.sync_queue.enqueue(contact.email_id, NOW)
+
+    assert statements == []  # never sent
+    async with factory() as uow:
+        assert await uow.contacts.get(contact.email_id) is None
+    assert await _queued(empty_database) == 0
+
+
+async def test_a_clash_found_at_commit_leaves_neither_the_contact_nor_its_queue_entry(
+    empty_database: AsyncEngine,
+) -> None:
+    factory = PostgresUnitOfWorkFactory(empty_database)
+    holder = make_contact(primary_email="taken@example.com")
+    async with factory() as uow:
+        await uow.contacts.add(holder)
+        await uow.commit()
+    rival = make_contact(email_id=uuid.uuid4(), primary_email="TAKEN@example.com")
+
+    async with factory() as uow:
+        await uow.contacts.add(rival)
+        await uow.sync_queue.enqueue(rival.email_id, NOW)
+        with pytest.raises(UniqueConstraintViolation) as raised:
+            await uow.commit()
+
+    assert raised.value.fields == ("primary_email",)
+    async with factory() as uow:
+        assert await uow.contacts.get(rival.email_id) is None
+    assert await _queued(empty_database) == 0
+
+
+async def test_a_second_write_to_the_same_tables_sends_the_first_inside_the_transaction(
+    empty_database: AsyncEngine,
+) -> None:
+    """Parts of one statement do not see each other's effects, so writes to the same tables never
+    share one; the unit stays atomic either way."""
+    factory = PostgresUnitOfWorkFactory(empty_database)
+    first, second = make_contact(), make_contact()
+    async with factory() as uow:
+        await uow.contacts.add(first)
+        await uow.contacts.add(second)
+        await uow.rollback()
+    async with factory() as uow:
+        assert await uow.contacts.get(first.email_id) is None
+        await uow.contacts.add(first)
+        await uow.contacts.add(second)
+        await uow.commit()
+    async with factory() as uow:
+        assert await uow.contacts.get(first.email_id) == first
+        assert await uow.contacts.get(second.email_id) == second
