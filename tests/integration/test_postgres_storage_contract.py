@@ -497,3 +497,43 @@ async def test_a_unit_of_work_rolls_back_a_transaction_its_connection_was_left_i
             assert await uow.contacts.get(uuid.uuid4()) is None
     finally:
         await engine.dispose()
+
+
+async def test_a_locking_read_that_waited_sees_what_the_previous_lock_holder_committed(
+    uow_factory: PostgresUnitOfWorkFactory, empty_database: AsyncEngine
+) -> None:
+    """The lock and the read are one statement whose snapshot predates the wait; a contact changed
+    meanwhile is read again, so a save based on it cannot undo the other transaction's change."""
+    original = make_contact(newsletters=(make_newsletter("a"),))
+    async with uow_factory() as uow:
+        await uow.contacts.add(original)
+        await uow.commit()
+
+    async def locked_read() -> Any:
+        async with uow_factory() as uow:
+            return await uow.contacts.get(original.email_id, for_update=True)
+
+    async with uow_factory() as holder:
+        previous = await holder.contacts.get(original.email_id, for_update=True)
+        assert previous is not None
+        changed = replace(
+            previous,
+            email=replace(previous.email, update_timestamp=DEFAULT_TIME + timedelta(hours=1)),
+            newsletters=(*previous.newsletters, make_newsletter("b")),
+        )
+        await holder.contacts.save(changed, previous=previous)
+        waiting = asyncio.create_task(locked_read())
+        await _until_a_backend_waits_for_a_lock(empty_database)
+        await holder.commit()
+
+    assert await waiting == changed
+
+
+async def _until_a_backend_waits_for_a_lock(engine: AsyncEngine) -> None:
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    for _ in range(200):
+        async with engine.connect() as connection:
+            if (await connection.execute(waiting)).scalar_one():
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the locking read never waited")

@@ -30,6 +30,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     select,
     tuple_,
     update,
@@ -77,14 +78,26 @@ UNIQUE_FIELDS: Final = ("email_id", "primary_email", "basket_token", "fxa_id", "
 
 # --- reads ---------------------------------------------------------------------------------------------
 
-# Locks only the `emails` row (the contact's lock); its children are read by a second statement, whose
-# fresh READ COMMITTED snapshot includes whatever the previous lock holder committed. Reading them in the
-# locking statement would return the children as of before the wait, and a save based on them would undo
-# the other transaction's changes.
-_LOCK = DriverStatement(
-    select(emails.c.email_id)
+# Locks the `emails` row (the contact's lock) and reads the contact in one statement. The document is
+# built with the statement's snapshot, taken before any wait for the lock: if another transaction
+# changed the contact meanwhile, the lock returns the row's new version but the children as they were.
+# Every write of a contact rewrites its `emails` row (`_save_parameters`), so the row's version (`xmin`)
+# tells: when the locked version is not the one the snapshot saw, the children are read again by a
+# second statement, whose fresh READ COMMITTED snapshot includes what the previous lock holder committed.
+_SNAPSHOT_ROW = emails.alias("snapshot_row")
+_LOCK_AND_READ = DriverStatement(
+    select(
+        (
+            literal_column("emails.xmin")
+            == select(literal_column("snapshot_row.xmin"))
+            .where(_SNAPSHOT_ROW.c.email_id == bindparam("email_id", type_=Uuid()))
+            .scalar_subquery()
+        ).label("unchanged_since_snapshot"),
+        CONTACT_DOCUMENT,
+    )
+    .select_from(CONTACT_SOURCE)
     .where(emails.c.email_id == bindparam("email_id", type_=Uuid()))
-    .with_for_update()
+    .with_for_update(of=emails)
 )
 
 _BY_IDS = DriverStatement(
@@ -352,12 +365,11 @@ def _add_parameters(contact: Contact) -> tuple[frozenset[str], dict[str, Any]]:
 
 def _save_parameters(contact: Contact, previous: Contact) -> tuple[frozenset[str], dict[str, Any]]:
     """Only what differs from `previous` is written: the parts of `_SAVE_PARTS` with something to do
-    and their parameters."""
+    and their parameters. The `emails` row is rewritten by every save that writes anything (its version
+    is what `_LOCK_AND_READ` checks), which costs nothing in practice: every change of a contact moves
+    its update timestamp."""
     parameters: dict[str, Any] = {"contact_id": contact.email_id}
     parts: set[str] = set()
-    if contact.email != previous.email:
-        parts.add("email")
-        parameters.update(_email_parameters(contact.email))
     for group in _SATELLITES:
         current, before = getattr(contact, group), getattr(previous, group)
         if current is None and before is not None:
@@ -377,6 +389,9 @@ def _save_parameters(contact: Contact, previous: Contact) -> tuple[frozenset[str
         if changed_items:
             parts.add(group)
             parameters.update(_rows_parameters(group, changed_items))
+    if parts or contact.email != previous.email:
+        parts.add("email")
+        parameters.update(_email_parameters(contact.email))
     return frozenset(f"save:{part}" for part in parts), parameters
 
 
@@ -390,8 +405,12 @@ class PostgresContactRepository:
     async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
         if for_update:
             await self._scope.lock()
-            if not await self._scope.execute(_LOCK, {"email_id": email_id}):
+            rows = await self._scope.execute(_LOCK_AND_READ, {"email_id": email_id})
+            if not rows:
                 return None
+            ((unchanged_since_snapshot, document),) = rows
+            if unchanged_since_snapshot:
+                return decode_contact(document)
         documents = await self._scope.keyed_rows(_LOOKUP_BY_ONE["email_id"], email_id)
         return decode_contact(documents[0]) if documents else None
 

@@ -41,6 +41,7 @@ BEGIN_TRANSACTION = (
     "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL plan_cache_mode = force_generic_plan"
 )
 
+AnySelect = Select[*tuple[Any, ...]]  # a SELECT of any columns
 _DRIVER_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 _SAVEPOINT = "ctms_atomic"
 # SQLSTATE class 23: integrity constraint violation.
@@ -57,7 +58,7 @@ class DriverStatement:
 
     __slots__ = ("_converters", "_fixed", "_parameter_names", "sql", "statement")
 
-    def __init__(self, statement: Select[Any] | Insert | Update | Delete) -> None:
+    def __init__(self, statement: AnySelect | Insert | Update | Delete) -> None:
         compiled = statement.compile(dialect=_DRIVER_DIALECT)
         self.statement = statement
         self.sql = compiled.string
