@@ -21,7 +21,6 @@ error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
 from sqlalchemy import Select
@@ -58,8 +57,9 @@ class ReadCoalescer:
     """Serves `KeyedRead`s of concurrent units of work, one statement per batch of keys.
 
     One drain task per kind of read runs while readers wait: it takes every key asked for so far (up to
-    `MAX_KEYS_PER_STATEMENT`), runs the statement on a pooled connection, hands each reader its values,
-    and starts over with the keys that arrived meanwhile; it ends when nobody waits.
+    `MAX_KEYS_PER_STATEMENT`), runs the statement on a pooled connection it holds until it ends, hands
+    each reader its values, and starts over with the keys that arrived meanwhile; it ends, returning the
+    connection, when nobody waits.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -76,6 +76,10 @@ class ReadCoalescer:
         return await future
 
     async def _drain(self, read: KeyedRead) -> None:
+        # One pooled connection for the whole drain: under load it serves batch after batch without
+        # going back to the pool in between.
+        scope = TransactionScope(self._engine)
+        error: BaseException | None = None
         try:
             while waiting := self._waiting.pop(read, None):
                 keys = list(waiting)
@@ -83,26 +87,36 @@ class ReadCoalescer:
                     self._waiting[read] = {
                         key: waiting.pop(key) for key in keys[MAX_KEYS_PER_STATEMENT:]
                     }
-                await self._serve(read, waiting)
+                failure = await self._serve(read, waiting, scope)
+                if failure is not None and is_unavailability(failure):
+                    await scope.close(failure)  # invalidated: the next batch reconnects
+                    scope = TransactionScope(self._engine)
+        except BaseException as raised:
+            error = raised
+            raise
         finally:
             del self._drains[read]
             # Only a cancelled drain (the event loop shutting down) leaves readers behind.
             for futures in self._waiting.pop(read, {}).values():
                 _cancel(futures)
+            await scope.close(error)
 
-    async def _serve(self, read: KeyedRead, waiting: _Waiters) -> None:
+    async def _serve(
+        self, read: KeyedRead, waiting: _Waiters, scope: TransactionScope
+    ) -> Exception | None:
+        """Hand every reader in `waiting` its values, or the error of the statement (returned too)."""
         try:
-            rows = await self._fetch(read, list(waiting))
+            rows = await scope.rows(read.statement, {KeyedRead.KEYS: list(waiting)})
         except Exception as error:
             if len(waiting) > 1 and not is_unavailability(error):
                 for key, futures in waiting.items():  # find the key at fault
-                    await self._serve(read, {key: futures})
-                return
+                    await self._serve(read, {key: futures}, scope)
+                return None
             for futures in waiting.values():
                 for future in futures:
                     if not future.done():
                         future.set_exception(error)
-            return
+            return error
         except BaseException:
             for futures in waiting.values():
                 _cancel(futures)
@@ -114,17 +128,7 @@ class ReadCoalescer:
             for future in futures:
                 if not future.done():  # a reader that gave up (its request was cancelled)
                     future.set_result(found[key])
-
-    async def _fetch(self, read: KeyedRead, keys: list[Any]) -> Sequence[Sequence[Any]]:
-        scope = TransactionScope(self._engine)
-        error: BaseException | None = None
-        try:
-            return await scope.rows(read.statement, {KeyedRead.KEYS: keys})
-        except BaseException as raised:
-            error = raised
-            raise
-        finally:
-            await scope.close(error)
+        return None
 
 
 def _cancel(futures: list[asyncio.Future[list[Any]]]) -> None:
