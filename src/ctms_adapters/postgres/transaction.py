@@ -228,9 +228,10 @@ class TransactionScope:
 
     async def close(self, error: BaseException | None) -> None:
         """Return the connection to the pool, rolling back what was not committed (SQLAlchemy's checkin
-        would not: the transaction is the driver's). `error` is what ended the unit of work, if anything:
-        after an error saying the database is out of reach, or when the ROLLBACK itself fails or is cancelled, the
-        connection is invalidated instead of going back to the pool."""
+        would not: the transaction is the driver's) and dropping deferred writes never sent. `error` is
+        what ended the unit of work, if anything: after an error saying the database is out of reach, or
+        when the ROLLBACK itself fails or is cancelled, the connection is invalidated instead of going
+        back to the pool."""
         connection, self._connection = self._connection, None
         self._deferred.clear()
         if connection is None:

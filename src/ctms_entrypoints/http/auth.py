@@ -20,6 +20,7 @@ from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.errors import AuthenticationError, ClientDisabledError, NotAuthenticatedError
 from ctms_core.services.auth import AuthService
 from ctms_entrypoints.http.context import log_fields
+from ctms_entrypoints.http.requests import request_header
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 BASIC_CHALLENGE = {"WWW-Authenticate": "Basic"}
@@ -41,7 +42,7 @@ async def authenticate(
     client without the permission. Records `client_allowed`, `client_id` and `auth_fail` for the access
     log.
     """
-    header = connection.headers.get("authorization")
+    header = request_header(connection, b"authorization")
     scheme, token = _scheme_and_credentials(header)
     if not header or scheme != "bearer":
         raise NotAuthenticatedError
