@@ -4,14 +4,15 @@ Reads run on the connection in autocommit mode: a unit of work that only reads (
 `/updates`) then costs one round trip per query instead of `BEGIN` + query + `ROLLBACK`. Under READ
 COMMITTED — the isolation every unit of work uses — each statement sees its own snapshot whether or not
 it runs inside a transaction, so reading before `BEGIN` observes exactly what it would have observed
-after it; writes, and reads that lock rows, always run inside the transaction.
+after it; writes, and reads that lock rows, run inside the transaction — except a unit's only write,
+which is one statement and atomic by itself in autocommit (`defer`). See ADR 0002 and ADR 0003.
 
 The transaction is the asyncpg connection's own (`BEGIN_TRANSACTION` … `COMMIT`), not SQLAlchemy's: the
 engine's connections stay in autocommit as far as SQLAlchemy knows, so statements it executes join the
 transaction without it sending BEGIN itself. The hot statements (`DriverStatement`) go
 to asyncpg directly: SQLAlchemy's execution layer costs three times the CPU asyncpg spends on a statement
 (measured 0.15 vs 0.05 ms), and as much again for BEGIN and COMMIT. The unit of work closes the scope
-(`rollback`) before the connection returns to the pool, rolling back whatever was not committed.
+before the connection returns to the pool, rolling back whatever was not committed.
 """
 
 from __future__ import annotations
