@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import ARRAY, String, bindparam, event, exc, func, literal, select, text
+from sqlalchemy import ARRAY, String, bindparam, event, exc, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
@@ -18,6 +18,7 @@ from ctms_adapters.postgres.tables import emails
 from ctms_core.domain.contact import Contact
 from ctms_core.domain.lookup import LookupCriteria
 from tests.builders import make_contact, make_newsletter
+from tests.support.database import until_a_backend
 
 pytestmark = pytest.mark.integration
 
@@ -102,26 +103,17 @@ async def test_a_reader_sees_what_was_committed_before_it_asked_even_while_a_sta
     coalescer = ReadCoalescer(empty_database)
     factory = PostgresUnitOfWorkFactory(empty_database)
     first = asyncio.create_task(coalescer.values(slow_count, "first"))
-    await _until_a_statement_sleeps(empty_database)
+    await until_a_backend(
+        empty_database,
+        "state = 'active' AND query LIKE '%pg_sleep%'",
+        "the first statement's start",
+    )
     await _store(factory, _contacts(1))
 
     second = await coalescer.values(slow_count, "second")
 
     assert await first == [0]
     assert second == [1]
-
-
-async def _until_a_statement_sleeps(engine: AsyncEngine) -> None:
-    sleeping = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep%'"
-        " AND pid <> pg_backend_pid()"
-    )
-    for _ in range(200):
-        async with engine.connect() as connection:
-            if (await connection.execute(sleeping)).scalar_one():
-                return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the first statement never started")
 
 
 async def test_inside_a_transaction_a_read_sees_the_units_own_uncommitted_writes(

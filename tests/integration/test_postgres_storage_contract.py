@@ -38,6 +38,7 @@ from tests.contracts.storage import (
     StripeRepositoryContract,
     SyncQueueContract,
 )
+from tests.support.database import until_a_backend
 
 pytestmark = pytest.mark.integration
 
@@ -523,17 +524,7 @@ async def test_a_locking_read_that_waited_sees_what_the_previous_lock_holder_com
         )
         await holder.contacts.save(changed, previous=previous)
         waiting = asyncio.create_task(locked_read())
-        await _until_a_backend_waits_for_a_lock(empty_database)
+        await until_a_backend(empty_database, "wait_event_type = 'Lock'", "the wait for the lock")
         await holder.commit()
 
     assert await waiting == changed
-
-
-async def _until_a_backend_waits_for_a_lock(engine: AsyncEngine) -> None:
-    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-    for _ in range(200):
-        async with engine.connect() as connection:
-            if (await connection.execute(waiting)).scalar_one():
-                return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the locking read never waited")

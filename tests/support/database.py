@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 
@@ -97,3 +99,18 @@ def _run_in_private_loop(coroutine: Coroutine[Any, Any, None]) -> None:
     """Run on a private loop in a thread: callers may already be inside a running event loop."""
     with ThreadPoolExecutor(max_workers=1) as executor:
         executor.submit(asyncio.run, coroutine).result()
+
+
+async def until_a_backend(engine: AsyncEngine, condition: str, what: str) -> None:
+    """Wait until another backend of the test database matches `condition` (SQL over
+    `pg_stat_activity`), polling for at most 4 s; `what` names the awaited event in the failure."""
+    matching = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        f" AND pid <> pg_backend_pid() AND ({condition})"
+    )
+    for _ in range(200):
+        async with engine.connect() as connection:
+            if (await connection.execute(matching)).scalar_one():
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{what} never happened")
