@@ -4,6 +4,7 @@ nothing changes in what is stored or what a unit reads."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
 from ctms_adapters.postgres.acoustic_tables import pending_acoustic
+from ctms_core.domain.contact import Contact
 from ctms_core.domain.errors import UniqueConstraintViolation
 from tests.builders import make_contact, make_newsletter
 
@@ -150,3 +152,61 @@ async def test_a_second_write_to_the_same_tables_sends_the_first_inside_the_tran
     async with factory() as uow:
         assert await uow.contacts.get(first.email_id) == first
         assert await uow.contacts.get(second.email_id) == second
+
+
+async def _sign_up(factory: PostgresUnitOfWorkFactory, contact: Contact) -> None:
+    async with factory() as uow:
+        await uow.contacts.add(contact)
+        await uow.sync_queue.enqueue(contact.email_id, NOW)
+        await uow.commit()
+
+
+async def test_concurrent_sign_ups_are_committed_by_one_statement(
+    empty_database: AsyncEngine, statements: list[str]
+) -> None:
+    factory = PostgresUnitOfWorkFactory(empty_database)
+    contacts = [
+        make_contact(
+            email_id=uuid.uuid4(),
+            primary_email=f"signup{number}@example.com",
+            newsletters=(make_newsletter("firefox-news"),) if number % 2 else (),
+        )
+        for number in range(20)
+    ]
+
+    await asyncio.gather(*(_sign_up(factory, contact) for contact in contacts))
+
+    assert len(statements) == 1
+    async with factory() as uow:
+        assert [await uow.contacts.get(contact.email_id) for contact in contacts] == contacts
+    assert await _queued(empty_database) == 20
+
+
+async def test_a_sign_up_that_clashes_fails_alone_and_the_others_of_its_statement_commit(
+    empty_database: AsyncEngine,
+) -> None:
+    factory = PostgresUnitOfWorkFactory(empty_database)
+    holder = make_contact(primary_email="taken@example.com")
+    await _sign_up(factory, holder)
+    first, second = make_contact(email_id=uuid.uuid4()), make_contact(email_id=uuid.uuid4())
+    rival = make_contact(email_id=uuid.uuid4(), primary_email="Taken@Example.com")
+    twin = replace(second, email=replace(second.email, primary_email="twin@example.com"))
+
+    outcomes = await asyncio.gather(
+        _sign_up(factory, first),
+        _sign_up(factory, rival),
+        _sign_up(factory, second),
+        _sign_up(factory, twin),  # the same email_id as `second`, in the same statement
+        return_exceptions=True,
+    )
+
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], UniqueConstraintViolation)
+    assert outcomes[1].fields == ("primary_email",)
+    assert isinstance(outcomes[3], UniqueConstraintViolation)
+    assert outcomes[3].fields == ("email_id",)
+    async with factory() as uow:
+        assert await uow.contacts.get(first.email_id) == first
+        assert await uow.contacts.get(second.email_id) == second
+        assert await uow.contacts.get(rival.email_id) is None
+    assert await _queued(empty_database) == 3  # holder, first, second

@@ -29,7 +29,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    insert,
     literal_column,
     select,
     tuple_,
@@ -240,6 +239,12 @@ _ITEMS: Final[dict[str, tuple[Table, type[msgspec.Struct]]]] = {
     "waitlists": (waitlists, Waitlist),
 }
 _CHILDREN: Final = {**_SATELLITES, **_ITEMS}
+# Tables written from column arrays (`_insert_rows`): a new contact's e-mail row too.
+_NEW_EMAIL = "new_email"
+_ROW_GROUPS: Final[dict[str, tuple[Table, type[msgspec.Struct]]]] = {
+    _NEW_EMAIL: (emails, Email),
+    **_CHILDREN,
+}
 
 
 def _parameter(group: str, field: str) -> str:
@@ -251,23 +256,31 @@ def _timestamp_or_now(value: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.coalesce(value, func.now())
 
 
+def _unsized(column_type: Any) -> Any:
+    """The type of a column array's items, without the column's length: an explicit cast to
+    `varchar(n)[]` would silently truncate a longer value, where the insert itself rejects it."""
+    return String() if isinstance(column_type, String) and column_type.length else column_type
+
+
 def _insert_rows(group: str, *, upsert_key: tuple[str, ...] | None) -> Insert:
-    """`INSERT INTO <table> SELECT :contact_id, item.* FROM unnest(:<group>__<field>, ...) AS
-    item(<field>, ...)`, optionally `ON CONFLICT (<upsert_key>) DO UPDATE`."""
-    table, struct = _CHILDREN[group]
-    fields = struct.__struct_fields__
+    """`INSERT INTO <table> SELECT item.* FROM unnest(:<group>__email_id, :<group>__<field>, ...) AS
+    item(email_id, <field>, ...)`, optionally `ON CONFLICT (<upsert_key>) DO UPDATE`. Every value is
+    a column array with one entry per row, the contact's id included, so the rows of several contacts
+    concatenate into one statement (`DeferredWrite.mergeable`)."""
+    table, struct = _ROW_GROUPS[group]
+    fields = tuple(dict.fromkeys(("email_id", *struct.__struct_fields__)))
     arrays = [
-        bindparam(_parameter(group, field), type_=ARRAY(table.c[field].type)) for field in fields
+        bindparam(_parameter(group, field), type_=ARRAY(_unsized(table.c[field].type)))
+        for field in fields
     ]
     item = func.unnest(*arrays).table_valued(*fields).render_derived(name="item")
     rows = select(
-        _EMAIL_ID,
         *(
             _timestamp_or_now(item.c[field]) if field in _TIMESTAMPS else item.c[field]
             for field in fields
         ),
     )
-    statement = pg_insert(table).from_select(["email_id", *fields], rows)
+    statement = pg_insert(table).from_select(list(fields), rows)
     if upsert_key is None:
         return statement
     changes: dict[str, Any] = {
@@ -298,8 +311,7 @@ def _dropped(group: str) -> str:
 # opens, locks and plans no table the write leaves alone (a newsletter toggle touches `emails` and
 # `newsletters` only). The unit of work sends them with the other writes it holds (`DeferredWrite`).
 _ADD_PARTS: Final[dict[str, Insert | Update | Delete]] = {
-    "email": insert(emails).values(**_email_values(Email.__struct_fields__)),
-    **{group: _insert_rows(group, upsert_key=None) for group in _CHILDREN},
+    group: _insert_rows(group, upsert_key=None) for group in _ROW_GROUPS
 }
 
 _SAVE_PARTS: Final[dict[str, Insert | Update | Delete]] = {
@@ -333,13 +345,17 @@ register_write_parts({f"save:{name}": part for name, part in _SAVE_PARTS.items()
 _DELETE_CONTACT = delete(emails).where(emails.c.email_id == _EMAIL_ID)
 
 
-def _rows_parameters(group: str, items: Sequence[msgspec.Struct]) -> dict[str, list[Any]]:
-    """The column arrays of `items` for `_insert_rows(group)`."""
-    _, struct = _CHILDREN[group]
-    return {
+def _rows_parameters(
+    group: str, email_id: uuid.UUID, items: Sequence[msgspec.Struct]
+) -> dict[str, list[Any]]:
+    """The column arrays of `items` (rows of contact `email_id`) for `_insert_rows(group)`."""
+    _, struct = _ROW_GROUPS[group]
+    parameters = {
         _parameter(group, field): [getattr(item, field) for item in items]
         for field in struct.__struct_fields__
     }
+    parameters[_parameter(group, "email_id")] = [email_id] * len(items)
+    return parameters
 
 
 def _email_parameters(email: Email) -> dict[str, Any]:
@@ -350,16 +366,15 @@ def _email_parameters(email: Email) -> dict[str, Any]:
 
 def _add_parameters(contact: Contact) -> tuple[frozenset[str], dict[str, Any]]:
     """The parts of `_ADD_PARTS` that `contact` needs (its e-mail, and each group it has rows for) and
-    their parameters."""
-    parameters = _email_parameters(contact.email)
-    parameters["contact_id"] = contact.email_id
-    parts = {"email"}
+    their column arrays."""
+    parameters = _rows_parameters(_NEW_EMAIL, contact.email_id, [contact.email])
+    parts = {_NEW_EMAIL}
     for group in _CHILDREN:
         held = getattr(contact, group)
         rows = (held,) if group in _SATELLITES else held
         if rows and rows[0] is not None:
             parts.add(group)
-            parameters.update(_rows_parameters(group, rows))
+            parameters.update(_rows_parameters(group, contact.email_id, rows))
     return frozenset(f"add:{part}" for part in parts), parameters
 
 
@@ -376,7 +391,7 @@ def _save_parameters(contact: Contact, previous: Contact) -> tuple[frozenset[str
             parts.add(_dropped(group))
         elif current is not None and current != before:
             parts.add(group)
-            parameters.update(_rows_parameters(group, [current]))
+            parameters.update(_rows_parameters(group, contact.email_id, [current]))
     for group in _ITEMS:
         items: tuple[Newsletter | Waitlist, ...] = getattr(contact, group)
         before_items = {item.name: item for item in getattr(previous, group)}
@@ -388,7 +403,7 @@ def _save_parameters(contact: Contact, previous: Contact) -> tuple[frozenset[str
         changed_items = [item for item in items if before_items.get(item.name) != item]
         if changed_items:
             parts.add(group)
-            parameters.update(_rows_parameters(group, changed_items))
+            parameters.update(_rows_parameters(group, contact.email_id, changed_items))
     if parts or contact.email != previous.email:
         parts.add("email")
         parameters.update(_email_parameters(contact.email))
@@ -486,7 +501,10 @@ class PostgresContactRepository:
         parts, parameters = _add_parameters(contact)
         await self._scope.defer(
             DeferredWrite(
-                parts, parameters, functools.partial(self._violation, contact, adding=True)
+                parts,
+                parameters,
+                functools.partial(self._violation, contact, adding=True),
+                mergeable=True,
             )
         )
 

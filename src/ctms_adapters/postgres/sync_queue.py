@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import msgspec
-from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from ctms_adapters.postgres.acoustic_tables import (
     acoustic_field,
@@ -55,15 +55,20 @@ def _item(row: Any) -> PendingSync:
     )
 
 
+_ENQUEUED_COLUMNS: Final = ("email_id", "operation", "deletion", "now")
+
+
 def _enqueue_statement() -> Any:
-    """Insert the queue row, or reset it: retries to 0, no backoff, version + 1 (so an upload of the
-    previous version does not complete it). Built once: every contact write runs it."""
-    statement = insert(pending_acoustic).values(
-        email_id=bindparam("email_id"),
-        operation=bindparam("operation"),
-        deletion=bindparam("deletion", type_=pending_acoustic.c.deletion.type),
-        create_timestamp=bindparam("now"),
-        update_timestamp=bindparam("now"),
+    """Insert the queue rows, or reset them: retries to 0, no backoff, version + 1 (so an upload of the
+    previous version does not complete it). The rows come as column arrays (`queue__<column>`), so the
+    entries of several units concatenate into one statement (`DeferredWrite.mergeable`)."""
+    arrays = [
+        bindparam(f"queue__{name}", type_=ARRAY(_QUEUE_TYPES[name])) for name in _ENQUEUED_COLUMNS
+    ]
+    item = func.unnest(*arrays).table_valued(*_ENQUEUED_COLUMNS).render_derived(name="item")
+    statement = insert(pending_acoustic).from_select(
+        ["email_id", "operation", "deletion", "create_timestamp", "update_timestamp"],
+        select(item.c.email_id, item.c.operation, item.c.deletion, item.c.now, item.c.now),
     )
     return statement.on_conflict_do_update(
         index_elements=[pending_acoustic.c.email_id],
@@ -79,6 +84,12 @@ def _enqueue_statement() -> Any:
     )
 
 
+_QUEUE_TYPES: Final[dict[str, Any]] = {
+    "email_id": pending_acoustic.c.email_id.type,
+    "operation": String(),
+    "deletion": pending_acoustic.c.deletion.type,
+    "now": pending_acoustic.c.update_timestamp.type,
+}
 register_write_parts({"enqueue": _enqueue_statement()})
 # An upload is complete when the row still has the version that was sent; a newer version (an edit made
 # during the upload) only loses its claim, so the next pass sends it again.
@@ -117,11 +128,14 @@ class PostgresSyncQueue:
             DeferredWrite(
                 frozenset({"enqueue"}),
                 {
-                    "email_id": email_id,
-                    "operation": "sync" if deletion is None else "erase",
-                    "deletion": None if deletion is None else msgspec.to_builtins(deletion),
-                    "now": now,
+                    "queue__email_id": [email_id],
+                    "queue__operation": ["sync" if deletion is None else "erase"],
+                    "queue__deletion": [
+                        None if deletion is None else msgspec.to_builtins(deletion)
+                    ],
+                    "queue__now": [now],
                 },
+                mergeable=True,
             )
         )
 

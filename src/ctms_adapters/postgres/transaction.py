@@ -32,6 +32,7 @@ from ctms_adapters.postgres.unavailable import DatabaseUnavailableError, is_unav
 
 if TYPE_CHECKING:
     from ctms_adapters.postgres.coalesced_reads import KeyedRead, ReadCoalescer
+    from ctms_adapters.postgres.coalesced_writes import WriteCoalescer
 
 READS_ISOLATION = "AUTOCOMMIT"
 # The transaction's opening, one message: READ COMMITTED (what every unit of work uses), and generic plans
@@ -144,7 +145,7 @@ def _table_of(part_name: str) -> str:
 
 
 @functools.cache
-def _combined_write(parts: frozenset[str]) -> DriverStatement:
+def combined_write(parts: frozenset[str]) -> DriverStatement:
     """One statement running `parts` as CTEs, in registration order: each combination of parts is one
     statement text, compiled once here and prepared once per connection by the database."""
     unknown = parts - _WRITE_PARTS.keys()
@@ -161,11 +162,15 @@ def _combined_write(parts: frozenset[str]) -> DriverStatement:
 class DeferredWrite(NamedTuple):
     """A write the unit of work sends with its next statement-worth of writes, not at once: `parts`
     (registered names) with their `parameters`. `explain_failure` turns the integrity error of the
-    statement it went out in into the error its caller is owed (a unique violation naming fields)."""
+    statement it went out in into the error its caller is owed (a unique violation naming fields).
+
+    `mergeable`: every parameter is a column array with one entry per row, so the same parts written by
+    other units concatenate with these into one statement (`WriteCoalescer`)."""
 
     parts: frozenset[str]
     parameters: Mapping[str, Any]
     explain_failure: Callable[[exc.IntegrityError], Awaitable[BaseException]] | None = None
+    mergeable: bool = False
 
 
 class TransactionScope:
@@ -187,15 +192,21 @@ class TransactionScope:
     statement (their parts as CTEs) just before its next statement of any other kind, or at `commit()`.
     A unit whose only writes are deferred (`POST /ctms`: the contact and its Acoustic queue entry) then
     commits with that one statement in autocommit — atomic by itself — instead of `BEGIN`, two writes and
-    `COMMIT`. Writes join only while they touch tables the held ones do not (every part of a statement
+    `COMMIT`; with a `WriteCoalescer`, concurrent units of that kind share the statement. Writes join only while they touch tables the held ones do not (every part of a statement
     sees the same snapshot, not each other's effects); otherwise the held ones go out first. An error of
     a deferred write therefore surfaces from the call that sent it (usually `commit()`), explained by the
     write's own `explain_failure`.
     """
 
-    def __init__(self, engine: AsyncEngine, coalescer: ReadCoalescer | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        coalescer: ReadCoalescer | None = None,
+        write_coalescer: WriteCoalescer | None = None,
+    ) -> None:
         self._engine = engine
         self._coalescer = coalescer
+        self._write_coalescer = write_coalescer
         self._connection: AsyncConnection | None = None
         self._transaction: Any = None  # the asyncpg connection, while a transaction is open on it
         self._holds_work = False
@@ -372,12 +383,16 @@ class TransactionScope:
         if not self._deferred:
             return
         writes, self._deferred = self._deferred, []
-        statement = _combined_write(frozenset().union(*(write.parts for write in writes)))
+        statement_parts: frozenset[str] = frozenset().union(*(write.parts for write in writes))
+        statement = combined_write(statement_parts)
         parameters = {name: value for write in writes for name, value in write.parameters.items()}
         try:
             if last and self._transaction is None:
-                await self.connection()
-                await self._fetch(self._driver(), statement, parameters)
+                if self._write_coalescer is not None and all(write.mergeable for write in writes):
+                    await self._write_coalescer.write(statement_parts, parameters)
+                else:
+                    await self.connection()
+                    await self._fetch(self._driver(), statement, parameters)
             else:
                 async with self._atomic():
                     await self._fetch(self._transaction, statement, parameters)

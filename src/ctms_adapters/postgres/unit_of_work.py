@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres.api_clients import PostgresApiClientRepository
 from ctms_adapters.postgres.coalesced_reads import ReadCoalescer
+from ctms_adapters.postgres.coalesced_writes import WriteCoalescer
 from ctms_adapters.postgres.contacts import PostgresContactRepository
 from ctms_adapters.postgres.erasures import PostgresErasureAuditRepository
 from ctms_adapters.postgres.roles import PostgresRoleRepository
@@ -32,7 +33,8 @@ class PostgresUnitOfWork:
     """`async with` opens the unit; its first statement checks a connection out of the pool and leaving
     returns it, rolling back whatever was not committed. The transaction itself begins with the first
     write (see `TransactionScope`); reads of a contact outside it are coalesced with other units' reads
-    (`ReadCoalescer`) and need no connection of the unit's own."""
+    (`ReadCoalescer`), and a unit whose only write is one mergeable statement with other such units'
+    (`WriteCoalescer`): neither needs a connection of the unit's own."""
 
     # Typed as the ports: mypy then checks that the repositories implement them.
     contacts: ContactRepository
@@ -43,15 +45,21 @@ class PostgresUnitOfWork:
     sync_queue: SyncQueue
     acoustic_config: AcousticConfigRepository
 
-    def __init__(self, engine: AsyncEngine, coalescer: ReadCoalescer | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        coalescer: ReadCoalescer | None = None,
+        write_coalescer: WriteCoalescer | None = None,
+    ) -> None:
         self._engine = engine
         self._coalescer = coalescer
+        self._write_coalescer = write_coalescer
         self._scope: TransactionScope | None = None
 
     async def __aenter__(self) -> Self:
         if self._scope is not None:
             raise RuntimeError("a unit of work is entered once")
-        self._scope = TransactionScope(self._engine, self._coalescer)
+        self._scope = TransactionScope(self._engine, self._coalescer, self._write_coalescer)
         self.contacts = PostgresContactRepository(self._scope)
         self.api_clients = PostgresApiClientRepository(self._scope)
         self.roles = PostgresRoleRepository(self._scope)
@@ -92,6 +100,7 @@ class PostgresUnitOfWorkFactory:
         # its transaction on demand.
         self._engine = engine
         self._coalescer = ReadCoalescer(engine)
+        self._write_coalescer = WriteCoalescer(engine)
 
     def __call__(self) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(self._engine, self._coalescer)
+        return PostgresUnitOfWork(self._engine, self._coalescer, self._write_coalescer)
