@@ -192,10 +192,11 @@ class TransactionScope:
     statement (their parts as CTEs) just before its next statement of any other kind, or at `commit()`.
     A unit whose only writes are deferred (`POST /ctms`: the contact and its Acoustic queue entry) then
     commits with that one statement in autocommit — atomic by itself — instead of `BEGIN`, two writes and
-    `COMMIT`; with a `WriteCoalescer`, concurrent units of that kind share the statement. Writes join only while they touch tables the held ones do not (every part of a statement
-    sees the same snapshot, not each other's effects); otherwise the held ones go out first. An error of
-    a deferred write therefore surfaces from the call that sent it (usually `commit()`), explained by the
-    write's own `explain_failure`.
+    `COMMIT`; with a `WriteCoalescer`, concurrent units of that kind share the statement. Writes join
+    only while they touch tables the held ones do not (every part of a statement sees the same
+    snapshot, not each other's effects); otherwise the held ones go out first. An error of a deferred
+    write therefore surfaces from the call that sent it (usually `commit()`), explained by the write's
+    own `explain_failure`.
     """
 
     def __init__(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -45,21 +47,14 @@ class PostgresUnitOfWork:
     sync_queue: SyncQueue
     acoustic_config: AcousticConfigRepository
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        coalescer: ReadCoalescer | None = None,
-        write_coalescer: WriteCoalescer | None = None,
-    ) -> None:
-        self._engine = engine
-        self._coalescer = coalescer
-        self._write_coalescer = write_coalescer
+    def __init__(self, open_scope: Callable[[], TransactionScope]) -> None:
+        self._open_scope = open_scope
         self._scope: TransactionScope | None = None
 
     async def __aenter__(self) -> Self:
         if self._scope is not None:
             raise RuntimeError("a unit of work is entered once")
-        self._scope = TransactionScope(self._engine, self._coalescer, self._write_coalescer)
+        self._scope = self._open_scope()
         self.contacts = PostgresContactRepository(self._scope)
         self.api_clients = PostgresApiClientRepository(self._scope)
         self.roles = PostgresRoleRepository(self._scope)
@@ -97,10 +92,10 @@ class PostgresUnitOfWorkFactory:
 
     def __init__(self, engine: AsyncEngine) -> None:
         # The engine's connections are in autocommit for reads (`create_engine`); each unit of work begins
-        # its transaction on demand.
-        self._engine = engine
-        self._coalescer = ReadCoalescer(engine)
-        self._write_coalescer = WriteCoalescer(engine)
+        # its transaction on demand. Every unit shares the process's coalescers.
+        self._open_scope = functools.partial(
+            TransactionScope, engine, ReadCoalescer(engine), WriteCoalescer(engine)
+        )
 
     def __call__(self) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(self._engine, self._coalescer, self._write_coalescer)
+        return PostgresUnitOfWork(self._open_scope)
