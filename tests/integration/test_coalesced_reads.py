@@ -13,7 +13,7 @@ from sqlalchemy import ARRAY, String, bindparam, event, exc, func, literal, sele
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
-from ctms_adapters.postgres.coalesced_reads import KeyedRead, ReadCoalescer
+from ctms_adapters.postgres.coalescing import KeyedRead, ReadCoalescer
 from ctms_adapters.postgres.tables import emails
 from ctms_core.domain.contact import Contact
 from ctms_core.domain.lookup import LookupCriteria

@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from ctms_adapters.postgres.coalesced_reads import KeyedRead
+from ctms_adapters.postgres.coalescing import KeyedRead
 from ctms_adapters.postgres.contact_rows import (
     CONTACT_DOCUMENT,
     CONTACT_SOURCE,

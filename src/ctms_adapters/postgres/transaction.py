@@ -31,8 +31,7 @@ from sqlalchemy.sql.expression import Executable
 from ctms_adapters.postgres.unavailable import DatabaseUnavailableError, is_unavailability
 
 if TYPE_CHECKING:
-    from ctms_adapters.postgres.coalesced_reads import KeyedRead, ReadCoalescer
-    from ctms_adapters.postgres.coalesced_writes import WriteCoalescer
+    from ctms_adapters.postgres.coalescing import KeyedRead, ReadCoalescer, WriteCoalescer
 
 READS_ISOLATION = "AUTOCOMMIT"
 # The transaction's opening, one message: READ COMMITTED (what every unit of work uses), and generic plans

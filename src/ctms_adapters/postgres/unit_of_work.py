@@ -10,8 +10,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres.api_clients import PostgresApiClientRepository
-from ctms_adapters.postgres.coalesced_reads import ReadCoalescer
-from ctms_adapters.postgres.coalesced_writes import WriteCoalescer
+from ctms_adapters.postgres.coalescing import ReadCoalescer, WriteCoalescer
 from ctms_adapters.postgres.contacts import PostgresContactRepository
 from ctms_adapters.postgres.erasures import PostgresErasureAuditRepository
 from ctms_adapters.postgres.roles import PostgresRoleRepository
