@@ -236,7 +236,8 @@ class TransactionScope:
         await self._send_deferred()  # the unit reads its own writes
         if self._transaction is None and self._coalescer is not None:
             return await self._coalescer.values(read, key)
-        return [value for _, value in await self.rows(read.statement, {read.KEYS: [key]})]
+        (values,) = await read.values_of(self, [key])
+        return values
 
     async def close(self, error: BaseException | None) -> None:
         """Return the connection to the pool, rolling back what was not committed (SQLAlchemy's checkin
