@@ -52,16 +52,20 @@ async def _queued(engine: AsyncEngine) -> int:
         )
 
 
+async def _sign_up(factory: PostgresUnitOfWorkFactory, contact: Contact) -> None:
+    async with factory() as uow:
+        await uow.contacts.add(contact)
+        await uow.sync_queue.enqueue(contact.email_id, NOW)
+        await uow.commit()
+
+
 async def test_a_new_contact_and_its_queue_entry_are_one_statement_without_begin_or_commit(
     empty_database: AsyncEngine, statements: list[str]
 ) -> None:
     factory = PostgresUnitOfWorkFactory(empty_database)
     contact = make_contact(newsletters=(make_newsletter("firefox-news"),))
 
-    async with factory() as uow:
-        await uow.contacts.add(contact)
-        await uow.sync_queue.enqueue(contact.email_id, NOW)
-        await uow.commit()
+    await _sign_up(factory, contact)
 
     assert len(statements) == 1
     assert "pending_acoustic" in statements[0] and "INSERT INTO emails" in statements[0]
@@ -152,13 +156,6 @@ async def test_a_second_write_to_the_same_tables_sends_the_first_inside_the_tran
     async with factory() as uow:
         assert await uow.contacts.get(first.email_id) == first
         assert await uow.contacts.get(second.email_id) == second
-
-
-async def _sign_up(factory: PostgresUnitOfWorkFactory, contact: Contact) -> None:
-    async with factory() as uow:
-        await uow.contacts.add(contact)
-        await uow.sync_queue.enqueue(contact.email_id, NOW)
-        await uow.commit()
 
 
 async def test_concurrent_sign_ups_are_committed_by_one_statement(

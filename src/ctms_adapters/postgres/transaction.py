@@ -384,19 +384,17 @@ class TransactionScope:
         if not self._deferred:
             return
         writes, self._deferred = self._deferred, []
-        statement_parts: frozenset[str] = frozenset().union(*(write.parts for write in writes))
-        statement = combined_write(statement_parts)
+        parts: frozenset[str] = frozenset().union(*(write.parts for write in writes))
         parameters = {name: value for write in writes for name, value in write.parameters.items()}
         try:
-            if last and self._transaction is None:
-                if self._write_coalescer is not None and all(write.mergeable for write in writes):
-                    await self._write_coalescer.write(statement_parts, parameters)
-                else:
-                    await self.connection()
-                    await self._fetch(self._driver(), statement, parameters)
-            else:
+            if not last or self._transaction is not None:
                 async with self._atomic():
-                    await self._fetch(self._transaction, statement, parameters)
+                    await self._fetch(self._transaction, combined_write(parts), parameters)
+            elif self._write_coalescer is not None and all(write.mergeable for write in writes):
+                await self._write_coalescer.write(parts, parameters)
+            else:
+                await self.connection()
+                await self._fetch(self._driver(), combined_write(parts), parameters)
         except exc.IntegrityError as error:
             for write in writes:
                 if write.explain_failure is not None:
