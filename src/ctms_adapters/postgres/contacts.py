@@ -51,6 +51,7 @@ from ctms_adapters.postgres.transaction import (
     DeferredWrite,
     DriverStatement,
     TransactionScope,
+    column_array,
     register_write_parts,
 )
 from ctms_adapters.postgres.unavailable import reports_unavailability
@@ -256,12 +257,6 @@ def _timestamp_or_now(value: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.coalesce(value, func.now())
 
 
-def _unsized(column_type: Any) -> Any:
-    """The type of a column array's items, without the column's length: an explicit cast to
-    `varchar(n)[]` would silently truncate a longer value, where the insert itself rejects it."""
-    return String() if isinstance(column_type, String) and column_type.length else column_type
-
-
 def _insert_rows(group: str, *, upsert_key: tuple[str, ...] | None) -> Insert:
     """`INSERT INTO <table> SELECT item.* FROM unnest(:<group>__email_id, :<group>__<field>, ...) AS
     item(email_id, <field>, ...)`, optionally `ON CONFLICT (<upsert_key>) DO UPDATE`. Every value is
@@ -270,7 +265,7 @@ def _insert_rows(group: str, *, upsert_key: tuple[str, ...] | None) -> Insert:
     table, struct = _ROW_GROUPS[group]
     fields = tuple(dict.fromkeys(("email_id", *struct.__struct_fields__)))
     arrays = [
-        bindparam(_parameter(group, field), type_=ARRAY(_unsized(table.c[field].type)))
+        bindparam(_parameter(group, field), type_=column_array(table.c[field].type))
         for field in fields
     ]
     item = func.unnest(*arrays).table_valued(*fields).render_derived(name="item")

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import String, bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 
 from ctms_adapters.postgres.acoustic_tables import (
     acoustic_field,
@@ -24,6 +24,7 @@ from ctms_adapters.postgres.transaction import (
     DeferredWrite,
     DriverStatement,
     TransactionScope,
+    column_array,
     register_write_parts,
 )
 from ctms_adapters.postgres.unavailable import reports_unavailability
@@ -55,7 +56,13 @@ def _item(row: Any) -> PendingSync:
     )
 
 
-_ENQUEUED_COLUMNS: Final = ("email_id", "operation", "deletion", "now")
+# The columns of queue entries written from arrays, and the table column each one fills.
+_ENQUEUED_COLUMNS: Final = {
+    "email_id": pending_acoustic.c.email_id,
+    "operation": pending_acoustic.c.operation,
+    "deletion": pending_acoustic.c.deletion,
+    "now": pending_acoustic.c.update_timestamp,
+}
 
 
 def _enqueue_statement() -> Any:
@@ -63,7 +70,8 @@ def _enqueue_statement() -> Any:
     previous version does not complete it). The rows come as column arrays (`queue__<column>`), so the
     entries of several units concatenate into one statement (`DeferredWrite.mergeable`)."""
     arrays = [
-        bindparam(f"queue__{name}", type_=ARRAY(_QUEUE_TYPES[name])) for name in _ENQUEUED_COLUMNS
+        bindparam(f"queue__{name}", type_=column_array(column.type))
+        for name, column in _ENQUEUED_COLUMNS.items()
     ]
     item = func.unnest(*arrays).table_valued(*_ENQUEUED_COLUMNS).render_derived(name="item")
     statement = insert(pending_acoustic).from_select(
@@ -84,12 +92,6 @@ def _enqueue_statement() -> Any:
     )
 
 
-_QUEUE_TYPES: Final[dict[str, Any]] = {
-    "email_id": pending_acoustic.c.email_id.type,
-    "operation": String(),
-    "deletion": pending_acoustic.c.deletion.type,
-    "now": pending_acoustic.c.update_timestamp.type,
-}
 register_write_parts({"enqueue": _enqueue_statement()})
 # An upload is complete when the row still has the version that was sent; a newer version (an edit made
 # during the upload) only loses its claim, so the next pass sends it again.

@@ -22,7 +22,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import ARRAY, Delete, Insert, Select, Update, exc, literal_column, select
+from sqlalchemy import (
+    ARRAY,
+    Delete,
+    Insert,
+    Select,
+    String,
+    Update,
+    exc,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -107,6 +117,14 @@ def _array_converter(array_type: ARRAY[Any]) -> Callable[[Any], Any] | None:
         return None if values is None else [convert_item(value) for value in values]
 
     return convert
+
+
+def column_array(column_type: Any) -> ARRAY[Any]:
+    """The type of a bound array of a column's values, without the column's length: an explicit cast
+    to `varchar(n)[]` would silently truncate a longer value, where the insert itself rejects it."""
+    if isinstance(column_type, String) and column_type.length:
+        column_type = String()
+    return ARRAY(column_type)
 
 
 def _as_sqlalchemy_error(error: Exception, statement: str) -> Exception:
