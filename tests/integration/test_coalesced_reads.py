@@ -102,7 +102,7 @@ async def test_a_reader_sees_what_was_committed_before_it_asked_even_while_a_sta
     )
     coalescer = ReadCoalescer(empty_database)
     factory = PostgresUnitOfWorkFactory(empty_database)
-    first = asyncio.create_task(coalescer.values(slow_count, "first"))
+    first = asyncio.create_task(coalescer.rows(slow_count, "first"))
     await until_a_backend(
         empty_database,
         "state = 'active' AND query LIKE '%pg_sleep%'",
@@ -110,10 +110,11 @@ async def test_a_reader_sees_what_was_committed_before_it_asked_even_while_a_sta
     )
     await _store(factory, _contacts(1))
 
-    second = await coalescer.values(slow_count, "second")
+    (second,) = await coalescer.rows(slow_count, "second")
 
-    assert await first == [0]
-    assert second == [1]
+    ((_, count_before),) = await first
+    assert count_before == 0
+    assert second[1] == 1
 
 
 async def test_inside_a_transaction_a_read_sees_the_units_own_uncommitted_writes(

@@ -118,6 +118,9 @@ def _matches(contact: Contact, criteria: LookupCriteria) -> bool:
 
 
 class InMemoryContactRepository:
+    """Units of work are serialised (`InMemoryUnitOfWork`), so a contact a unit read cannot change before
+    the unit saves it: `save` never raises `ContactChangedError` here."""
+
     def __init__(self, contacts: dict[uuid.UUID, Contact]) -> None:
         self._contacts = contacts
 

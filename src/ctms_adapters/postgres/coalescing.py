@@ -1,18 +1,21 @@
-"""Concurrent units of work sharing statements: contact reads outside a transaction, and sign-ups.
+"""Concurrent units of work sharing statements: contact reads outside a transaction, and single-statement
+writes (sign-ups, optimistic changes).
 
 Under load many requests read a contact at the same moment (`GET /ctms/{email_id}`, `GET
-/ctms?primary_email=`), and many sign up (`POST /ctms`: one statement in autocommit, the new contact and
-its Acoustic queue entry). Each used to check a connection out of the pool and run a statement of its own;
-the API spent more CPU on that round trip than on everything else the request did. A `StatementBatcher`
-sends the requests that arrive while its statement is in flight together as the next statement, on a
-pooled connection it holds while requests keep coming. A request alone is sent at once, so an idle
-service answers as fast as before; a busy one makes one round trip per batch instead of one per request.
+/ctms?primary_email=`, a PATCH's unlocked read), and many sign up or change a contact (`POST /ctms` and
+PATCH: one statement in autocommit, the contact write and its Acoustic queue entry). Each used to check a
+connection out of the pool and run a statement of its own; the API spent more CPU on that round trip
+than on everything else the request did. A `StatementBatcher` sends the requests that arrive while its
+statement is in flight together as the next statement, on a pooled connection it holds while requests
+keep coming. A request alone is sent at once, so an idle service answers as fast as before; a busy one
+makes one round trip per batch instead of one per request.
 
 Consistency is unchanged: a request always goes out in a statement *sent after* it was made (never in
 one already in flight), and under READ COMMITTED each statement sees everything committed before it
-began — what the request's own statement would have seen. Reads inside a transaction (a PATCH's read
-after its row lock) never come here: they run on the transaction's connection. Each sign-up stays atomic
-(its rows are all in the one statement), and its call returns once they are committed.
+began — what the request's own statement would have seen. Reads inside a transaction (a PUT's read
+after its row lock) never come here: they run on the transaction's connection. Each unit's write stays
+atomic (its rows are all in the one statement, a guarded one's all or none), and its call returns once
+they are committed.
 
 One request's failure does not fail the others: when a batch fails for anything but an unavailable
 database, each of its requests is sent again on its own, so only the one at fault gets the error (a key
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, ClassVar, Final, Generic, TypeVar
+from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,7 +39,7 @@ Result = TypeVar("Result")
 
 # Keys per read statement: a batch stays a handful of index probes, and a burst is served by several.
 MAX_KEYS_PER_STATEMENT: Final = 100
-# Sign-ups per statement: small enough to retry one by one when one of them fails.
+# Units per write statement: small enough to retry one by one when one of them fails.
 MAX_UNITS_PER_STATEMENT: Final = 50
 
 # Runs one statement for a batch of requests and returns their results, in the requests' order.
@@ -116,9 +119,8 @@ class StatementBatcher(Generic[Request, Result]):
 
 
 class KeyedRead:
-    """A read by key whose statement takes the keys as the array parameter `keys` and returns
-    `(key, value)` rows, the key exactly as it was passed, for each value found (none, one or several
-    per key)."""
+    """A read by key whose statement takes the keys as the array parameter `keys` and returns rows that
+    start with the key exactly as it was passed: `(key, value, ...)`, none, one or several per key."""
 
     KEYS: ClassVar[str] = "keys"
 
@@ -131,11 +133,11 @@ class KeyedRead:
     def __repr__(self) -> str:
         return f"KeyedRead({self.name!r})"
 
-    async def values_of(self, scope: TransactionScope, keys: list[Any]) -> list[list[Any]]:
-        """The values of each of `keys` (a key asked twice is read once)."""
-        found: dict[Any, list[Any]] = {key: [] for key in keys}
-        for key, value in await scope.rows(self.statement, {self.KEYS: list(found)}):
-            found[key].append(value)
+    async def rows_of(self, scope: TransactionScope, keys: list[Any]) -> list[list[Sequence[Any]]]:
+        """The rows of each of `keys` (a key asked twice is read once)."""
+        found: dict[Any, list[Sequence[Any]]] = {key: [] for key in keys}
+        for row in await scope.rows(self.statement, {self.KEYS: list(found)}):
+            found[row[0]].append(row)
         return [found[key] for key in keys]
 
 
@@ -144,34 +146,61 @@ class ReadCoalescer:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._batchers: dict[KeyedRead, StatementBatcher[Any, list[Any]]] = {}
+        self._batchers: dict[KeyedRead, StatementBatcher[Any, list[Sequence[Any]]]] = {}
 
-    async def values(self, read: KeyedRead, key: Any) -> list[Any]:
-        """The values `read` finds for `key`, from a statement sent after this call."""
+    async def rows(self, read: KeyedRead, key: Any) -> list[Sequence[Any]]:
+        """The rows `read` finds for `key`, from a statement sent after this call."""
         batcher = self._batchers.get(read)
         if batcher is None:
             batcher = self._batchers[read] = StatementBatcher(
-                self._engine, read.values_of, limit=MAX_KEYS_PER_STATEMENT
+                self._engine, read.rows_of, limit=MAX_KEYS_PER_STATEMENT
             )
         return await batcher.submit(key)
 
 
-# --- sign-ups -------------------------------------------------------------------------------------------
-
-Write = tuple[frozenset[str], Mapping[str, list[Any]]]
+# --- single-statement writes --------------------------------------------------------------------------
 
 
-async def _write_together(scope: TransactionScope, writes: list[Write]) -> list[None]:
+class Write(NamedTuple):
+    """A unit's single-statement write: its parts, their column arrays, and the key its guard part must
+    let through (None without a guard)."""
+
+    parts: frozenset[str]
+    columns: Mapping[str, list[Any]]
+    guarded_key: Any = None
+
+
+_NOTHING_PASSED: Final[frozenset[Any]] = frozenset()
+
+
+async def _write_together(scope: TransactionScope, writes: list[Write]) -> list[frozenset[Any]]:
     """One statement of every write's parts, their column arrays concatenated (a write without a part
-    adds no rows to it)."""
-    parameters: dict[str, list[Any]] = {}
-    for _, columns in writes:
-        for name, values in columns.items():
-            parameters.setdefault(name, []).extend(values)
-    await scope.execute(
-        combined_write(frozenset().union(*(parts for parts, _ in writes))), parameters
+    adds no rows to it); each write gets the keys the statement's guard let through.
+
+    Two guarded writes of one key cannot share a statement (both would pass the guard, which updates the
+    row once): the later one is refused without being sent, as it would have been in the next statement
+    (the first one's write changes the row it expects). Guarded writes go in key order, so concurrent
+    statements lock their rows in the same order."""
+    refused: set[int] = set()
+    guarded_keys: set[Any] = set()
+    for index, write in enumerate(writes):
+        if write.guarded_key in guarded_keys:
+            refused.add(index)
+        elif write.guarded_key is not None:
+            guarded_keys.add(write.guarded_key)
+    sent = sorted(
+        (write for index, write in enumerate(writes) if index not in refused),
+        key=lambda write: (write.guarded_key is not None, str(write.guarded_key)),
     )
-    return [None] * len(writes)
+    parameters: dict[str, list[Any]] = {}
+    for write in sent:
+        for name, values in write.columns.items():
+            parameters.setdefault(name, []).extend(values)
+    rows = await scope.execute(
+        combined_write(frozenset().union(*(write.parts for write in sent))), parameters
+    )
+    passed = frozenset(row[0] for row in rows) if guarded_keys else _NOTHING_PASSED
+    return [_NOTHING_PASSED if index in refused else passed for index in range(len(writes))]
 
 
 class WriteCoalescer:
@@ -179,11 +208,14 @@ class WriteCoalescer:
     statement per batch."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._batcher: StatementBatcher[Write, None] = StatementBatcher(
+        self._batcher: StatementBatcher[Write, frozenset[Any]] = StatementBatcher(
             engine, _write_together, limit=MAX_UNITS_PER_STATEMENT
         )
 
-    async def write(self, parts: frozenset[str], parameters: Mapping[str, list[Any]]) -> None:
-        """Commit `parts` with their column arrays, in a statement sent after this call; database
+    async def write(
+        self, parts: frozenset[str], parameters: Mapping[str, list[Any]], guarded_key: Any = None
+    ) -> frozenset[Any]:
+        """Commit `parts` with their column arrays, in a statement sent after this call, and return the
+        keys its guard let through (`guarded_key` among them if the guard passed this write); database
         errors are raised as SQLAlchemy's."""
-        await self._batcher.submit((parts, parameters))
+        return await self._batcher.submit(Write(parts, parameters, guarded_key))

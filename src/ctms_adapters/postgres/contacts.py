@@ -22,14 +22,17 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    Text,
     Update,
     Uuid,
     any_,
     bindparam,
+    cast,
     delete,
     exists,
     func,
     literal_column,
+    or_,
     select,
     tuple_,
     update,
@@ -50,14 +53,17 @@ from ctms_adapters.postgres.tables import amo, emails, fxa, mofo, newsletters, w
 from ctms_adapters.postgres.transaction import (
     DeferredWrite,
     DriverStatement,
+    Guard,
     TransactionScope,
     column_array,
+    let_through,
+    register_guard_part,
     register_write_parts,
 )
 from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_adapters.postgres.unique_violations import unique_constraint_of
 from ctms_core.domain.contact import Amo, Contact, Email, Fxa, Mofo, Newsletter, Waitlist
-from ctms_core.domain.errors import UniqueConstraintViolation
+from ctms_core.domain.errors import ContactChangedError, UniqueConstraintViolation
 from ctms_core.domain.lookup import LookupCriteria
 from ctms_core.domain.updates import Cursor
 
@@ -174,8 +180,14 @@ def _lookup_statement(names: Iterable[str]) -> Select[Any]:
     )
 
 
+# The version of a contact's stored state: the transaction id that wrote its `emails` row, which every
+# write of a contact rewrites (`_save_parameters`). A save of a contact read without a lock applies only
+# while the row still has the version read (`_GUARD`).
+_VERSION = cast(literal_column("emails.xmin"), Text)
+
+
 def _keyed_lookup(name: str) -> KeyedRead:
-    """The contacts whose `name` is one of the keys, each with the key it matched, ordered by id."""
+    """`(key, document, version)` of the contacts whose `name` is one of the keys, ordered by id."""
     wanted = (
         func.unnest(bindparam(KeyedRead.KEYS, type_=ARRAY(_lookup_type(name))))
         .table_valued("key")
@@ -185,7 +197,7 @@ def _keyed_lookup(name: str) -> KeyedRead:
     condition = column == (func.lower(wanted.c.key) if name in _CASE_INSENSITIVE else wanted.c.key)
     return KeyedRead(
         f"contacts by {name}",
-        select(wanted.c.key, CONTACT_DOCUMENT)
+        select(wanted.c.key, CONTACT_DOCUMENT, _VERSION)
         .select_from(wanted.join(CONTACT_SOURCE, condition))
         .order_by(emails.c.email_id),
     )
@@ -218,16 +230,19 @@ _CONFLICTS = select(
 
 # --- writes --------------------------------------------------------------------------------------------
 #
-# `add` and `save` are one statement each: data-modifying CTEs, one per table, fed by bound arrays
-# (`unnest`), so one round trip writes the whole contact whatever it holds, and a unique violation leaves
-# nothing half-written. A statement holds only the parts with something to do (`_write_statement`).
+# `add` and `save` are one statement each: data-modifying CTEs, one per table, fed by bound column arrays
+# (`unnest`) with the contact's id on every row, so one round trip writes the whole contact whatever it
+# holds, a unique violation leaves nothing half-written, and the writes of several contacts concatenate
+# into one statement (`DeferredWrite.mergeable`). A statement holds only the parts with something to do.
+#
+# A save is guarded (`Guard`): its `emails` update applies only while the row still has the version the
+# unit read (any version after a locked read), and its other parts write only the rows of contacts whose
+# update applied. A save of a contact that changed since it was read writes nothing.
 #
 # Timestamps come from the domain objects (`now()` when they have none). A row that stays keeps its id and
 # `create_timestamp`; its data columns and `update_timestamp` take the new values (`now()` for fxa/mofo,
 # whose timestamps the domain does not carry).
 
-# Not named "email_id": SQLAlchemy would take a parameter named after a column as a value to SET.
-_EMAIL_ID = bindparam("contact_id", type_=Uuid())
 _TIMESTAMPS: Final = frozenset({"create_timestamp", "update_timestamp"})
 
 _SATELLITES: Final[dict[str, tuple[Table, type[msgspec.Struct]]]] = {
@@ -246,6 +261,13 @@ _ROW_GROUPS: Final[dict[str, tuple[Table, type[msgspec.Struct]]]] = {
     _NEW_EMAIL: (emails, Email),
     **_CHILDREN,
 }
+# The parameters of a save are prefixed apart from an add's: both kinds can share a statement.
+_SAVED = "saved_"
+# The `emails` columns a save sets, and the extra column of its rows: the version it expects.
+_SAVED_EMAIL_FIELDS: Final = tuple(
+    name for name in Email.__struct_fields__ if name != "create_timestamp"
+)
+_EXPECTED_VERSION = "version"
 
 
 def _parameter(group: str, field: str) -> str:
@@ -257,24 +279,30 @@ def _timestamp_or_now(value: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.coalesce(value, func.now())
 
 
-def _insert_rows(group: str, *, upsert_key: tuple[str, ...] | None) -> Insert:
-    """`INSERT INTO <table> SELECT item.* FROM unnest(:<group>__email_id, :<group>__<field>, ...) AS
-    item(email_id, <field>, ...)`, optionally `ON CONFLICT (<upsert_key>) DO UPDATE`. Every value is
-    a column array with one entry per row, the contact's id included, so the rows of several contacts
-    concatenate into one statement (`DeferredWrite.mergeable`)."""
+def _unnest(group: str, columns: dict[str, Any]) -> Any:
+    """`unnest(:<group>__<name>, ...) AS item(<name>, ...)`: the rows given as one array per column."""
+    arrays = [
+        bindparam(_parameter(group, name), type_=column_array(column_type))
+        for name, column_type in columns.items()
+    ]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name="item")
+
+
+def _insert_rows(group: str, *, upsert_key: tuple[str, ...] | None, prefix: str = "") -> Insert:
+    """`INSERT INTO <table> SELECT item.* FROM unnest(:<prefix><group>__email_id, ...) AS
+    item(email_id, <field>, ...)`, optionally `ON CONFLICT (<upsert_key>) DO UPDATE`; a save's
+    (`prefix=_SAVED`) writes only the rows its guard let through."""
     table, struct = _ROW_GROUPS[group]
     fields = tuple(dict.fromkeys(("email_id", *struct.__struct_fields__)))
-    arrays = [
-        bindparam(_parameter(group, field), type_=column_array(table.c[field].type))
-        for field in fields
-    ]
-    item = func.unnest(*arrays).table_valued(*fields).render_derived(name="item")
+    item = _unnest(prefix + group, {field: table.c[field].type for field in fields})
     rows = select(
         *(
             _timestamp_or_now(item.c[field]) if field in _TIMESTAMPS else item.c[field]
             for field in fields
         ),
     )
+    if prefix == _SAVED:
+        rows = rows.where(let_through(item.c.email_id))
     statement = pg_insert(table).from_select(list(fields), rows)
     if upsert_key is None:
         return statement
@@ -287,19 +315,45 @@ def _insert_rows(group: str, *, upsert_key: tuple[str, ...] | None) -> Insert:
     return statement.on_conflict_do_update(index_elements=list(upsert_key), set_=changes)
 
 
-def _email_values(names: Iterable[str]) -> dict[str, Any]:
-    return {
-        name: (
-            _timestamp_or_now(bindparam(_parameter("email", name), type_=_TIMESTAMP))
-            if name in _TIMESTAMPS
-            else bindparam(_parameter("email", name), type_=emails.c[name].type)
-        )
-        for name in names
-    }
-
-
 def _dropped(group: str) -> str:
-    return _parameter(group, "dropped")
+    return f"dropped_{group}"
+
+
+def _delete_dropped(group: str) -> Delete:
+    """Delete the rows of `group` listed by `(email_id, name)` (satellites: by `email_id`), of the
+    contacts the guard let through."""
+    table, _ = _CHILDREN[group]
+    keys = ("email_id", "name") if group in _ITEMS else ("email_id",)
+    item = _unnest(_SAVED + _dropped(group), {key: table.c[key].type for key in keys})
+    return delete(table).where(
+        *(table.c[key] == item.c[key] for key in keys), let_through(item.c.email_id)
+    )
+
+
+def _guard() -> Update:
+    """Update the `emails` rows of saves, each only while the row still has the version the unit read
+    (none is expected after a locked read), returning the ids it updated: the guard of the save's other
+    parts."""
+    item = _unnest(
+        _SAVED + "email",
+        {
+            **{name: emails.c[name].type for name in _SAVED_EMAIL_FIELDS},
+            _EXPECTED_VERSION: String(),
+        },
+    )
+    expected = item.c[_EXPECTED_VERSION]
+    return (
+        update(emails)
+        .where(emails.c.email_id == item.c.email_id, or_(expected.is_(None), expected == _VERSION))
+        .values(
+            {
+                name: _timestamp_or_now(item.c[name]) if name in _TIMESTAMPS else item.c[name]
+                for name in _SAVED_EMAIL_FIELDS
+                if name != "email_id"
+            }
+        )
+        .returning(emails.c.email_id.label("key"))
+    )
 
 
 # The parts of a write, by name: a statement holds only the parts with something to do, so PostgreSQL
@@ -308,55 +362,37 @@ def _dropped(group: str) -> str:
 _ADD_PARTS: Final[dict[str, Insert | Update | Delete]] = {
     group: _insert_rows(group, upsert_key=None) for group in _ROW_GROUPS
 }
-
 _SAVE_PARTS: Final[dict[str, Insert | Update | Delete]] = {
-    "email": update(emails)
-    .where(emails.c.email_id == _EMAIL_ID)
-    .values(
-        **_email_values(
-            name for name in Email.__struct_fields__ if name not in ("email_id", "create_timestamp")
-        )
-    ),
+    **{_dropped(group): _delete_dropped(group) for group in _CHILDREN},
     **{
-        _dropped(group): delete(table).where(table.c.email_id == _EMAIL_ID)
-        for group, (table, _) in _SATELLITES.items()
+        group: _insert_rows(group, upsert_key=("email_id",), prefix=_SAVED) for group in _SATELLITES
     },
-    **{group: _insert_rows(group, upsert_key=("email_id",)) for group in _SATELLITES},
     **{
-        _dropped(group): delete(table).where(
-            table.c.email_id == _EMAIL_ID,
-            table.c.name == any_(bindparam(_dropped(group), type_=ARRAY(String()))),
-        )
-        for group, (table, _) in _ITEMS.items()
+        group: _insert_rows(group, upsert_key=("email_id", "name"), prefix=_SAVED)
+        for group in _ITEMS
     },
-    **{group: _insert_rows(group, upsert_key=("email_id", "name")) for group in _ITEMS},
 }
-
+_SAVE_GUARD = "save:email"
 
 register_write_parts({f"add:{name}": part for name, part in _ADD_PARTS.items()})
-register_write_parts({f"save:{name}": part for name, part in _SAVE_PARTS.items()})
+register_guard_part(_SAVE_GUARD, _guard())
+register_write_parts({f"save:{name}": part for name, part in _SAVE_PARTS.items()}, guarded=True)
 
 
-_DELETE_CONTACT = delete(emails).where(emails.c.email_id == _EMAIL_ID)
+_DELETE_CONTACT = delete(emails).where(emails.c.email_id == bindparam("contact_id", type_=Uuid()))
 
 
 def _rows_parameters(
-    group: str, email_id: uuid.UUID, items: Sequence[msgspec.Struct]
+    group: str, email_id: uuid.UUID, items: Sequence[msgspec.Struct], *, prefix: str = ""
 ) -> dict[str, list[Any]]:
     """The column arrays of `items` (rows of contact `email_id`) for `_insert_rows(group)`."""
     _, struct = _ROW_GROUPS[group]
     parameters = {
-        _parameter(group, field): [getattr(item, field) for item in items]
+        _parameter(prefix + group, field): [getattr(item, field) for item in items]
         for field in struct.__struct_fields__
     }
-    parameters[_parameter(group, "email_id")] = [email_id] * len(items)
+    parameters[_parameter(prefix + group, "email_id")] = [email_id] * len(items)
     return parameters
-
-
-def _email_parameters(email: Email) -> dict[str, Any]:
-    return {
-        _parameter("email", name): value for name, value in msgspec.structs.asdict(email).items()
-    }
 
 
 def _add_parameters(contact: Contact) -> tuple[frozenset[str], dict[str, Any]]:
@@ -373,47 +409,70 @@ def _add_parameters(contact: Contact) -> tuple[frozenset[str], dict[str, Any]]:
     return frozenset(f"add:{part}" for part in parts), parameters
 
 
-def _save_parameters(contact: Contact, previous: Contact) -> tuple[frozenset[str], dict[str, Any]]:
-    """Only what differs from `previous` is written: the parts of `_SAVE_PARTS` with something to do
-    and their parameters. The `emails` row is rewritten by every save that writes anything (its version
-    is what `_LOCK_AND_READ` checks), which costs nothing in practice: every change of a contact moves
-    its update timestamp."""
-    parameters: dict[str, Any] = {"contact_id": contact.email_id}
+def _save_parameters(
+    contact: Contact, previous: Contact, expected_version: str | None
+) -> tuple[frozenset[str], dict[str, Any]]:
+    """Only what differs from `previous` is written: the parts of `_SAVE_PARTS` with something to do,
+    the guard, and their column arrays. The `emails` row is rewritten by every save that writes
+    anything (its version is what `_LOCK_AND_READ` and the guard check), which costs nothing in
+    practice: every change of a contact moves its update timestamp."""
+    email_id = contact.email_id
+    parameters: dict[str, Any] = {}
     parts: set[str] = set()
+
+    def drop(group: str, names: list[str] | None = None) -> None:
+        """Delete the satellite `group`, or the items of `group` called `names`."""
+        parts.add(_dropped(group))
+        dropped = _SAVED + _dropped(group)
+        parameters[_parameter(dropped, "email_id")] = [email_id] * (
+            1 if names is None else len(names)
+        )
+        if names is not None:
+            parameters[_parameter(dropped, "name")] = names
+
     for group in _SATELLITES:
         current, before = getattr(contact, group), getattr(previous, group)
         if current is None and before is not None:
-            parts.add(_dropped(group))
+            drop(group)
         elif current is not None and current != before:
             parts.add(group)
-            parameters.update(_rows_parameters(group, contact.email_id, [current]))
+            parameters.update(_rows_parameters(group, email_id, [current], prefix=_SAVED))
     for group in _ITEMS:
         items: tuple[Newsletter | Waitlist, ...] = getattr(contact, group)
         before_items = {item.name: item for item in getattr(previous, group)}
         kept = {item.name for item in items}
         dropped = [name for name in before_items if name not in kept]
         if dropped:
-            parts.add(_dropped(group))
-            parameters[_dropped(group)] = dropped
+            drop(group, dropped)
         changed_items = [item for item in items if before_items.get(item.name) != item]
         if changed_items:
             parts.add(group)
-            parameters.update(_rows_parameters(group, contact.email_id, changed_items))
-    if parts or contact.email != previous.email:
-        parts.add("email")
-        parameters.update(_email_parameters(contact.email))
-    return frozenset(f"save:{part}" for part in parts), parameters
+            parameters.update(_rows_parameters(group, email_id, changed_items, prefix=_SAVED))
+    if not parts and contact.email == previous.email:
+        return frozenset(), {}
+    email = contact.email
+    parameters.update(
+        {_parameter(_SAVED + "email", name): [getattr(email, name)] for name in _SAVED_EMAIL_FIELDS}
+    )
+    parameters[_parameter(_SAVED + "email", _EXPECTED_VERSION)] = [expected_version]
+    return frozenset({_SAVE_GUARD, *(f"save:{part}" for part in parts)}), parameters
 
 
 @reports_unavailability
 class PostgresContactRepository:
+    """Contacts read without a lock are saved optimistically: the save expects the version the unit
+    read, and raises `ContactChangedError` (when its write is sent) if the contact changed since."""
+
     def __init__(self, scope: TransactionScope) -> None:
         self._scope = scope
+        # The version of each contact this unit read without a lock, which its save expects.
+        self._versions_read: dict[uuid.UUID, str] = {}
 
     # --- reads -----------------------------------------------------------------------------------------
 
     async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
         if for_update:
+            self._versions_read.pop(email_id, None)  # locked until commit: it cannot change
             await self._scope.lock()
             rows = await self._scope.execute(_LOCK_AND_READ, {"email_id": email_id})
             if not rows:
@@ -421,8 +480,19 @@ class PostgresContactRepository:
             ((unchanged_since_snapshot, document),) = rows
             if unchanged_since_snapshot:
                 return decode_contact(document)
-        documents = await self._scope.keyed_rows(_LOOKUP_BY_ONE["email_id"], email_id)
-        return decode_contact(documents[0]) if documents else None
+            (row,) = await self._scope.keyed_rows(_LOOKUP_BY_ONE["email_id"], email_id)
+            return decode_contact(row[1])
+        contacts = self._decoded(await self._scope.keyed_rows(_LOOKUP_BY_ONE["email_id"], email_id))
+        return contacts[0] if contacts else None
+
+    def _decoded(self, rows: Sequence[Sequence[Any]]) -> list[Contact]:
+        """The contacts of `(key, document, version)` rows read without a lock, their versions noted."""
+        contacts = []
+        for _, document, version in rows:
+            contact = decode_contact(document)
+            self._versions_read[contact.email_id] = version
+            contacts.append(contact)
+        return contacts
 
     async def get_many(self, email_ids: Sequence[uuid.UUID]) -> list[Contact]:
         if not email_ids:
@@ -446,8 +516,7 @@ class PostgresContactRepository:
             return []  # no identifier: never the whole table
         if len(parameters) == 1:
             ((name, value),) = parameters.items()
-            documents = await self._scope.keyed_rows(_LOOKUP_BY_ONE[name], value)
-            return [decode_contact(document) for document in documents]
+            return self._decoded(await self._scope.keyed_rows(_LOOKUP_BY_ONE[name], value))
         statement = _lookup_statement(parameters)
         result = await self._scope.run(statement, parameters)
         return [decode_contact(document) for document in result.scalars()]
@@ -504,19 +573,28 @@ class PostgresContactRepository:
         )
 
     async def save(self, contact: Contact, *, previous: Contact) -> None:
-        """Deferred like `add`; only what differs from `previous` is written."""
+        """Deferred like `add`; only what differs from `previous` is written. Guarded: when this unit
+        read the contact without a lock, the write applies only if it is still the version read, else
+        the call that sends it raises `ContactChangedError` and nothing of it is written."""
         if contact.email_id != previous.email_id:
             raise ValueError("save() cannot change a contact's email_id")
-        parts, parameters = _save_parameters(contact, previous)
+        # A second save of the unit goes out after the first, inside the transaction holding its lock.
+        expected_version = self._versions_read.pop(contact.email_id, None)
+        parts, parameters = _save_parameters(contact, previous, expected_version)
         if not parts:
             return  # nothing differs
         await self._scope.defer(
             DeferredWrite(
-                parts, parameters, functools.partial(self._violation, contact, adding=False)
+                parts,
+                parameters,
+                functools.partial(self._violation, contact, adding=False),
+                mergeable=True,
+                guard=Guard(contact.email_id, ContactChangedError),
             )
         )
 
     async def delete(self, email_id: uuid.UUID) -> None:
+        self._versions_read.pop(email_id, None)
         await self._scope.begin()
         await self._scope.run(_DELETE_CONTACT, {"contact_id": email_id})
 

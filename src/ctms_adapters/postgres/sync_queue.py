@@ -25,6 +25,7 @@ from ctms_adapters.postgres.transaction import (
     DriverStatement,
     TransactionScope,
     column_array,
+    let_through,
     register_write_parts,
 )
 from ctms_adapters.postgres.unavailable import reports_unavailability
@@ -65,18 +66,27 @@ _ENQUEUED_COLUMNS: Final = {
 }
 
 
-def _enqueue_statement() -> Any:
+# The parameter prefixes of queue rows written whatever happens, and of those written after a save, only
+# where it applied: both kinds can share a statement.
+_QUEUE = "queue"
+_GUARDED_QUEUE = "guarded_queue"
+
+
+def _enqueue_statement(prefix: str) -> Any:
     """Insert the queue rows, or reset them: retries to 0, no backoff, version + 1 (so an upload of the
-    previous version does not complete it). The rows come as column arrays (`queue__<column>`), so the
-    entries of several units concatenate into one statement (`DeferredWrite.mergeable`)."""
+    previous version does not complete it). The rows come as column arrays (`<prefix>__<column>`), so
+    the entries of several units concatenate into one statement (`DeferredWrite.mergeable`); the
+    guarded variant writes only the rows of contacts whose save the guard let through."""
     arrays = [
-        bindparam(f"queue__{name}", type_=column_array(column.type))
+        bindparam(f"{prefix}__{name}", type_=column_array(column.type))
         for name, column in _ENQUEUED_COLUMNS.items()
     ]
     item = func.unnest(*arrays).table_valued(*_ENQUEUED_COLUMNS).render_derived(name="item")
+    rows = select(item.c.email_id, item.c.operation, item.c.deletion, item.c.now, item.c.now)
+    if prefix == _GUARDED_QUEUE:
+        rows = rows.where(let_through(item.c.email_id))
     statement = insert(pending_acoustic).from_select(
-        ["email_id", "operation", "deletion", "create_timestamp", "update_timestamp"],
-        select(item.c.email_id, item.c.operation, item.c.deletion, item.c.now, item.c.now),
+        ["email_id", "operation", "deletion", "create_timestamp", "update_timestamp"], rows
     )
     return statement.on_conflict_do_update(
         index_elements=[pending_acoustic.c.email_id],
@@ -92,7 +102,8 @@ def _enqueue_statement() -> Any:
     )
 
 
-register_write_parts({"enqueue": _enqueue_statement()})
+register_write_parts({"enqueue": _enqueue_statement(_QUEUE)})
+register_write_parts({"enqueue:guarded": _enqueue_statement(_GUARDED_QUEUE)}, guarded=True)
 # An upload is complete when the row still has the version that was sent; a newer version (an edit made
 # during the upload) only loses its claim, so the next pass sends it again.
 _COMPLETE = DriverStatement(
@@ -125,17 +136,20 @@ class PostgresSyncQueue:
     async def _upsert(
         self, email_id: uuid.UUID, now: datetime, deletion: AcousticDeletion | None
     ) -> None:
-        # Deferred: it goes out in one statement with the contact write of the unit, if any.
+        # Deferred: it goes out in one statement with the contact write of the unit, if any, and
+        # only if that write does (guarded, after a save: `TransactionScope.guarding`).
+        guarded = self._scope.guarding()
+        prefix = _GUARDED_QUEUE if guarded else _QUEUE
         await self._scope.defer(
             DeferredWrite(
-                frozenset({"enqueue"}),
+                frozenset({"enqueue:guarded" if guarded else "enqueue"}),
                 {
-                    "queue__email_id": [email_id],
-                    "queue__operation": ["sync" if deletion is None else "erase"],
-                    "queue__deletion": [
+                    f"{prefix}__email_id": [email_id],
+                    f"{prefix}__operation": ["sync" if deletion is None else "erase"],
+                    f"{prefix}__deletion": [
                         None if deletion is None else msgspec.to_builtins(deletion)
                     ],
-                    "queue__now": [now],
+                    f"{prefix}__now": [now],
                 },
                 mergeable=True,
             )

@@ -65,6 +65,12 @@ class UniqueConstraintViolation(Exception):
         self.fields = tuple(fields)
 
 
+class ContactChangedError(Exception):
+    """Raised by a repository when a contact the unit of work read without a lock changed before its save
+    was written (from `save` or the unit's `commit()`): nothing of the save was written, and the use case
+    starts over from a fresh read."""
+
+
 class ValidationFailedError(CoreError):
     """The input is malformed; `errors` lists every offending value with its location."""
 

@@ -20,7 +20,8 @@ from ctms_core.ports.sync import AcousticConfigRepository, SyncQueue
 
 class ContactRepository(Protocol):
     async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
-        """The contact, newsletters and waitlists sorted by name; `for_update` locks it until commit."""
+        """The contact, newsletters and waitlists sorted by name; `for_update` locks it until commit
+        (without it, a `save` of the contact expects it unchanged: see `save`)."""
         ...
 
     async def get_many(self, email_ids: Sequence[uuid.UUID]) -> list[Contact]: ...
@@ -55,7 +56,9 @@ class ContactRepository(Protocol):
     async def save(self, contact: Contact, *, previous: Contact) -> None:
         """Persist `contact` over its stored state `previous` (rows for dropped items are deleted);
         raise `UniqueConstraintViolation` if a unique field is taken (from this call or the unit's
-        `commit()`, as for `add`)."""
+        `commit()`, as for `add`). When this unit read the contact without `for_update`, the save is
+        optimistic: if the contact changed since (or is gone), nothing of it is written and
+        `ContactChangedError` is raised, from this call or the unit's `commit()`."""
         ...
 
     async def delete(self, email_id: uuid.UUID) -> None: ...

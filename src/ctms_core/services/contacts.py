@@ -35,6 +35,7 @@ from ctms_core.domain.contact import (
 )
 from ctms_core.domain.erasure import ErasureRecord, erasure_hash
 from ctms_core.domain.errors import (
+    ContactChangedError,
     ContactConflictError,
     ContactNotFoundError,
     EmailNotFoundError,
@@ -57,6 +58,8 @@ from ctms_core.services.acoustic_products import products_of_contacts
 POST_CONFLICT = "Contact already exists"
 PUT_CONFLICT = "Contact with primary_email or basket_token already exists"
 PATCH_CONFLICT = "Contact with primary_email, basket_token, mofo_email_id, or fxa_id already exists"
+# Optimistic tries of a PATCH before it reads under the contact's lock (`ContactService.patch`).
+OPTIMISTIC_PATCH_ATTEMPTS = 3
 
 Child = TypeVar("Child", Amo, Fxa, Mofo, Newsletter, Waitlist)
 Item = TypeVar("Item", Newsletter, Waitlist)
@@ -297,12 +300,27 @@ class ContactService:
         a satellite that ends up all-default is removed. Newsletters/waitlists follow
         `_apply_item_changes`; legacy waitlist input is translated first (R§3.7). The e-mail's update
         timestamp always moves, even for `{}`. Conflicts leave nothing changed.
+
+        Concurrency (optimistic): the contact is read without a lock, and the save applies only if it
+        did not change meanwhile. A PATCH that lost that race starts over from a fresh read; after
+        `OPTIMISTIC_PATCH_ATTEMPTS` lost races it reads under the contact's lock, which cannot lose.
+        Either way every PATCH applies on top of the state left by the ones before it: none is lost.
         """
         requested_id = changes.email.get("email_id")
         if requested_id is not None and requested_id != email_id:
             raise UnprocessableRequestError("cannot change email_id")
+        for _ in range(OPTIMISTIC_PATCH_ATTEMPTS):
+            try:
+                return await self._patch_once(email_id, changes, lock=False)
+            except ContactChangedError:
+                continue  # another write came first: apply the changes to what it left
+        return await self._patch_once(email_id, changes, lock=True)
+
+    async def _patch_once(
+        self, email_id: uuid.UUID, changes: ContactPatch, *, lock: bool
+    ) -> ContactWriteResult:
         async with self._uow_factory() as uow:
-            previous = await uow.contacts.get(email_id, for_update=True)
+            previous = await uow.contacts.get(email_id, for_update=lock)
             if previous is None:
                 raise ContactNotFoundError
             now = self._clock.now()
