@@ -20,6 +20,7 @@ from ctms_adapters.postgres.acoustic_tables import pending_acoustic
 from ctms_adapters.postgres.tables import amo, newsletters
 from ctms_core.domain.contact import Amo, Contact
 from ctms_core.domain.errors import ContactChangedError
+from ctms_core.domain.lookup import LookupCriteria
 from tests.builders import DEFAULT_TIME, make_contact, make_newsletter
 
 pytestmark = pytest.mark.integration
@@ -249,3 +250,34 @@ async def test_a_unit_that_saves_a_contact_twice_writes_both_changes(
 
     async with factory() as uow:
         assert await uow.contacts.get(contact.email_id) == twice
+
+
+@pytest.mark.parametrize(
+    "criteria",
+    [
+        pytest.param(lambda contact: {"primary_email": contact.email.primary_email}, id="one"),
+        pytest.param(
+            lambda contact: {
+                "primary_email": contact.email.primary_email,
+                "email_id": str(contact.email_id),
+            },
+            id="several",
+        ),
+    ],
+)
+async def test_a_contact_found_by_a_lookup_is_saved_only_if_unchanged_since(
+    empty_database: AsyncEngine, criteria: Any
+) -> None:
+    factory = PostgresUnitOfWorkFactory(empty_database)
+    contact = await _stored(factory)
+
+    async with factory() as late:
+        (previous,) = await late.contacts.lookup(LookupCriteria(**criteria(contact)))
+        await _change(factory, contact, "First")  # commits between the lookup and the save
+        await late.contacts.save(_reshaped(previous, "Late"), previous=previous)
+        with pytest.raises(ContactChangedError):
+            await late.commit()
+
+    async with factory() as uow:
+        stored = await uow.contacts.get(contact.email_id)
+    assert stored is not None and stored.email.first_name == "First"

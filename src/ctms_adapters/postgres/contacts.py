@@ -172,9 +172,11 @@ def _lookup_condition(name: str) -> ColumnElement[bool]:
     return _LOOKUP_COLUMNS[name] == value
 
 
-def _lookup_statement(names: Iterable[str]) -> Select[Any]:
+def _lookup_statement(names: Iterable[str]) -> Select[str, str]:
+    """`(document, version)` of the contacts matching every identifier of `names`, ordered by id."""
     return (
-        select_contacts()
+        select(CONTACT_DOCUMENT, _VERSION)
+        .select_from(CONTACT_SOURCE)
         .where(*(_lookup_condition(name) for name in names))
         .order_by(emails.c.email_id)
     )
@@ -460,8 +462,9 @@ def _save_parameters(
 
 @reports_unavailability
 class PostgresContactRepository:
-    """Contacts read without a lock are saved optimistically: the save expects the version the unit
-    read, and raises `ContactChangedError` (when its write is sent) if the contact changed since."""
+    """Contacts read without a lock (`get`, `lookup`) are saved optimistically: the save expects the
+    version the unit read, and raises `ContactChangedError` (when its write is sent) if the contact
+    changed since. `get_many` and `updates_page` serve reads that are never saved back."""
 
     def __init__(self, scope: TransactionScope) -> None:
         self._scope = scope
@@ -482,13 +485,13 @@ class PostgresContactRepository:
                 return decode_contact(document)
             (row,) = await self._scope.keyed_rows(_LOOKUP_BY_ONE["email_id"], email_id)
             return decode_contact(row[1])
-        contacts = self._decoded(await self._scope.keyed_rows(_LOOKUP_BY_ONE["email_id"], email_id))
-        return contacts[0] if contacts else None
+        rows = await self._scope.keyed_rows(_LOOKUP_BY_ONE["email_id"], email_id)
+        return self._decoded(row[1:] for row in rows)[0] if rows else None
 
-    def _decoded(self, rows: Sequence[Sequence[Any]]) -> list[Contact]:
-        """The contacts of `(key, document, version)` rows read without a lock, their versions noted."""
+    def _decoded(self, rows: Iterable[Sequence[Any]]) -> list[Contact]:
+        """The contacts of `(document, version)` rows read without a lock, their versions noted."""
         contacts = []
-        for _, document, version in rows:
+        for document, version in rows:
             contact = decode_contact(document)
             self._versions_read[contact.email_id] = version
             contacts.append(contact)
@@ -516,10 +519,10 @@ class PostgresContactRepository:
             return []  # no identifier: never the whole table
         if len(parameters) == 1:
             ((name, value),) = parameters.items()
-            return self._decoded(await self._scope.keyed_rows(_LOOKUP_BY_ONE[name], value))
-        statement = _lookup_statement(parameters)
-        result = await self._scope.run(statement, parameters)
-        return [decode_contact(document) for document in result.scalars()]
+            rows = await self._scope.keyed_rows(_LOOKUP_BY_ONE[name], value)
+            return self._decoded(row[1:] for row in rows)
+        result = await self._scope.run(_lookup_statement(parameters), parameters)
+        return self._decoded(result.all())
 
     async def updates_page(
         self,
