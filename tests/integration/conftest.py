@@ -8,7 +8,9 @@ database provision it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -48,3 +50,20 @@ async def empty_database(engine: AsyncEngine) -> AsyncEngine:
     async with engine.begin() as connection:
         await connection.execute(_TRUNCATE)
     return engine
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every statement sent to PostgreSQL through asyncpg while the test runs."""
+    sent: list[str] = []
+    for method in ("fetch", "execute"):
+        original = getattr(asyncpg.Connection, method)
+
+        async def counting(
+            self: Any, query: str, *args: Any, _original: Any = original, **kw: Any
+        ) -> Any:
+            sent.append(query)
+            return await _original(self, query, *args, **kw)
+
+        monkeypatch.setattr(asyncpg.Connection, method, counting)
+    return sent

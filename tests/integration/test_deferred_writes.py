@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
-import asyncpg
 import pytest
 from msgspec.structs import replace
 from sqlalchemy import func, select
@@ -24,23 +22,6 @@ from tests.builders import make_contact, make_newsletter
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The SQL of every statement sent to PostgreSQL through asyncpg while the test runs."""
-    sent: list[str] = []
-    for method in ("fetch", "execute"):
-        original = getattr(asyncpg.Connection, method)
-
-        async def counting(
-            self: Any, query: str, *args: Any, _original: Any = original, **kw: Any
-        ) -> Any:
-            sent.append(query)
-            return await _original(self, query, *args, **kw)
-
-        monkeypatch.setattr(asyncpg.Connection, method, counting)
-    return sent
 
 
 async def _queued(engine: AsyncEngine) -> int:

@@ -6,10 +6,10 @@ readers, and one write statement, shared with other units' writes."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import pytest
 from msgspec.structs import replace
 from sqlalchemy import func, select
@@ -26,23 +26,6 @@ from tests.builders import DEFAULT_TIME, make_contact, make_newsletter
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The SQL of every statement sent to PostgreSQL through asyncpg while the test runs."""
-    sent: list[str] = []
-    for method in ("fetch", "execute"):
-        original = getattr(asyncpg.Connection, method)
-
-        async def counting(
-            self: Any, query: str, *args: Any, _original: Any = original, **kw: Any
-        ) -> Any:
-            sent.append(query)
-            return await _original(self, query, *args, **kw)
-
-        monkeypatch.setattr(asyncpg.Connection, method, counting)
-    return sent
 
 
 async def _count(engine: AsyncEngine, table: Any) -> int:
@@ -89,6 +72,32 @@ async def _change(factory: PostgresUnitOfWorkFactory, contact: Contact, name: st
     return changed
 
 
+async def _save_read_before(
+    factory: PostgresUnitOfWorkFactory,
+    contact: Contact,
+    meanwhile: Callable[[], Awaitable[Any]],
+    criteria: LookupCriteria | None = None,
+) -> None:
+    """Read `contact` without a lock (by id, or by a lookup of `criteria`), let `meanwhile` commit
+    another unit's write, then save a change with its queue entry and commit."""
+    async with factory() as late:
+        if criteria is None:
+            previous = await late.contacts.get(contact.email_id)
+        else:
+            (previous,) = await late.contacts.lookup(criteria)
+        assert previous is not None
+        await meanwhile()
+        await late.contacts.save(_reshaped(previous, "Late"), previous=previous)
+        await late.sync_queue.enqueue(contact.email_id, NOW)
+        await late.commit()
+
+
+async def _delete(factory: PostgresUnitOfWorkFactory, contact: Contact) -> None:
+    async with factory() as uow:
+        await uow.contacts.delete(contact.email_id)
+        await uow.commit()
+
+
 async def test_a_change_read_without_a_lock_is_one_read_and_one_write_without_a_transaction(
     empty_database: AsyncEngine, statements: list[str]
 ) -> None:
@@ -110,23 +119,21 @@ async def test_a_save_of_a_contact_changed_since_it_was_read_writes_nothing(
 ) -> None:
     factory = PostgresUnitOfWorkFactory(empty_database)
     contact = await _stored(factory)
+    winner: list[Contact] = []
 
-    async with factory() as late:
-        previous = await late.contacts.get(contact.email_id)
-        assert previous is not None
-        async with factory() as first:  # commits between the late unit's read and its save
+    async def locked_change() -> None:
+        async with factory() as first:
             locked = await first.contacts.get(contact.email_id, for_update=True)
             assert locked is not None
-            winner = replace(locked, email=replace(locked.email, last_name="First"))
-            await first.contacts.save(winner, previous=locked)
+            winner.append(replace(locked, email=replace(locked.email, last_name="First")))
+            await first.contacts.save(winner[0], previous=locked)
             await first.commit()
-        await late.contacts.save(_reshaped(previous, "Late"), previous=previous)
-        await late.sync_queue.enqueue(contact.email_id, NOW)
-        with pytest.raises(ContactChangedError):
-            await late.commit()
+
+    with pytest.raises(ContactChangedError):
+        await _save_read_before(factory, contact, locked_change)
 
     async with factory() as uow:
-        assert await uow.contacts.get(contact.email_id) == winner
+        assert await uow.contacts.get(contact.email_id) == winner[0]
     assert await _count(empty_database, pending_acoustic) == 0
     assert await _count(empty_database, amo) == 1
     assert await _count(empty_database, newsletters) == 2
@@ -138,16 +145,8 @@ async def test_a_save_of_a_contact_deleted_since_it_was_read_leaves_no_rows(
     factory = PostgresUnitOfWorkFactory(empty_database)
     contact = await _stored(factory)
 
-    async with factory() as late:
-        previous = await late.contacts.get(contact.email_id)
-        assert previous is not None
-        async with factory() as eraser:
-            await eraser.contacts.delete(contact.email_id)
-            await eraser.commit()
-        await late.contacts.save(_reshaped(previous, "Late"), previous=previous)
-        await late.sync_queue.enqueue(contact.email_id, NOW)
-        with pytest.raises(ContactChangedError):
-            await late.commit()
+    with pytest.raises(ContactChangedError):
+        await _save_read_before(factory, contact, lambda: _delete(factory, contact))
 
     assert await _count(empty_database, newsletters) == 0
     assert await _count(empty_database, pending_acoustic) == 0
@@ -271,13 +270,15 @@ async def test_a_contact_found_by_a_lookup_is_saved_only_if_unchanged_since(
     factory = PostgresUnitOfWorkFactory(empty_database)
     contact = await _stored(factory)
 
-    async with factory() as late:
-        (previous,) = await late.contacts.lookup(LookupCriteria(**criteria(contact)))
-        await _change(factory, contact, "First")  # commits between the lookup and the save
-        await late.contacts.save(_reshaped(previous, "Late"), previous=previous)
-        with pytest.raises(ContactChangedError):
-            await late.commit()
+    with pytest.raises(ContactChangedError):
+        await _save_read_before(
+            factory,
+            contact,
+            lambda: _change(factory, contact, "First"),
+            LookupCriteria(**criteria(contact)),
+        )
 
     async with factory() as uow:
         stored = await uow.contacts.get(contact.email_id)
     assert stored is not None and stored.email.first_name == "First"
+    assert await _count(empty_database, pending_acoustic) == 1  # the first change's entry only
