@@ -107,6 +107,7 @@ async def test_a_patch_that_loses_a_race_applies_its_change_on_top_of_the_winner
 
     stored = store.contacts[contact.email_id]
     assert rival.won == 1
+    assert result.lost_races == 1
     assert stored == result.contact
     assert stored.email.first_name == "Patched"
     assert [n.name for n in stored.newsletters] == ["firefox-news", "rival-1"]
@@ -125,9 +126,22 @@ async def test_a_patch_that_keeps_losing_reads_under_the_lock_and_loses_nothing(
 
     stored = store.contacts[contact.email_id]
     assert rival.won == OPTIMISTIC_PATCH_ATTEMPTS  # then the locked read, which no rival can beat
+    assert result.lost_races == OPTIMISTIC_PATCH_ATTEMPTS
     assert stored == result.contact
     assert [n.name for n in stored.newsletters] == [
         "firefox-news",
         "mozilla-news",
         *(f"rival-{number}" for number in range(1, OPTIMISTIC_PATCH_ATTEMPTS + 1)),
     ]
+
+
+async def test_a_patch_without_a_rival_reports_no_lost_race() -> None:
+    store = InMemoryStore()
+    contact = _stored(store)
+
+    result = await _service(store, _Rival(store, wins=0)).patch(
+        contact.email_id, parse_contact_patch({"email": {"first_name": "Alone"}})
+    )
+
+    assert result.lost_races == 0
+    assert store.contacts[contact.email_id].email.first_name == "Alone"

@@ -82,6 +82,9 @@ class ContactWriteResult:
     legacy_waitlists_used: bool = False
     #: Whether the write queued the contact for Acoustic sync (the `ctms_pending_acoustic_sync` metric).
     enqueued: bool = False
+    #: Optimistic tries of this write that another write beat, each started over from a fresh read (the
+    #: `ctms_contact_write_retries` metric).
+    lost_races: int = 0
 
 
 def _same_data(left: msgspec.Struct, right: msgspec.Struct) -> bool:
@@ -309,18 +312,21 @@ class ContactService:
         requested_id = changes.email.get("email_id")
         if requested_id is not None and requested_id != email_id:
             raise UnprocessableRequestError("cannot change email_id")
-        for _ in range(OPTIMISTIC_PATCH_ATTEMPTS):
+        for lost_races in range(OPTIMISTIC_PATCH_ATTEMPTS):
             try:
-                return await self._patch_once(email_id, changes, lock=False)
+                return await self._patch_once(email_id, changes, lost_races=lost_races)
             except ContactChangedError:
                 continue  # another write came first: apply the changes to what it left
-        return await self._patch_once(email_id, changes, lock=True)
+        return await self._patch_once(email_id, changes, lost_races=OPTIMISTIC_PATCH_ATTEMPTS)
 
     async def _patch_once(
-        self, email_id: uuid.UUID, changes: ContactPatch, *, lock: bool
+        self, email_id: uuid.UUID, changes: ContactPatch, *, lost_races: int
     ) -> ContactWriteResult:
+        """One try of `patch`, after `lost_races` lost ones: optimistic until they reach
+        `OPTIMISTIC_PATCH_ATTEMPTS`, then under the contact's lock."""
         async with self._uow_factory() as uow:
-            previous = await uow.contacts.get(email_id, for_update=lock)
+            locked = lost_races >= OPTIMISTIC_PATCH_ATTEMPTS
+            previous = await uow.contacts.get(email_id, for_update=locked)
             if previous is None:
                 raise ContactNotFoundError
             now = self._clock.now()
@@ -358,7 +364,11 @@ class ContactService:
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(PATCH_CONFLICT, violation.fields) from None
         return ContactWriteResult(
-            contact, created=False, legacy_waitlists_used=translation.used, enqueued=True
+            contact,
+            created=False,
+            legacy_waitlists_used=translation.used,
+            enqueued=True,
+            lost_races=lost_races,
         )
 
     async def delete(self, primary_email: str, *, erased_by: str | None = None) -> list[Identity]:

@@ -50,6 +50,7 @@ _API_REQUESTS = "ctms_api_requests"
 _CONTACTS = "ctms_contacts_total"
 _PENDING_ACOUSTIC_SYNC = "ctms_pending_acoustic_sync"
 _LEGACY_WAITLISTS_REQUESTS = "ctms_legacy_waitlists_requests"
+_CONTACT_WRITE_RETRIES = "ctms_contact_write_retries"
 
 # Pre-initialisation multiplies routes by statuses by clients; OpenTelemetry's default limit (2000 series
 # per instrument) would fold the excess into an `otel_metric_overflow` series.
@@ -166,6 +167,7 @@ class Metrics:
         self._api_counts: dict[tuple[str, str, str, str], int] = {}
         self._pending_acoustic_sync_count = 0
         self._legacy_waitlists_requests_count = 0
+        self._contact_write_retries_count = 0
         meter.create_observable_counter(
             _REQUESTS,
             callbacks=[self._observe_requests],
@@ -191,6 +193,11 @@ class Metrics:
             _LEGACY_WAITLISTS_REQUESTS,
             callbacks=[_single(lambda: self._legacy_waitlists_requests_count)],
             description="Write requests that used the legacy vpn_waitlist / relay_waitlist format",
+        )
+        meter.create_observable_counter(
+            _CONTACT_WRITE_RETRIES,
+            callbacks=[_single(lambda: self._contact_write_retries_count)],
+            description="Contact writes started over because another write changed the contact first",
         )
         # The unlabelled gauge exists from the start, as prometheus_client's would.
         self._contacts.set(0)
@@ -244,6 +251,10 @@ class Metrics:
     def count_legacy_waitlists_request(self) -> None:
         """Count one write that really carried legacy waitlist input."""
         self._legacy_waitlists_requests_count += 1
+
+    def count_contact_write_retries(self, retries: int) -> None:
+        """Count the optimistic tries of a contact write that lost to a concurrent write."""
+        self._contact_write_retries_count += retries
 
     # -- start-up --------------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ EXPECTED_FAMILIES = {
     "ctms_contacts_total": "gauge",
     "ctms_pending_acoustic_sync": "counter",
     "ctms_legacy_waitlists_requests": "counter",
+    "ctms_contact_write_retries": "counter",
 }
 ROUTES = [
     RouteMetricsSpec("GET", "/", (307,)),
@@ -78,6 +79,7 @@ def test_names_types_and_no_exporter_noise(metrics: Metrics) -> None:
         "ctms_contacts_total",
         "ctms_pending_acoustic_sync_total",
         "ctms_legacy_waitlists_requests_total",
+        "ctms_contact_write_retries_total",
     }
     assert "otel_scope" not in text
     assert "target_info" not in text
@@ -230,16 +232,20 @@ def test_contacts_gauge_is_never_negative(metrics: Metrics) -> None:
 
 
 def test_unlabelled_counters_start_at_zero_and_count(metrics: Metrics) -> None:
-    """Pending-sync and legacy-waitlist counters are exposed from the start."""
+    """Pending-sync, legacy-waitlist and write-retry counters are exposed from the start."""
     _, sample_list, _ = scrape(metrics)
     assert values(sample_list, "ctms_pending_acoustic_sync_total") == {frozenset(): 0.0}
     assert values(sample_list, "ctms_legacy_waitlists_requests_total") == {frozenset(): 0.0}
+    assert values(sample_list, "ctms_contact_write_retries_total") == {frozenset(): 0.0}
     metrics.count_pending_acoustic_sync()
     metrics.count_pending_acoustic_sync(2)
     metrics.count_legacy_waitlists_request()
+    metrics.count_contact_write_retries(1)
+    metrics.count_contact_write_retries(3)
     _, sample_list, _ = scrape(metrics)
     assert values(sample_list, "ctms_pending_acoustic_sync_total") == {frozenset(): 3.0}
     assert values(sample_list, "ctms_legacy_waitlists_requests_total") == {frozenset(): 1.0}
+    assert values(sample_list, "ctms_contact_write_retries_total") == {frozenset(): 4.0}
 
 
 def test_instances_are_independent() -> None:

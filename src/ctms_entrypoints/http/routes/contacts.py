@@ -253,6 +253,8 @@ async def patch_contact(
     result = await contacts_api.contacts.patch(path_id, changes)
     if result.legacy_waitlists_used:
         contacts_api.metrics.count_legacy_waitlists_request()
+    if result.lost_races:
+        contacts_api.metrics.count_contact_write_retries(result.lost_races)
     if result.enqueued:
         contacts_api.metrics.count_pending_acoustic_sync()
     contact = result.contact
