@@ -55,10 +55,10 @@ from ctms_adapters.postgres.transaction import (
     DriverStatement,
     Guard,
     TransactionScope,
-    column_array,
     let_through,
     register_guard_part,
     register_write_parts,
+    unnested_rows,
 )
 from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_adapters.postgres.unique_violations import unique_constraint_of
@@ -281,22 +281,13 @@ def _timestamp_or_now(value: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.coalesce(value, func.now())
 
 
-def _unnest(group: str, columns: dict[str, Any]) -> Any:
-    """`unnest(:<group>__<name>, ...) AS item(<name>, ...)`: the rows given as one array per column."""
-    arrays = [
-        bindparam(_parameter(group, name), type_=column_array(column_type))
-        for name, column_type in columns.items()
-    ]
-    return func.unnest(*arrays).table_valued(*columns).render_derived(name="item")
-
-
 def _insert_rows(group: str, *, upsert_key: tuple[str, ...] | None, prefix: str = "") -> Insert:
     """`INSERT INTO <table> SELECT item.* FROM unnest(:<prefix><group>__email_id, ...) AS
     item(email_id, <field>, ...)`, optionally `ON CONFLICT (<upsert_key>) DO UPDATE`; a save's
     (`prefix=_SAVED`) writes only the rows its guard let through."""
     table, struct = _ROW_GROUPS[group]
     fields = tuple(dict.fromkeys(("email_id", *struct.__struct_fields__)))
-    item = _unnest(prefix + group, {field: table.c[field].type for field in fields})
+    item = unnested_rows(prefix + group, {field: table.c[field].type for field in fields})
     rows = select(
         *(
             _timestamp_or_now(item.c[field]) if field in _TIMESTAMPS else item.c[field]
@@ -326,7 +317,7 @@ def _delete_dropped(group: str) -> Delete:
     contacts the guard let through."""
     table, _ = _CHILDREN[group]
     keys = ("email_id", "name") if group in _ITEMS else ("email_id",)
-    item = _unnest(_SAVED + _dropped(group), {key: table.c[key].type for key in keys})
+    item = unnested_rows(_SAVED + _dropped(group), {key: table.c[key].type for key in keys})
     return delete(table).where(
         *(table.c[key] == item.c[key] for key in keys), let_through(item.c.email_id)
     )
@@ -336,7 +327,7 @@ def _guard() -> Update:
     """Update the `emails` rows of saves, each only while the row still has the version the unit read
     (none is expected after a locked read), returning the ids it updated: the guard of the save's other
     parts."""
-    item = _unnest(
+    item = unnested_rows(
         _SAVED + "email",
         {
             **{name: emails.c[name].type for name in _SAVED_EMAIL_FIELDS},

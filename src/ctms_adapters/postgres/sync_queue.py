@@ -24,9 +24,9 @@ from ctms_adapters.postgres.transaction import (
     DeferredWrite,
     DriverStatement,
     TransactionScope,
-    column_array,
     let_through,
     register_write_parts,
+    unnested_rows,
 )
 from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_core.domain.acoustic import AcousticConfiguration, AcousticDeletion
@@ -77,11 +77,7 @@ def _enqueue_statement(prefix: str) -> Any:
     previous version does not complete it). The rows come as column arrays (`<prefix>__<column>`), so
     the entries of several units concatenate into one statement (`DeferredWrite.mergeable`); the
     guarded variant writes only the rows of contacts whose save the guard let through."""
-    arrays = [
-        bindparam(f"{prefix}__{name}", type_=column_array(column.type))
-        for name, column in _ENQUEUED_COLUMNS.items()
-    ]
-    item = func.unnest(*arrays).table_valued(*_ENQUEUED_COLUMNS).render_derived(name="item")
+    item = unnested_rows(prefix, {name: column.type for name, column in _ENQUEUED_COLUMNS.items()})
     rows = select(item.c.email_id, item.c.operation, item.c.deletion, item.c.now, item.c.now)
     if prefix == _GUARDED_QUEUE:
         rows = rows.where(let_through(item.c.email_id))

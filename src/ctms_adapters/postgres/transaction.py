@@ -30,8 +30,10 @@ from sqlalchemy import (
     Select,
     String,
     Update,
+    bindparam,
     column,
     exc,
+    func,
     literal_column,
     select,
     table,
@@ -129,6 +131,16 @@ def column_array(column_type: Any) -> ARRAY[Any]:
     if isinstance(column_type, String) and column_type.length:
         column_type = String()
     return ARRAY(column_type)
+
+
+def unnested_rows(prefix: str, columns: Mapping[str, Any]) -> Any:
+    """`unnest(:<prefix>__<name>, ...) AS item(<name>, ...)`: rows given as one bound array per column
+    (`column_array` of each column type), the form of every mergeable write part."""
+    arrays = [
+        bindparam(f"{prefix}__{name}", type_=column_array(column_type))
+        for name, column_type in columns.items()
+    ]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name="item")
 
 
 def _as_sqlalchemy_error(error: Exception, statement: str) -> Exception:
@@ -437,8 +449,6 @@ class TransactionScope:
 
     async def defer(self, write: DeferredWrite) -> None:
         """Hold `write` back until the unit's next statement of another kind, or its commit."""
-        if write.parts & _GUARDED_PARTS and not (write.parts & _GUARD_PARTS or self.guarding()):
-            raise ValueError("guarded parts go out only with the guard of the unit's held writes")
         if self._deferred and not self._joins_deferred(write):
             await self._send_deferred()
         self._deferred.append(write)
