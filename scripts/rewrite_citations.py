@@ -9,6 +9,7 @@ fixes to `docs/compatibility.md §2` — and rewrites the citations in place.
     python scripts/rewrite_citations.py            # rewrite, print a summary
     python scripts/rewrite_citations.py --dry-run  # show what would change, write nothing
     python scripts/rewrite_citations.py --check    # exit 1 listing every citation still left
+    python scripts/rewrite_citations.py --self-test  # the known citation forms rewrite as expected
 
 It understands the forms the code uses: lists and ranges (`…§3.7.1, §3.7.2`, `…§2.4–§2.11`,
 `SPEC §5–§7`), items of the bug list and of the feature lists (`SPEC §6 item 4`, `items 5–8`,
@@ -299,7 +300,19 @@ CONTEXT_HINTS: dict[str, tuple[tuple[tuple[str, ...], tuple[Target, ...]], ...]]
         (("embedded",), c("15")),
     ),
     "9": (
-        (("reliab", "outage", " down", "503", "recover"), c("16.3")),
+        (
+            (
+                "reliab",
+                "outage",
+                " down",
+                "503",
+                "recover",
+                "no update",
+                "concurrent",
+                "idempotent",
+            ),
+            c("16.3"),
+        ),
         (("contacts/s", "sync worker", "sync benchmark", "in flight"), c("16.2")),
         (
             (
@@ -745,6 +758,46 @@ def remaining_citations(files: Iterable[Path]) -> list[str]:
     return found
 
 
+S = SECTION_SIGN
+# (text as written in a comment, expected rewrite in a .py file): the forms the code uses.
+EXAMPLES: tuple[tuple[str, str], ...] = (
+    (f"(R{S}2.7)", f"(docs/contract.md {S}4.4)"),
+    (f"(R{S}12)", f"(docs/compatibility.md {S}2)"),
+    (f"R{S}3.7.1, {S}3.7.2 apply", f"docs/contract.md {S}6.1, {S}6.2, {S}6.3 apply"),
+    (f"R{S}2.4–{S}2.6.", f"docs/contract.md {S}4.1, {S}4.2, {S}4.3."),
+    (f"SPEC {S}5–{S}7:", f"docs/contract.md {S}1.6, {S}14; docs/compatibility.md {S}2:"),
+    (f"SPEC {S}6 item 4)", f"docs/contract.md {S}4.4)"),
+    (f"(SPEC {S}6 items 5–8)", f"(docs/contract.md {S}2.6, {S}7.1, {S}7.2, {S}7.3)"),
+    (f"SPEC {S}6 (items 24, 26, 47).", f"docs/contract.md {S}10, {S}11.2, {S}11.5."),
+    (f"SPEC {S}6 fixes 17–21.", f"docs/contract.md {S}6.1, {S}6.2, {S}6.3."),
+    (f"SPEC {S}4.13", f"docs/contract.md {S}11.4"),
+    (f"SPEC {S}4 item 7, {S}6 item 27", f"docs/contract.md {S}8.2"),
+    (f"R{S}12.5 item 43:", f"docs/contract.md {S}8.5:"),
+    (f"R{S}10.2 items 6–7", f"docs/contract.md {S}13.1, {S}14.1"),
+    (f"R{S}2.2 step 5", f"docs/contract.md {S}2.2"),
+    (f'R{S}2.2 "Tracing"', f"docs/contract.md {S}2.7"),
+    (f"R{S}2.11 with SPEC {S}6 fixes 5–8", f"docs/contract.md {S}2.6, {S}7"),
+    (f"revoked (SPEC {S}7)", f"revoked (docs/contract.md {S}3.2)"),
+    (f"(reference R{S}7, R{S}8)", f"(docs/contract.md {S}11)"),
+    (f"R{S}1 of the v3.3 reference", f"docs/contract.md {S}1"),
+    (f"R{S}12.4 item\n34: x", f"docs/contract.md {S}13.4:\nx"),
+)
+
+
+def self_test() -> int:
+    """Rewrite the examples above (and their output again, for idempotence); report any mismatch."""
+    failures = 0
+    probe = ROOT / "src" / "example.py"
+    for written, expected in EXAMPLES:
+        got, _ = rewrite_text(written, probe)
+        again, count = rewrite_text(got, probe)
+        if got != expected or again != got or count:
+            failures += 1
+            print(f"FAIL {written!r}: got {got!r}, expected {expected!r}", file=sys.stderr)
+    print(f"{len(EXAMPLES) - failures}/{len(EXAMPLES)} examples rewritten as expected")
+    return 1 if failures else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", help="files or folders (default: every tracked file)")
@@ -755,7 +808,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument(
         "--dry-run", action="store_true", help="rewrite nothing, print what would change"
     )
+    mode.add_argument("--self-test", action="store_true", help="check the rewrite on known forms")
     args = parser.parse_args(argv)
+    if args.self_test:
+        return self_test()
     files = candidate_files(args.paths)
 
     if args.check:
