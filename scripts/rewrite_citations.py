@@ -285,10 +285,10 @@ QUALIFIERS: dict[tuple[str, str, str], tuple[Target, ...]] = {
 # section, first match wins; with no match the whole section is cited.
 CONTEXT_HINTS: dict[str, tuple[tuple[tuple[str, ...], tuple[Target, ...]], ...]] = {
     "7": (
-        (("revok", "rotat", " iat"), c("3.2")),
+        (("revok", "revoc", "rotat", " iat"), c("3.2")),
         (("last_access",), c("3.4")),
         (("permission", "role"), c("14.1")),
-        (("conflicts", "collided", "clash"), c("14.3")),
+        (("conflicts", "collid", "clash", "unique field"), c("14.3")),
         (
             ("relational", "recipient", "removerecipient", "from acoustic", "reach acoustic"),
             c("9.5"),
@@ -298,8 +298,10 @@ CONTEXT_HINTS: dict[str, tuple[tuple[tuple[str, ...], tuple[Target, ...]], ...]]
         (("lost edit", "re-enqueue", "enqueue", "version", "dead letter", "failed"), c("9.1")),
         (("sync", "worker", "queue", "acoustic"), c("9")),
         (("embedded",), c("15")),
+        (("token",), c("3.2")),
     ),
     "9": (
+        (("hot path",), c("16.1")),
         (
             (
                 "reliab",
