@@ -7,7 +7,7 @@ the repository page and section that now holds the rule — mostly `docs/contrac
 fixes to `docs/compatibility.md §2` — and rewrites the citations in place.
 
     python scripts/rewrite_citations.py            # rewrite, print a summary
-    python scripts/rewrite_citations.py --dry-run  # show what would change, write nothing
+    python scripts/rewrite_citations.py --dry-run  # print the diff it would make, write nothing
     python scripts/rewrite_citations.py --check    # exit 1 listing every citation still left
     python scripts/rewrite_citations.py --self-test  # the known citation forms rewrite as expected
 
@@ -24,6 +24,7 @@ The rewrite is idempotent: its output holds no citation it would rewrite again. 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
 import subprocess
@@ -808,7 +809,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--check", action="store_true", help="list remaining citations, exit 1 if any"
     )
     mode.add_argument(
-        "--dry-run", action="store_true", help="rewrite nothing, print what would change"
+        "--dry-run", action="store_true", help="rewrite nothing, print the diff it would make"
     )
     mode.add_argument("--self-test", action="store_true", help="check the rewrite on known forms")
     args = parser.parse_args(argv)
@@ -837,13 +838,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             new_text, count = rewrite_text(text, file)
         except UnmappedCitationError as error:
-            print(f"{file.relative_to(ROOT)}: no mapping for {error}", file=sys.stderr)
-            return 2
+            # a section no document has: leave the file as it is, report it, go on with the others
+            print(
+                f"{file.relative_to(ROOT)}: no mapping for {error}, file left unchanged",
+                file=sys.stderr,
+            )
+            continue
         if count and new_text != text:
             changed_files += 1
             rewritten += count
             if args.dry_run:
-                print(f"{file.relative_to(ROOT)}: {count} citation(s)")
+                name = str(file.relative_to(ROOT))
+                sys.stdout.writelines(
+                    difflib.unified_diff(
+                        text.splitlines(keepends=True),
+                        new_text.splitlines(keepends=True),
+                        fromfile=f"a/{name}",
+                        tofile=f"b/{name}",
+                        n=0,
+                    )
+                )
             else:
                 file.write_text(new_text, encoding="utf-8")
     verb = "would rewrite" if args.dry_run else "rewrote"
