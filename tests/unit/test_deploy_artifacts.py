@@ -1,4 +1,5 @@
-"""The alert rules and the Grafana dashboard of deploy/monitoring name only series CTMS exports.
+"""deploy/ agrees with the code: the alert rules and the Grafana dashboard name only series CTMS exports,
+and the Kubernetes manifests pass only settings CTMS reads, with values it accepts.
 
 A rule or a panel on a misspelt or renamed metric never fires and never draws: nothing else would notice.
 The exported names come from the real exposition: the API's `GET /metrics` (the app on the in-memory
@@ -195,3 +196,66 @@ def test_the_rules_and_the_dashboard_cover_the_failures_that_matter() -> None:
         "ctms_background_acoustic_sync_retries",
     ):
         assert any("dashboard.json:" in where for where in uses.get(family, ())), family
+
+
+# --- the Kubernetes settings ---------------------------------------------------------------------------------
+
+KUBERNETES = MONITORING.parent / "kubernetes"
+OVERLAY_DIRS = sorted(
+    path.parent for path in (KUBERNETES / "overlays").glob("*/kustomization.yaml")
+)
+
+
+def env_file(path: Path) -> dict[str, str]:
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
+    return dict(pairs)
+
+
+def overlay_settings(overlay: Path) -> dict[str, str]:
+    """The ConfigMap an overlay generates: the base's env file merged with the overlay's literals."""
+    merged = env_file(KUBERNETES / "base" / "ctms.env")
+    for generator in yaml.safe_load((overlay / "kustomization.yaml").read_text()).get(
+        "configMapGenerator", []
+    ):
+        merged.update(literal.split("=", 1) for literal in generator.get("literals", []))
+    return merged
+
+
+def base_containers() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(pod spec, container) of every workload in the base."""
+    for path in sorted((KUBERNETES / "base").glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document and document["kind"] in {"Deployment", "Job"}:
+                pod = document["spec"]["template"]["spec"]
+                for container in pod["containers"]:
+                    yield pod, container
+
+
+def test_every_setting_the_manifests_pass_is_one_ctms_reads() -> None:
+    known = set(Settings.env_names().values())
+    passed = {name for overlay in OVERLAY_DIRS for name in overlay_settings(overlay)}
+    passed |= {
+        variable["name"] for _, container in base_containers() for variable in container["env"]
+    }
+    assert OVERLAY_DIRS and passed
+    assert passed - known == set()
+
+
+@pytest.mark.parametrize("overlay", OVERLAY_DIRS, ids=lambda path: path.name)
+def test_each_overlays_settings_parse(overlay: Path) -> None:
+    secrets = {"CTMS_DB_URL": "postgresql://ctms_app@db:5432/ctms", "CTMS_SECRET_KEY": "k"}
+    settings = Settings.from_env({**overlay_settings(overlay), **secrets})
+    # Readiness is /__heartbeat__, which a backlog limit would turn into 503 on every API pod at once.
+    assert settings.acoustic_max_backlog is None and settings.acoustic_max_retry_backlog is None
+    assert settings.background_healthcheck_path is not None
+
+
+def test_the_worker_heartbeat_file_is_on_a_writable_volume() -> None:
+    path = overlay_settings(OVERLAY_DIRS[0])["CTMS_BACKGROUND_HEALTHCHECK_PATH"]
+    [(pod, worker)] = [(p, c) for p, c in base_containers() if c["args"] == ["sync"]]
+    assert worker["securityContext"]["readOnlyRootFilesystem"] is True
+    empty_dirs = {volume["name"] for volume in pod["volumes"] if "emptyDir" in volume}
+    writable = {m["mountPath"] for m in worker["volumeMounts"] if m["name"] in empty_dirs}
+    assert str(Path(path).parent) in writable
+    assert worker["livenessProbe"]["exec"]["command"] == ["ctms", "healthcheck-sync"]
