@@ -8,7 +8,8 @@
    `KUBERNETES_VERSIONS`; custom resources without a bundled schema (ServiceMonitor) are checked by 3;
 3. the objects refer to each other correctly: Services and ServiceMonitors select something and name
    ports that exist, the HPA and the PDB find their Deployment, every ConfigMap reference resolves, and
-   every Secret reference names the one documented Secret (deploy/README.md);
+   every Secret reference names the one documented Secret, and the migrations Job and the objects it needs
+   carry the label that deploy/README.md applies before the rollout;
 4. `checkov` finds no security misconfiguration in the rendered manifests (accepted findings are skipped
    with a reason, in annotations next to the object, so a reviewer sees them where they apply);
 5. `promtool check rules` accepts the alert rules, `promtool test rules` passes their unit tests, and every
@@ -51,6 +52,9 @@ KUBERNETES_VERSIONS = (OLDEST_KUBERNETES, kubernetes_validate.latest_version())
 MINIMUM_KUSTOMIZE_MAJOR = 5
 # Custom resources: no schema ships with kubernetes-validate; the reference checks cover them.
 CUSTOM_RESOURCES = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+# deploy/README.md applies the objects with this label first, then everything: the migrations Job must find
+# every object it refers to among them.
+BEFORE_ROLLOUT_LABEL = "ctms.mozilla.org/apply-before-rollout"
 # The only Secret the manifests read; created per environment outside this repository.
 SECRET_NAME = "ctms-secrets"  # noqa: S105 - a name, not a secret
 # Grafana's built-in and dashboard variables, replaced by plausible values before promtool parses a query.
@@ -194,6 +198,7 @@ def reference_problems(manifests: list[Manifest]) -> Iterator[str]:
             yield f"PodDisruptionBudget/{name} selects no Deployment"
 
     config_maps = set(by_kind.get("ConfigMap", {}))
+    yield from before_rollout_problems(manifests, by_kind)
     for owner, template in templates:
         for container in template["spec"]["containers"]:
             for source in container.get("envFrom", []):
@@ -212,6 +217,33 @@ def reference_problems(manifests: list[Manifest]) -> Iterator[str]:
                 secret = value_from.get("secretKeyRef")
                 if secret and secret["name"] != SECRET_NAME:
                     yield f"{owner} reads Secret {secret['name']!r}; the documented one is {SECRET_NAME!r}"
+
+
+def before_rollout_problems(
+    manifests: list[Manifest], by_kind: dict[str, dict[str, Manifest]]
+) -> Iterator[str]:
+    def early(kind: str, name: str) -> bool:
+        labels = by_kind.get(kind, {}).get(name, {}).get("metadata", {}).get("labels", {})
+        return labels.get(BEFORE_ROLLOUT_LABEL) == "true"
+
+    jobs = [m for m in manifests if m["kind"] == "Job"]
+    if not any(early("Job", job["metadata"]["name"]) for job in jobs):
+        yield f"no Job carries {BEFORE_ROLLOUT_LABEL}=true: the release order of deploy/README.md breaks"
+    for job in jobs:
+        name = job["metadata"]["name"]
+        if not early("Job", name):
+            continue
+        pod = job["spec"]["template"]["spec"]
+        needed = [("ServiceAccount", pod.get("serviceAccountName", "default"))]
+        needed += [
+            ("ConfigMap", source["configMapRef"]["name"])
+            for container in pod["containers"]
+            for source in container.get("envFrom", [])
+            if "configMapRef" in source
+        ]
+        for kind, needed_name in needed:
+            if needed_name in by_kind.get(kind, {}) and not early(kind, needed_name):
+                yield f"Job/{name} needs {kind}/{needed_name}, which lacks {BEFORE_ROLLOUT_LABEL}=true"
 
 
 # --- 4. checkov -------------------------------------------------------------------------------------------
