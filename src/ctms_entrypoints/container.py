@@ -44,6 +44,8 @@ def _engine_from_settings(settings: Settings) -> Any:
         pool_timeout=settings.db_pool_timeout_in_seconds,
         pool_recycle=settings.db_pool_recycle_in_seconds,
         echo=settings.log_sqlalchemy,
+        statement_timeout=settings.db_statement_timeout_seconds,
+        connect_timeout=settings.db_connect_timeout_seconds,
     )
 
 

@@ -180,6 +180,12 @@ class Settings:
     web_concurrency: int = 1
     #: CTMS_VERSION_FILE: `version.json` served by `/__version__` (None → the default lookup).
     version_file: Path | None = None
+    #: CTMS_DB_STATEMENT_TIMEOUT_SECONDS: longest a database statement may take (decimals allowed).
+    #: PostgreSQL cancels it then; a database that does not answer at all is given up on a second
+    #: later and the connection discarded. Either way the request answers 503 (docs/configuration.md).
+    db_statement_timeout_seconds: float = 5.0
+    #: CTMS_DB_CONNECT_TIMEOUT_SECONDS: longest opening a database connection may take, then 503.
+    db_connect_timeout_seconds: float = 5.0
 
     _MINIMUMS: ClassVar[Mapping[str, float]] = {
         "db_pool_size": 0,
@@ -209,8 +215,14 @@ class Settings:
                 problems[_env_name(name)] = f"must be at least {minimum:g}, got {value!r}"
         if self.port > 65535:
             problems[_env_name("port")] = f"must be at most 65535, got {self.port!r}"
-        if not (self.acoustic_timeout_s > 0 and math.isfinite(self.acoustic_timeout_s)):
-            problems[_env_name("acoustic_timeout_s")] = "must be a positive number of seconds"
+        for name in (
+            "acoustic_timeout_s",
+            "db_statement_timeout_seconds",
+            "db_connect_timeout_seconds",
+        ):
+            seconds = getattr(self, name)
+            if not (seconds > 0 and math.isfinite(seconds)):
+                problems[_env_name(name)] = "must be a positive number of seconds"
         if self.token_expiration <= timedelta(0):
             problems[_env_name("token_expiration")] = "must be a positive duration"
         if self.logging_level not in LOGGING_LEVELS:
