@@ -115,9 +115,16 @@ class Container(containers.DeclarativeContainer):
         retry_limit=settings.provided.acoustic_retry_limit,
     )
 
+    # One registry per process (R§8.1: per-process metrics).
+    metrics = providers.Singleton(Metrics)
+
     # Stripe ingestion (R§2.12) and the Pub/Sub push endpoint (R§2.13); the JWKS client is built on first use.
     stripe_ingest_service = providers.Singleton(
-        StripeIngestService, uow_factory, clock, providers.Singleton(StripeContactToucher, clock)
+        StripeIngestService,
+        uow_factory,
+        clock,
+        providers.Singleton(StripeContactToucher, clock),
+        contacts_queued=metrics.provided.count_pending_acoustic_sync,
     )
     pubsub_http_client = providers.Singleton(httpx.AsyncClient)
     jwks_fetcher = providers.Singleton(
@@ -130,9 +137,6 @@ class Container(containers.DeclarativeContainer):
         push_token_verifier,
         providers.Callable(_push_settings, settings),
     )
-
-    # One registry per process (R§8.1: per-process metrics).
-    metrics = providers.Singleton(Metrics)
 
 
 def memory_storage(store: InMemoryStore | None = None) -> dict[str, Any]:
