@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 
 from ctms_core.domain.acoustic import AcousticConfiguration, map_contact
 from ctms_core.domain.contact import Contact
+from ctms_core.domain.redaction import redact_addresses
 from ctms_core.domain.segments import Product
 from ctms_core.domain.sync import (
     BACKOFF_BASE_SECONDS,
@@ -304,9 +306,10 @@ class SyncService:
         except AcousticError as error:
             self._observe(error.calls)
             context.update(UploadReport(calls=error.calls).log_context())
+            description = redact_addresses(repr(error))
             sync_logger.error(
-                "Could not upload contact: %r",
-                error,
+                "Could not upload contact: %s",
+                description,
                 extra={
                     "email_id": str(item.email_id),
                     "primary_email_domain": primary_email_domain(address),
@@ -315,16 +318,21 @@ class SyncService:
             contact_logger.error(
                 "Failure for contact in sync to acoustic...", extra={**context, "success": False}
             )
-            return _Failure(item, failure_kind(error), repr(error))
+            return _Failure(item, failure_kind(error), description)
         except Exception as error:
-            sync_logger.exception(
-                "Exception occurred when processing acoustic record.",
+            # Not `logger.exception`: the traceback ends with the exception's message, which may quote
+            # the address; it is logged redacted, like the message.
+            description = redact_addresses(repr(error))
+            sync_logger.error(
+                "Exception occurred when processing acoustic record: %s",
+                description,
                 extra={
                     "email_id": str(item.email_id),
                     "primary_email_domain": primary_email_domain(address),
+                    "traceback": redact_addresses("".join(traceback.format_exception(error))),
                 },
             )
-            return _Failure(item, failure_kind(error), repr(error))
+            return _Failure(item, failure_kind(error), description)
         self._observe(report.calls)
         context.update(report.log_context())
         contact_logger.debug(
