@@ -68,6 +68,12 @@ def _erasure_salt(settings: Settings) -> bytes:
     return derive_erasure_salt(secret)
 
 
+def _erasure_retention(settings: Settings) -> timedelta | None:
+    """How long an erased address may wait for delivery to Acoustic: None when sync is off, since
+    nothing would ever deliver it (docs/permissions.md, "Erasure")."""
+    return settings.erasure_address_retention if settings.acoustic_sync_feature_flag else None
+
+
 def _push_settings(settings: Settings) -> PushSettings:
     return PushSettings(
         client=settings.pubsub_client,
@@ -89,9 +95,17 @@ class Container(containers.DeclarativeContainer):
     database_health = providers.Singleton(PostgresDatabaseHealth, engine)
 
     erasure_salt = providers.Callable(_erasure_salt, settings)
+    # One registry per process (R§8.1: per-process metrics).
+    metrics = providers.Singleton(Metrics)
 
     contact_service = providers.Singleton(
-        ContactService, uow_factory, clock, id_generator, erasure_salt=erasure_salt
+        ContactService,
+        uow_factory,
+        clock,
+        id_generator,
+        erasure_salt=erasure_salt,
+        erasure_retention=providers.Callable(_erasure_retention, settings),
+        erasure_addresses_dropped=metrics.provided.count_erasure_addresses_dropped,
     )
     auth_service = providers.Singleton(
         AuthService,
@@ -114,9 +128,6 @@ class Container(containers.DeclarativeContainer):
         clock,
         retry_limit=settings.provided.acoustic_retry_limit,
     )
-
-    # One registry per process (R§8.1: per-process metrics).
-    metrics = providers.Singleton(Metrics)
 
     # Stripe ingestion (R§2.12) and the Pub/Sub push endpoint (R§2.13); the JWKS client is built on first use.
     stripe_ingest_service = providers.Singleton(

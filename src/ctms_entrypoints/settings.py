@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
+from ctms_core.domain.erasure import DEFAULT_ERASURE_ADDRESS_RETENTION
+
 __all__ = [
     "DEFAULT_PUBSUB_JWKS_URL",
     "LOGGING_LEVELS",
@@ -180,6 +182,10 @@ class Settings:
     web_concurrency: int = 1
     #: CTMS_VERSION_FILE: `version.json` served by `/__version__` (None → the default lookup).
     version_file: Path | None = None
+    #: CTMS_ERASURE_ADDRESS_RETENTION: how long an erased contact's address may wait in the Acoustic
+    #: sync queue for its erasure to be delivered; then it is dropped (docs/permissions.md). With
+    #: Acoustic sync off no address is kept at all.
+    erasure_address_retention: timedelta = DEFAULT_ERASURE_ADDRESS_RETENTION
     #: CTMS_DB_STATEMENT_TIMEOUT_SECONDS: longest a database statement may take (decimals allowed).
     #: PostgreSQL cancels it then; a database that does not answer at all is given up on a second
     #: later and the connection discarded. Either way the request answers 503 (docs/configuration.md).
@@ -225,6 +231,8 @@ class Settings:
                 problems[_env_name(name)] = "must be a positive number of seconds"
         if self.token_expiration <= timedelta(0):
             problems[_env_name("token_expiration")] = "must be a positive duration"
+        if self.erasure_address_retention <= timedelta(0):
+            problems[_env_name("erasure_address_retention")] = "must be a positive duration"
         if self.logging_level not in LOGGING_LEVELS:
             problems[_env_name("logging_level")] = (
                 f"must be one of {', '.join(LOGGING_LEVELS)}, got {self.logging_level!r}"

@@ -23,6 +23,7 @@ from ctms_adapters.acoustic import HttpxAcousticGateway
 from ctms_adapters.memory import ManualClock, SequentialIdGenerator
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
 from ctms_core.domain.contact import Contact
+from ctms_core.domain.erasure import DEFAULT_ERASURE_ADDRESS_RETENTION
 from ctms_core.domain.inputs import ContactPatch, parse_contact_input
 from ctms_core.domain.sync import PendingSync, QueueCounts
 from ctms_core.services.contacts import ContactService
@@ -91,7 +92,13 @@ class Deployment:
     ) -> None:
         self.clock = ManualClock(START)
         self.uow_factory = uow_factory
-        self.contacts = ContactService(uow_factory, self.clock, SequentialIdGenerator())
+        # Acoustic sync is on in these deployments: erasures are queued for the worker.
+        self.contacts = ContactService(
+            uow_factory,
+            self.clock,
+            SequentialIdGenerator(),
+            erasure_retention=DEFAULT_ERASURE_ADDRESS_RETENTION,
+        )
         self.sync = self.worker(gateway, **policy)
 
     def worker(self, gateway: HttpxAcousticGateway, **policy: object) -> SyncService:

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from ctms_core.domain.acoustic import AcousticConfiguration, map_contact
 from ctms_core.domain.contact import Contact
+from ctms_core.domain.erasure import DEFAULT_ERASURE_ADDRESS_RETENTION
 from ctms_core.domain.redaction import redact_addresses
 from ctms_core.domain.segments import Product
 from ctms_core.domain.sync import (
@@ -54,6 +55,7 @@ from ctms_core.ports.acoustic import (
 from ctms_core.ports.clock import Clock
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.acoustic_products import products_of_contacts
+from ctms_core.services.erasures import drop_undelivered_erasure_addresses
 
 __all__ = ["SyncObserver", "SyncPolicy", "SyncService", "failure_kind"]
 
@@ -79,6 +81,9 @@ class SyncPolicy:
     #: The longest pause between two attempts while Acoustic is down (the pause starts at
     #: `backoff_base_s` and doubles with each pass that finds Acoustic down).
     outage_pause_cap_s: float = OUTAGE_PAUSE_CAP_SECONDS
+    #: `CTMS_ERASURE_ADDRESS_RETENTION`: how long an erased contact's address may wait in the queue for
+    #: its erasure to be delivered; each pass drops the erasures that waited longer.
+    erasure_retention: timedelta = DEFAULT_ERASURE_ADDRESS_RETENTION
 
 
 def failure_kind(error: Exception) -> FailureKind:
@@ -105,12 +110,17 @@ class SyncObserver(Protocol):
 
     def contact_done(self, state: SyncState) -> None: ...
 
+    def erasure_addresses_dropped(self, count: int) -> None: ...
+
 
 class _NoObserver:
     def acoustic_call(self, call: AcousticCall) -> None:
         pass
 
     def contact_done(self, state: SyncState) -> None:
+        pass
+
+    def erasure_addresses_dropped(self, count: int) -> None:
         pass
 
 
@@ -156,6 +166,7 @@ class SyncService:
         )
         if not policy.sync_enabled:
             return stats
+        await self._drop_undelivered_erasure_addresses(now)
         try:
             counts = await self.counts()
         except Exception:
@@ -256,6 +267,21 @@ class SyncService:
                 await self._fail(
                     failure.item, failure.error, self.outage.resume_at, use_retry=False
                 )
+
+    async def _drop_undelivered_erasure_addresses(self, now: datetime) -> None:
+        """Drop the queued erasures that waited longer than the retention (also while Acoustic is
+        down: the bound holds whatever happens upstream)."""
+        try:
+            async with self._uow_factory() as uow:
+                dropped = await drop_undelivered_erasure_addresses(
+                    uow, now, self.policy.erasure_retention
+                )
+                await uow.commit()
+        except Exception:
+            sync_logger.exception("Could not drop the expired erasure addresses.")
+            return
+        if dropped:
+            self._observer.erasure_addresses_dropped(len(dropped))
 
     async def _read_contacts(
         self, claimed: list[PendingSync]
