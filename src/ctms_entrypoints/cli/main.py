@@ -158,7 +158,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         os.environ["CTMS_SERVER_PREFIX"] = f"http://localhost:{port}"
         settings = dataclasses.replace(settings, server_prefix=os.environ["CTMS_SERVER_PREFIX"])
     set_up_observability(settings, load_version_document(settings))
-    with database_runtime(settings) as runtime:
+    with database_runtime(settings, migrate_in_a_child_process=True) as runtime:
         resolved = runtime.settings
         if runtime.development:
             _announce_development_client(runtime)
