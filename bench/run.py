@@ -214,6 +214,7 @@ def updates_memory_check(
             contacts += len(page["items"])
             per_page.append(memory.tree_rss(api.pid).largest / MB)
             url = page["next"]
+    sampler.sample()
     pages = len(per_page)
     third = max(1, pages // 3)
     growth = max(per_page[-third:], default=0) - max(per_page[:third], default=0)
@@ -226,6 +227,7 @@ def updates_memory_check(
         "rss_first_mb": round(per_page[0], 1) if per_page else None,
         "rss_last_mb": round(per_page[-1], 1) if per_page else None,
         "rss_max_mb": round(max(per_page, default=0), 1),
+        "rss_peak_mb": round(sampler.peak_largest / MB, 1),  # VmHWM: the exact peak
         "growth_last_third_vs_first_third_mb": round(growth, 1),
         "flat": pages > 0 and growth <= FLAT_TOLERANCE_MB,
         "rss_per_page_mb": [round(value, 1) for value in per_page],
@@ -285,7 +287,7 @@ def print_table(workers: int, results: dict[str, ScenarioResult], baseline_rps: 
             f"{result.server_cpu_ms_per_request:>11.2f}"
         )
     print(
-        "RSS MB = peak of the largest process / peak sum over the server's process tree; "
+        "RSS MB = peak (VmHWM) of the largest process / peak sum over the server's process tree; "
         "CPU = cores busy in the API processes / in the embedded PostgreSQL; "
         "ms CPU/req = API CPU time per request (robust to a busy machine)"
     )
@@ -313,6 +315,8 @@ def measure_server(
             raise SystemExit("--profile needs py-spy (pip install py-spy, or --py-spy PATH)")
     log(f"starting ctms serve --workers {workers}")
     with server.ApiServer(environment, workers, work_dir / f"serve-w{workers}.log") as api:
+        startup_peak = max(memory.peak_rss_bytes(pid) for pid in memory.process_tree(api.pid))
+        log(f"API started: peak RSS (VmHWM) {startup_peak / MB:.1f} MB")
         sampler = memory.RssSampler(api.pid)
         sampler.start()
         try:
@@ -343,6 +347,7 @@ def measure_server(
                         profile_dir=work_dir if scenario in profiled else None,
                     )
                     runs.setdefault(scenario, []).append(result)
+                    log(f"  peak RSS (VmHWM) of {scenario}: {result.rss_peak_largest_mb:.1f} MB")
             heartbeat_runs = runs.pop("heartbeat")
             baseline = sum(run.rps for run in heartbeat_runs) / len(heartbeat_runs)
             results = {"heartbeat": best_of(heartbeat_runs)}
@@ -373,7 +378,7 @@ def measure_server(
             print(
                 f"/updates memory: {updates_memory['pages']} pages, {updates_memory['contacts']} "
                 f"contacts, RSS first {updates_memory['rss_first_mb']} MB, last "
-                f"{updates_memory['rss_last_mb']} MB, max {updates_memory['rss_max_mb']} MB, "
+                f"{updates_memory['rss_last_mb']} MB, peak (VmHWM) {updates_memory['rss_peak_mb']} MB, "
                 f"growth {updates_memory['growth_last_third_vs_first_third_mb']} MB → "
                 f"{'flat' if updates_memory['flat'] else 'GROWING'}"
             )

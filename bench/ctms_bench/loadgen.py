@@ -7,6 +7,7 @@ import asyncio
 import json
 import random
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -203,7 +204,9 @@ class PythonScenario:
         self.rng = rng
         self.cursor: str | None = None
         self.counter = 0
-        self.tag = f"{rng.getrandbits(32):08x}"
+        # Not from `rng` (seeded per connection): a warm-up and the measured run must not create the
+        # same addresses, which would answer 409.
+        self.tag = secrets.token_hex(4)
 
     def next_request(self) -> bytes:
         w, rng = self.workload, self.rng

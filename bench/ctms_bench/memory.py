@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -35,15 +36,32 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-def rss_bytes(pid: int) -> int:
-    """VmRSS of one process (0 if it is gone)."""
+def _status_bytes(pid: int, field_name: str) -> int:
     try:
         for line in Path("/proc", str(pid), "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field_name):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def rss_bytes(pid: int) -> int:
+    """VmRSS of one process (0 if it is gone)."""
+    return _status_bytes(pid, "VmRSS:")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """VmHWM of one process: the kernel's own peak of its RSS since start or the last
+    `reset_peak_rss` — exact, unlike a sample, which misses a peak between two samples."""
+    return _status_bytes(pid, "VmHWM:")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Lower the process's VmHWM to its current RSS (`/proc/<pid>/clear_refs`, Linux 4.0+), so the
+    next `peak_rss_bytes` is the peak of what follows."""
+    with contextlib.suppress(OSError):
+        Path("/proc", str(pid), "clear_refs").write_text("5")
 
 
 @dataclass(frozen=True)
@@ -60,7 +78,9 @@ def tree_rss(root: int) -> TreeRss:
 
 @dataclass
 class RssSampler:
-    """Samples the RSS of a process tree in a background thread and keeps the peaks."""
+    """Samples the RSS of a process tree in a background thread and keeps the peaks: `peak_largest` is
+    the largest process's VmHWM (its exact peak since `reset`), `peak_total` the largest sampled sum
+    over the tree."""
 
     root: int
     interval: float = 0.2
@@ -73,11 +93,14 @@ class RssSampler:
     def sample(self) -> TreeRss:
         current = tree_rss(self.root)
         self.peak_total = max(self.peak_total, current.total)
-        self.peak_largest = max(self.peak_largest, current.largest)
+        peaks = [peak_rss_bytes(pid) for pid in process_tree(self.root)]
+        self.peak_largest = max(self.peak_largest, current.largest, *peaks)
         self.samples += 1
         return current
 
     def reset(self) -> None:
+        for pid in process_tree(self.root):
+            reset_peak_rss(pid)
         self.peak_total = self.peak_largest = self.samples = 0
 
     def start(self) -> None:

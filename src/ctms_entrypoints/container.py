@@ -44,6 +44,8 @@ def _engine_from_settings(settings: Settings) -> Any:
         pool_timeout=settings.db_pool_timeout_in_seconds,
         pool_recycle=settings.db_pool_recycle_in_seconds,
         echo=settings.log_sqlalchemy,
+        statement_timeout=settings.db_statement_timeout_seconds,
+        connect_timeout=settings.db_connect_timeout_seconds,
     )
 
 
@@ -64,6 +66,12 @@ def _erasure_salt(settings: Settings) -> bytes:
             "Erasures need CTMS_ERASURE_HASH_SALT or CTMS_SECRET_KEY to hash the erased addresses"
         )
     return derive_erasure_salt(secret)
+
+
+def _erasure_retention(settings: Settings) -> timedelta | None:
+    """How long an erased address may wait for delivery to Acoustic: None when sync is off, since
+    nothing would ever deliver it (docs/permissions.md, "Erasure")."""
+    return settings.erasure_address_retention if settings.acoustic_sync_feature_flag else None
 
 
 def _push_settings(settings: Settings) -> PushSettings:
@@ -87,9 +95,17 @@ class Container(containers.DeclarativeContainer):
     database_health = providers.Singleton(PostgresDatabaseHealth, engine)
 
     erasure_salt = providers.Callable(_erasure_salt, settings)
+    # One registry per process (R§8.1: per-process metrics).
+    metrics = providers.Singleton(Metrics)
 
     contact_service = providers.Singleton(
-        ContactService, uow_factory, clock, id_generator, erasure_salt=erasure_salt
+        ContactService,
+        uow_factory,
+        clock,
+        id_generator,
+        erasure_salt=erasure_salt,
+        erasure_retention=providers.Callable(_erasure_retention, settings),
+        erasure_addresses_dropped=metrics.provided.count_erasure_addresses_dropped,
     )
     auth_service = providers.Singleton(
         AuthService,
@@ -115,7 +131,11 @@ class Container(containers.DeclarativeContainer):
 
     # Stripe ingestion (R§2.12) and the Pub/Sub push endpoint (R§2.13); the JWKS client is built on first use.
     stripe_ingest_service = providers.Singleton(
-        StripeIngestService, uow_factory, clock, providers.Singleton(StripeContactToucher, clock)
+        StripeIngestService,
+        uow_factory,
+        clock,
+        providers.Singleton(StripeContactToucher, clock),
+        contacts_queued=metrics.provided.count_pending_acoustic_sync,
     )
     pubsub_http_client = providers.Singleton(httpx.AsyncClient)
     jwks_fetcher = providers.Singleton(
@@ -128,9 +148,6 @@ class Container(containers.DeclarativeContainer):
         push_token_verifier,
         providers.Callable(_push_settings, settings),
     )
-
-    # One registry per process (R§8.1: per-process metrics).
-    metrics = providers.Singleton(Metrics)
 
 
 def memory_storage(store: InMemoryStore | None = None) -> dict[str, Any]:

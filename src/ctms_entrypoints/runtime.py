@@ -13,12 +13,13 @@ import dataclasses
 import json
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ctms_adapters.embedded_pg import EmbeddedPostgres
-from ctms_adapters.postgres.migrations import upgrade
 from ctms_entrypoints.settings import Settings
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
@@ -60,10 +61,34 @@ def _prepare_data_dir(data_dir: Path) -> None:
         data_dir.chmod(data_dir.stat().st_mode & 0o7777 | 0o111)
 
 
+def upgrade_to_head(url: str) -> None:
+    """Migrate the database of `url` to the head revision."""
+    # Imported here: alembic costs the process ~7 MB when imported and ~5 MB more once it has run.
+    from ctms_adapters.postgres.migrations import upgrade
+
+    upgrade(url)
+
+
+def upgrade_to_head_in_a_child_process(url: str) -> None:
+    """`ctms db upgrade` in a short-lived child process (the URL passed in its environment, never on
+    its command line): the API process (`ctms serve`) then never holds alembic, which is 12 MB of its
+    peak memory (docs/performance.md). The child's errors go to stderr; a failure raises here."""
+    environment = {**os.environ, "CTMS_DB_URL": url}
+    program = "from ctms_entrypoints.cli.main import main; main()"
+    command = [sys.executable, "-c", program, "db", "upgrade"]
+    completed = subprocess.run(command, env=environment, stdout=subprocess.DEVNULL, check=False)  # noqa: S603 - our own interpreter and module
+    if completed.returncode != 0:
+        raise RuntimeError(f"migrating the database failed (exit status {completed.returncode})")
+
+
 @contextlib.contextmanager
-def database_runtime(settings: Settings, *, migrate: bool = True) -> Iterator[Runtime]:
+def database_runtime(
+    settings: Settings, *, migrate: bool = True, migrate_in_a_child_process: bool = False
+) -> Iterator[Runtime]:
     """Yield settings that point at a ready database; start (and later stop) the embedded one if
-    no `CTMS_DB_URL` is configured."""
+    no `CTMS_DB_URL` is configured. `migrate`: bring it to the head revision first, in a child
+    process with `migrate_in_a_child_process` (for the long-lived serving process)."""
+    upgrade = upgrade_to_head_in_a_child_process if migrate_in_a_child_process else upgrade_to_head
     if settings.async_db_url is not None:
         if migrate:
             upgrade(settings.async_db_url)

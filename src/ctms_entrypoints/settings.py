@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
+from ctms_core.domain.erasure import DEFAULT_ERASURE_ADDRESS_RETENTION
+
 __all__ = [
     "DEFAULT_PUBSUB_JWKS_URL",
     "LOGGING_LEVELS",
@@ -180,6 +182,16 @@ class Settings:
     web_concurrency: int = 1
     #: CTMS_VERSION_FILE: `version.json` served by `/__version__` (None → the default lookup).
     version_file: Path | None = None
+    #: CTMS_ERASURE_ADDRESS_RETENTION: how long an erased contact's address may wait in the Acoustic
+    #: sync queue for its erasure to be delivered; then it is dropped (docs/permissions.md). With
+    #: Acoustic sync off no address is kept at all.
+    erasure_address_retention: timedelta = DEFAULT_ERASURE_ADDRESS_RETENTION
+    #: CTMS_DB_STATEMENT_TIMEOUT_SECONDS: longest a database statement may take (decimals allowed).
+    #: PostgreSQL cancels it then; a database that does not answer at all is given up on a second
+    #: later and the connection discarded. Either way the request answers 503 (docs/configuration.md).
+    db_statement_timeout_seconds: float = 5.0
+    #: CTMS_DB_CONNECT_TIMEOUT_SECONDS: longest opening a database connection may take, then 503.
+    db_connect_timeout_seconds: float = 5.0
 
     _MINIMUMS: ClassVar[Mapping[str, float]] = {
         "db_pool_size": 0,
@@ -209,10 +221,18 @@ class Settings:
                 problems[_env_name(name)] = f"must be at least {minimum:g}, got {value!r}"
         if self.port > 65535:
             problems[_env_name("port")] = f"must be at most 65535, got {self.port!r}"
-        if not (self.acoustic_timeout_s > 0 and math.isfinite(self.acoustic_timeout_s)):
-            problems[_env_name("acoustic_timeout_s")] = "must be a positive number of seconds"
+        for name in (
+            "acoustic_timeout_s",
+            "db_statement_timeout_seconds",
+            "db_connect_timeout_seconds",
+        ):
+            seconds = getattr(self, name)
+            if not (seconds > 0 and math.isfinite(seconds)):
+                problems[_env_name(name)] = "must be a positive number of seconds"
         if self.token_expiration <= timedelta(0):
             problems[_env_name("token_expiration")] = "must be a positive duration"
+        if self.erasure_address_retention <= timedelta(0):
+            problems[_env_name("erasure_address_retention")] = "must be a positive duration"
         if self.logging_level not in LOGGING_LEVELS:
             problems[_env_name("logging_level")] = (
                 f"must be one of {', '.join(LOGGING_LEVELS)}, got {self.logging_level!r}"

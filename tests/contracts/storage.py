@@ -607,6 +607,24 @@ class ErasureAuditRepositoryContract:
         assert [r.email_id for r in later] == [second.email_id]
         assert [r.email_id for r in by_hash] == [first.email_id]
 
+    async def test_dropped_addresses_are_marked_once(self, uow_factory: UowFactory) -> None:
+        dropped, kept = uuid.uuid4(), uuid.uuid4()
+        async with uow_factory() as uow:
+            for email_id in (dropped, kept):
+                await uow.erasures.add(
+                    ErasureRecord(
+                        erased_at=DEFAULT_TIME, client_id=None, email_id=email_id, email_hash="d"
+                    )
+                )
+            await uow.commit()
+        for at in (DEFAULT_TIME + timedelta(days=3), DEFAULT_TIME + timedelta(days=4)):
+            async with uow_factory() as uow:
+                await uow.erasures.mark_address_dropped([dropped], at)
+                await uow.commit()
+        async with uow_factory() as uow:
+            marks = {r.email_id: r.address_dropped_at for r in await uow.erasures.list()}
+        assert marks == {dropped: DEFAULT_TIME + timedelta(days=3), kept: None}
+
     async def test_uncommitted_records_leave_no_trace(self, uow_factory: UowFactory) -> None:
         async with uow_factory() as uow:
             await uow.erasures.add(
@@ -967,6 +985,24 @@ class SyncQueueContract:
             await uow.commit()
         (item,) = await _claim(uow_factory)
         assert (item.operation, item.deletion) == ("erase", deletion)
+
+    async def test_erasures_queued_until_a_time_are_dropped_with_their_address(
+        self, uow_factory: UowFactory
+    ) -> None:
+        """Only erasures, only those queued at or before the time; syncs and later erasures stay."""
+        old, recent, synced = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        async with uow_factory() as uow:
+            for email_id, at in ((old, QUEUE_NOW), (recent, QUEUE_NOW + timedelta(seconds=2))):
+                deletion = AcousticDeletion(email_id=email_id, primary_email=f"{email_id}@e.com")
+                await uow.sync_queue.enqueue_erasure(deletion, at)
+            await uow.sync_queue.enqueue(synced, QUEUE_NOW)
+            await uow.commit()
+        async with uow_factory() as uow:
+            dropped = await uow.sync_queue.drop_erasures(QUEUE_NOW + timedelta(seconds=1))
+            await uow.commit()
+        assert dropped == [old]
+        claimed = await _claim(uow_factory, now=QUEUE_NOW + timedelta(seconds=3))
+        assert sorted(item.email_id for item in claimed) == sorted([recent, synced])
 
 
 class AcousticConfigContract:

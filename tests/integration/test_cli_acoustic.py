@@ -83,6 +83,29 @@ async def test_failed_contacts_are_listed_and_resynced(
     assert (await ctms("acoustic", "failed")).output == "No contact past the retry limit.\n"
 
 
+async def test_failed_contacts_are_listed_without_the_addresses_their_errors_quote(
+    ctms: Ctms, empty_database: AsyncEngine
+) -> None:
+    """An error stored before upstream text was redacted at the source is printed redacted."""
+    contact = make_contact(primary_email="quoted.contact@example.com")
+    uow_factory = PostgresUnitOfWorkFactory(empty_database)
+    now = datetime.now(UTC)
+    async with uow_factory() as uow:
+        await uow.contacts.add(contact)
+        await uow.sync_queue.enqueue(contact.email_id, now)
+        await uow.commit()
+    for _ in range(6):  # the default retry limit
+        async with uow_factory() as uow:
+            fault = "AcousticFault('Recipient quoted.contact@example.com rejected')"
+            await uow.sync_queue.fail(contact.email_id, 1, fault, now)
+            await uow.commit()
+
+    failed = await ctms("acoustic", "failed")
+    assert failed.exit_code == 0
+    assert "AcousticFault('Recipient [OMITTED] rejected')" in failed.output
+    assert "quoted.contact@example.com" not in failed.output
+
+
 async def test_resync_by_email_file_matches_ignoring_case(
     ctms: Ctms, tmp_path: Path, empty_database: AsyncEngine
 ) -> None:

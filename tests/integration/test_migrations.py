@@ -20,6 +20,7 @@ from ctms_adapters.postgres.migrations import (
     script_location,
     upgrade,
 )
+from ctms_entrypoints.runtime import upgrade_to_head_in_a_child_process
 from tests.support.database import to_asyncpg_dsn
 
 pytestmark = pytest.mark.integration
@@ -56,6 +57,16 @@ def test_upgrade_builds_the_schema_of_the_models(blank_database_url: str) -> Non
     upgrade(blank_database_url)
     assert current(blank_database_url) == head()
     assert check(blank_database_url) == []
+
+
+def test_serve_migrates_in_a_child_process_and_reports_its_failure(blank_database_url: str) -> None:
+    """`ctms serve` migrates without loading alembic into the serving process (its peak memory), and
+    still stops on a failed migration."""
+    upgrade_to_head_in_a_child_process(blank_database_url)
+    assert check(blank_database_url) == []
+    unreachable = make_url(blank_database_url).set(host="127.0.0.1", port=1)
+    with pytest.raises(RuntimeError, match="migrating the database failed"):
+        upgrade_to_head_in_a_child_process(unreachable.render_as_string(hide_password=False))
 
 
 def test_downgrade_to_base_then_upgrade_again(blank_database_url: str) -> None:

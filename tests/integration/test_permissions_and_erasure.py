@@ -200,6 +200,11 @@ async def test_delete_bulk_erases_reports_and_audits(
     assert (await ctms("audit", "erasures", "--since", "yesterday")).exit_code == 2
     text_listing = await ctms("audit", "erasures")
     assert "(command line)" in text_listing.output
+    # Acoustic sync is off here: no address was kept for it, and the trail says so.
+    assert {record["acoustic"] for record in listed} == {
+        "address dropped after 0:00:00, not delivered"
+    }
+    assert text_listing.output.count("Acoustic: address dropped after 0:00:00, not delivered") == 2
 
 
 async def test_delete_bulk_without_addresses_is_a_usage_error(ctms: Ctms) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ from ctms_adapters.acoustic import HttpxAcousticGateway
 from ctms_adapters.memory import ManualClock, SequentialIdGenerator
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
 from ctms_core.domain.contact import Contact
+from ctms_core.domain.erasure import DEFAULT_ERASURE_ADDRESS_RETENTION
 from ctms_core.domain.inputs import ContactPatch, parse_contact_input
 from ctms_core.domain.sync import PendingSync, QueueCounts
 from ctms_core.services.contacts import ContactService
@@ -90,7 +92,13 @@ class Deployment:
     ) -> None:
         self.clock = ManualClock(START)
         self.uow_factory = uow_factory
-        self.contacts = ContactService(uow_factory, self.clock, SequentialIdGenerator())
+        # Acoustic sync is on in these deployments: erasures are queued for the worker.
+        self.contacts = ContactService(
+            uow_factory,
+            self.clock,
+            SequentialIdGenerator(),
+            erasure_retention=DEFAULT_ERASURE_ADDRESS_RETENTION,
+        )
         self.sync = self.worker(gateway, **policy)
 
     def worker(self, gateway: HttpxAcousticGateway, **policy: object) -> SyncService:
@@ -199,6 +207,30 @@ async def test_the_retry_limit_is_honoured(
     assert attempts == 2
     assert fake.recipient(LIST_ID, str((await deployment.failed())[0].email_id)) is None
     assert await deployment.counts() == QueueCounts(backlog=0, retry_backlog=1)
+
+
+async def test_a_fault_quoting_the_address_is_logged_and_stored_without_it(
+    fake: FakeAcoustic,
+    http: httpx.AsyncClient,
+    uow_factory: PostgresUnitOfWorkFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Acoustic's fault strings may quote the recipient: the worker's log lines and the stored
+    `last_error` (shown by `ctms acoustic failed`) carry the fault with the address redacted."""
+    deployment = Deployment(uow_factory, gateway_for(fake, http), retry_limit=1)
+    contact = await deployment.create()
+    address = contact.email.primary_email
+    fake.fail_next(
+        "fault", times=10, operation="AddRecipient", fault_string=f"Recipient {address} rejected"
+    )
+    with caplog.at_level(logging.DEBUG):
+        assert (await deployment.sync.run_pass()).counts == {"retry": 1}
+    (failed,) = await deployment.failed()
+    assert "Recipient [OMITTED] rejected" in failed.last_error
+    assert address not in failed.last_error
+    logged = [repr(record.__dict__) + record.getMessage() for record in caplog.records]
+    assert any("Recipient [OMITTED] rejected" in line for line in logged), logged
+    assert not [line for line in logged if address in line]
 
 
 async def test_an_edit_during_the_upload_is_not_lost(

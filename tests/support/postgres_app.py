@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+from dependency_injector import providers
 
+from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.api_clients import ClientCredentials
 from ctms_entrypoints.container import Container, build_container
 from ctms_entrypoints.http import create_app
@@ -40,10 +42,20 @@ class PostgresApp:
 
 
 @contextlib.asynccontextmanager
-async def postgres_app(database_url: str, **settings: Any) -> AsyncIterator[PostgresApp]:
-    """The app on `database_url` (tables as the caller left them) with `settings` overrides."""
+async def postgres_app(
+    database_url: str,
+    *,
+    wrap_uow: Callable[[UnitOfWork], UnitOfWork] | None = None,
+    **settings: Any,
+) -> AsyncIterator[PostgresApp]:
+    """The app on `database_url` (tables as the caller left them) with `settings` overrides;
+    `wrap_uow` wraps each of its units of work (to hold or fail them at chosen points)."""
     resolved: Settings = make_settings(db_url=database_url, **settings)
     container = build_container(resolved, password_hasher=CheapArgon2Hasher())
+    if wrap_uow is not None:
+        base_factory = container.uow_factory()
+        wrapped: Callable[[], UnitOfWork] = lambda: wrap_uow(base_factory())  # noqa: E731
+        container.uow_factory.override(providers.Object(wrapped))
     app = create_app(container)
     try:
         async with (

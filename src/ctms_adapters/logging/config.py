@@ -19,6 +19,21 @@ __all__ = ["configure_logging", "log_event"]
 _HANDLER_MARK = "_ctms_logging_handler"
 
 _LEVELLED_LOGGERS = ("ctms", "uvicorn", "uvicorn.error", "alembic")
+# HTTP client transport detail: httpx logs every request at INFO, which is ten lines per Acoustic upload
+# where the worker writes one of its own. It shows only at DEBUG, as DEBUG records.
+_TRANSPORT_LOGGERS = ("httpx", "httpcore")
+
+
+class _AsTransportDetail(logging.Filter):
+    """Relabels a record below WARNING as DEBUG: transport detail, whatever level the library chose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+_TRANSPORT_DETAIL = _AsTransportDetail()
 
 
 def _resolve_exc_info(
@@ -112,7 +127,8 @@ def configure_logging(
     """Route structlog and stdlib logging through one handler on `stream` (default: stdout).
 
     `level` applies to the root logger and to `ctms`, `uvicorn` and `alembic`; `sqlalchemy.engine` follows it
-    only when `log_sqlalchemy`, else WARNING; `uvicorn.access` is discarded (the app writes its own access
+    only when `log_sqlalchemy`, else WARNING; `httpx` and `httpcore` (one line per HTTP call) log only at
+    DEBUG, as DEBUG records, and their warnings; `uvicorn.access` is discarded (the app writes its own access
     log). Calling it again replaces the previous configuration. `colors` defaults to whether `stream` is a
     terminal (console mode only).
     """
@@ -162,6 +178,12 @@ def configure_logging(
     logging.getLogger("sqlalchemy.engine").setLevel(
         numeric_level if log_sqlalchemy else logging.WARNING
     )
+
+    for name in _TRANSPORT_LOGGERS:
+        transport = logging.getLogger(name)
+        transport.setLevel(logging.DEBUG if numeric_level <= logging.DEBUG else logging.WARNING)
+        if _TRANSPORT_DETAIL not in transport.filters:
+            transport.addFilter(_TRANSPORT_DETAIL)
 
     structlog.configure(
         processors=[

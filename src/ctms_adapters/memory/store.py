@@ -323,6 +323,15 @@ class InMemoryErasureAuditRepository:
     async def add(self, record: ErasureRecord) -> None:
         self._records.append(replace(record, id=len(self._records) + 1))
 
+    async def mark_address_dropped(self, email_ids: Sequence[uuid.UUID], at: datetime) -> None:
+        wanted = set(email_ids)
+        self._records[:] = [
+            replace(record, address_dropped_at=at)
+            if record.email_id in wanted and record.address_dropped_at is None
+            else record
+            for record in self._records
+        ]
+
     async def list(
         self, *, since: datetime | None = None, email_hash: str | None = None
     ) -> list[ErasureRecord]:

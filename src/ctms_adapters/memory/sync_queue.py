@@ -91,6 +91,18 @@ class InMemorySyncQueue:
     async def enqueue_erasure(self, deletion: AcousticDeletion, now: datetime) -> None:
         self._upsert(deletion.email_id, now, deletion)
 
+    async def drop_erasures(self, queued_until: datetime) -> list[uuid.UUID]:
+        dropped = sorted(
+            email_id
+            for email_id, row in self._rows.items()
+            if row.item.operation == "erase"
+            and row.item.update_timestamp is not None
+            and row.item.update_timestamp <= queued_until
+        )
+        for email_id in dropped:
+            del self._rows[email_id]
+        return dropped
+
     async def claim(
         self, *, limit: int, retry_limit: int, now: datetime, lease_until: datetime
     ) -> list[PendingSync]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from ctms_adapters.postgres.tables import erasure_audit
 from ctms_adapters.postgres.transaction import TransactionScope
@@ -27,7 +29,19 @@ class PostgresErasureAuditRepository:
                 client_id=record.client_id,
                 email_id=record.email_id,
                 email_hash=record.email_hash,
+                address_dropped_at=record.address_dropped_at,
             )
+        )
+
+    async def mark_address_dropped(self, email_ids: Sequence[uuid.UUID], at: datetime) -> None:
+        await self._scope.begin()
+        await self._scope.run(
+            update(erasure_audit)
+            .where(
+                erasure_audit.c.email_id.in_(list(email_ids)),
+                erasure_audit.c.address_dropped_at.is_(None),
+            )
+            .values(address_dropped_at=at)
         )
 
     async def list(

@@ -157,6 +157,17 @@ class PostgresSyncQueue:
     async def enqueue_erasure(self, deletion: AcousticDeletion, now: datetime) -> None:
         await self._upsert(deletion.email_id, now, deletion)
 
+    async def drop_erasures(self, queued_until: datetime) -> list[uuid.UUID]:
+        result = await self._execute(
+            delete(pending_acoustic)
+            .where(
+                pending_acoustic.c.operation == "erase",
+                pending_acoustic.c.update_timestamp <= queued_until,
+            )
+            .returning(pending_acoustic.c.email_id)
+        )
+        return sorted(result.scalars())
+
     async def claim(
         self, *, limit: int, retry_limit: int, now: datetime, lease_until: datetime
     ) -> list[PendingSync]:

@@ -222,6 +222,9 @@ erasure_audit = Table(
     Column("client_id", String(255)),
     Column("email_id", Uuid(as_uuid=True), nullable=False),
     Column("email_hash", String(64), nullable=False),
+    # When the address kept to deliver the erasure to Acoustic was dropped undelivered (None: delivered
+    # or still on its way).
+    Column("address_dropped_at", DateTime(timezone=True)),
     Index("ix_erasure_audit_erased_at", "erased_at"),
     Index("ix_erasure_audit_email_hash", "email_hash"),
 )

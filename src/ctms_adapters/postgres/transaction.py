@@ -159,6 +159,16 @@ def _invalidated() -> DatabaseUnavailableError:
     return DatabaseUnavailableError("the connection of this unit of work was invalidated")
 
 
+def _driver_of(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under a checked-out SQLAlchemy one, None once SQLAlchemy invalidated it."""
+    synchronous = connection.sync_connection
+    if synchronous is None or synchronous.invalidated:
+        return None
+    # A plain attribute of a checked-out connection (`get_raw_connection()` would cost a greenlet
+    # switch for the same object).
+    return synchronous.connection.driver_connection
+
+
 # The parts a deferred write is made of, by name (`register_write_parts`): data-modifying statements that
 # become the CTEs of one statement when the writes of a unit of work go out together.
 _WRITE_PARTS: dict[str, Insert | Update | Delete] = {}
@@ -339,16 +349,25 @@ class TransactionScope:
             if error is not None and (
                 isinstance(error, DatabaseUnavailableError) or is_unavailability(error)
             ):
-                await connection.invalidate()
+                await self._discard(connection)
             else:
                 try:
                     await self.rollback()
                 except BaseException:  # cancellation included: the ROLLBACK may not have run
-                    await connection.invalidate()
+                    await self._discard(connection)
                     if error is None:
                         raise
         finally:
             await connection.close()
+
+    async def _discard(self, connection: AsyncConnection) -> None:
+        """Invalidate `connection` so the pool opens a new one in its place. Its socket is closed at
+        once: a connection whose statement timed out may be waiting for an answer that never comes, and
+        SQLAlchemy's own invalidation would first try a polite close, waiting for the server."""
+        driver = _driver_of(connection)
+        if driver is not None:
+            driver.terminate()
+        await connection.invalidate()
 
     async def rows(
         self, read: DriverStatement, parameters: Mapping[str, Any]
@@ -364,11 +383,12 @@ class TransactionScope:
                 records: Sequence[Sequence[Any]] = await driver.fetch(
                     read.sql, *read.arguments(parameters)
                 )
-            except Exception:  # noqa: S110 - reported by the SQLAlchemy run below
+            except Exception as error:
+                if isinstance(error, TimeoutError):
+                    raise  # the database does not answer: asking again would only wait as long again
                 # Outside a transaction reads are idempotent: run it again through SQLAlchemy, which
                 # raises its own error types and, on a broken connection, invalidates the pool so the
                 # next unit reconnects.
-                pass
             else:
                 return records
         result = await self.run(read.statement, parameters)
@@ -401,14 +421,7 @@ class TransactionScope:
     def _driver(self) -> Any:
         """The asyncpg connection under SQLAlchemy's (checked out), None once SQLAlchemy has
         invalidated it."""
-        if self._connection is None:
-            return None
-        synchronous = self._connection.sync_connection
-        if synchronous is None or synchronous.invalidated:
-            return None
-        # A plain attribute of a checked-out connection (`get_raw_connection()` would cost a greenlet
-        # switch for the same object).
-        return synchronous.connection.driver_connection
+        return None if self._connection is None else _driver_of(self._connection)
 
     async def begin(self) -> None:
         """Make the following statements part of the transaction (opening it if needed)."""

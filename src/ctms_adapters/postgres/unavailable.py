@@ -3,7 +3,9 @@
 The HTTP layer answers 503 for any `OSError` (see `ctms_entrypoints.http.errors`) without knowing which
 storage is behind the ports, so this adapter turns SQLAlchemy's and asyncpg's ways of saying it — a pool
 timeout, a connection lost or refused, a server shutting down or full — into `DatabaseUnavailableError`,
-a `ConnectionError`. Refused connections and connect timeouts already arrive as `OSError`.
+a `ConnectionError`. Refused connections and connect timeouts already arrive as `OSError`; a statement
+the database did not answer in time (asyncpg's `TimeoutError`, also an `OSError`) or cancelled by its
+`statement_timeout` counts as unavailability too, so the connection it ran on is discarded.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy import exc
 
 # SQLSTATEs of a server that is going away or turning connections down: class 08 (connection exception),
-# admin/crash shutdown, "cannot connect now" (starting up, recovering), too many connections.
+# admin/crash shutdown, "cannot connect now" (starting up, recovering), too many connections; and of a
+# statement cancelled by the server's `statement_timeout` (a database too slow to answer in time).
 _UNAVAILABLE_CLASS = "08"
-_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "57014"})
 
 Parameters = ParamSpec("Parameters")
 Result = TypeVar("Result")
@@ -37,6 +40,10 @@ def is_unavailability(error: BaseException) -> bool:
         return True
     cause: BaseException | None = error.orig if isinstance(error, exc.DBAPIError) else error
     while cause is not None:
+        # asyncpg's `command_timeout` (or a connect timeout): the database did not answer in time. The
+        # connection may still be waiting for the answer, so it must be discarded, not reused.
+        if isinstance(cause, TimeoutError):
+            return True
         # What asyncpg raises when asked to use a connection that is already gone (SQLAlchemy's own
         # disconnect detection tests the same words).
         if type(cause).__module__.startswith("asyncpg") and "connection is closed" in str(cause):

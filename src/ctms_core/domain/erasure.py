@@ -11,21 +11,35 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Final
 
 import msgspec
 
 ERASURE_SALT_CONTEXT = b"ctms-erasure-audit-v1"
 
 
+#: How long an erased contact's address may wait in the Acoustic sync queue for its erasure to be
+#: delivered (docs/permissions.md, "Erasure"). Three days: the worker retries a failed erasure for hours
+#: (six tries with backoff) and waits out an Acoustic outage without using tries, so three days covers a
+#: weekend-long outage of Acoustic or of the worker, while staying far inside the GDPR's "without undue
+#: delay" (a month at most).
+DEFAULT_ERASURE_ADDRESS_RETENTION: Final = timedelta(days=3)
+
+
 class ErasureRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """One erased contact. `id` is given by the store (None before it is stored)."""
+    """One erased contact. `id` is given by the store (None before it is stored).
+
+    `address_dropped_at`: when the address kept for delivering the erasure to Acoustic was dropped
+    before it was delivered: at the erasure itself when no destination is enabled (Acoustic sync off),
+    else once the retention bound passed. None: the erasure was delivered, or is still on its way."""
 
     erased_at: datetime
     client_id: str | None
     email_id: uuid.UUID
     email_hash: str
     id: int | None = None
+    address_dropped_at: datetime | None = None
 
 
 def erasure_hash(primary_email: str, salt: bytes) -> str:

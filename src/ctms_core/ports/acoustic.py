@@ -12,6 +12,7 @@ from typing import Final, Literal, Protocol
 import msgspec
 
 from ctms_core.domain.acoustic import AcousticDeletion, AcousticRecord
+from ctms_core.domain.redaction import redact_addresses
 
 __all__ = [
     "TABLES",
@@ -63,6 +64,8 @@ class UploadReport(msgspec.Struct, frozen=True, kw_only=True):
 class AcousticError(Exception):
     """Acoustic did not accept a request. Always retryable by the worker.
 
+    `message` is Acoustic's own text (a fault string) or a description of what failed, with every e-mail
+    address in it redacted (`redact_addresses`): it is logged and stored (`pending_acoustic.last_error`).
     `table` is the table of the failing request (None when no request was made, e.g. OAuth failed);
     `calls` are the requests made so far in this upload or erasure, the failing one last when it reached
     Acoustic, so metrics and logs can be complete even on failure.
@@ -75,6 +78,7 @@ class AcousticError(Exception):
         table: AcousticTable | None = None,
         calls: tuple[AcousticCall, ...] = (),
     ) -> None:
+        message = redact_addresses(message)
         super().__init__(message)
         self.message = message
         self.table = table
@@ -96,7 +100,7 @@ class AcousticFault(AcousticError):
         calls: tuple[AcousticCall, ...] = (),
     ) -> None:
         super().__init__(message, table=table, calls=calls)
-        self.fault_string = message
+        self.fault_string = self.message
         self.error_id = error_id
 
 

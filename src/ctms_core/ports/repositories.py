@@ -137,6 +137,10 @@ class ErasureAuditRepository(Protocol):
         """Records erased at or after `since` (and with that hash), oldest first, with their ids."""
         ...
 
+    async def mark_address_dropped(self, email_ids: Sequence[uuid.UUID], at: datetime) -> None:
+        """Record that the addresses of these erased contacts were dropped undelivered at `at`."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `async with` block without `commit()` rolls everything back."""

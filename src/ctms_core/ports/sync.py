@@ -27,6 +27,11 @@ class SyncQueue(Protocol):
         """Schedule the erasure of the contact from Acoustic, replacing any pending sync of it."""
         ...
 
+    async def drop_erasures(self, queued_until: datetime) -> list[uuid.UUID]:
+        """Delete the erasure rows queued (or re-queued) at or before `queued_until`, the addresses
+        they hold with them, whatever their state; the `email_id`s of the rows deleted."""
+        ...
+
     async def claim(
         self, *, limit: int, retry_limit: int, now: datetime, lease_until: datetime
     ) -> list[PendingSync]:

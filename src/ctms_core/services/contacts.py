@@ -6,7 +6,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
@@ -54,6 +54,7 @@ from ctms_core.domain.updates import Cursor, UpdatesPage, UpdatesQuery
 from ctms_core.ports.clock import Clock, IdGenerator
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.acoustic_products import products_of_contacts
+from ctms_core.services.erasures import drop_undelivered_erasure_addresses
 
 POST_CONFLICT = "Contact already exists"
 PUT_CONFLICT = "Contact with primary_email or basket_token already exists"
@@ -190,11 +191,16 @@ class ContactService:
         ids: IdGenerator,
         *,
         erasure_salt: bytes | None = None,
+        erasure_retention: timedelta | None = None,
+        erasure_addresses_dropped: Callable[[int], None] | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
         self._ids = ids
         self._erasure_salt = erasure_salt or secrets.token_bytes(32)
+        # How long an erased address may wait for delivery to Acoustic; None: Acoustic sync is off.
+        self._erasure_retention = erasure_retention
+        self._erasure_addresses_dropped = erasure_addresses_dropped
 
     async def get(self, email_id: uuid.UUID) -> Contact:
         """The contact with this id, or `ContactNotFoundError`."""
@@ -377,8 +383,12 @@ class ContactService:
 
         Each erased contact leaves an audit record in the same transaction: the time, `erased_by` (the
         API client, None for the command line), its `email_id` and the salted hash of its address —
-        never the address itself — and queues its erasure from Acoustic (main-table recipient and
-        relational rows, products included), captured before the rows are deleted.
+        never the address itself. When Acoustic sync is on (`erasure_retention` set) it queues its
+        erasure from Acoustic (main-table recipient and relational rows, products included), captured
+        before the rows are deleted: the address waits in the queue at most `erasure_retention`. When
+        it is off, nothing is queued and the audit record says the address was dropped at once. Either
+        way the same transaction drops the queued erasures that waited too long
+        (`drop_undelivered_erasure_addresses`).
         """
         if "\x00" in primary_email:  # no stored address can hold one
             raise EmailNotFoundError(primary_email)
@@ -388,20 +398,26 @@ class ContactService:
                 raise EmailNotFoundError(primary_email)
             now = self._clock.now()
             products = await products_of_contacts(uow, contacts)
+            queued = self._erasure_retention is not None
             for contact in contacts:
                 await uow.contacts.delete(contact.email_id)
-                await uow.sync_queue.enqueue_erasure(
-                    deletion_of(contact, products.get(contact.email_id, ())), now
-                )
+                if queued:
+                    await uow.sync_queue.enqueue_erasure(
+                        deletion_of(contact, products.get(contact.email_id, ())), now
+                    )
                 await uow.erasures.add(
                     ErasureRecord(
                         erased_at=now,
                         client_id=erased_by,
                         email_id=contact.email_id,
                         email_hash=erasure_hash(contact.email.primary_email, self._erasure_salt),
+                        address_dropped_at=None if queued else now,
                     )
                 )
+            dropped = await drop_undelivered_erasure_addresses(uow, now, self._erasure_retention)
             await uow.commit()
+        if dropped and self._erasure_addresses_dropped is not None:
+            self._erasure_addresses_dropped(len(dropped))
         return [identity_of(contact) for contact in contacts]
 
     async def lookup(self, criteria: LookupCriteria) -> list[Contact]:

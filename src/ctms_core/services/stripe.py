@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ Row = TypeVar(
 _CHANGES = frozenset({"created", "updated", "deleted"})
 
 Uow = TypeVar("Uow", bound=StripeUnitOfWork)
+
+stripe_logger = logging.getLogger("ctms.stripe")
 
 #: Called inside the ingest transaction with the touched FxA ids; returns the email_ids of the contacts
 #: they resolve to (and may queue them for Acoustic sync in the same transaction).
@@ -285,7 +288,12 @@ class StripeIngestService(Generic[Uow]):
       deleted (`deleted`). A standalone subscription item must belong to a known subscription.
     * Prices are shared, never deleted, and are not reported as touching any contact.
     * The result names the FxA ids of every customer the object reached (before and after the change), so
-      the caller can queue those contacts for Acoustic sync.
+      the caller can queue those contacts for Acoustic sync: `touch_contacts` does it inside the ingest
+      transaction, and once it committed `contacts_queued` is told how many contacts were queued (the
+      `ctms_pending_acoustic_sync_total` metric counts them, as it counts contact writes).
+    * A write conflict (a concurrent transaction changed the same rows) leaves nothing behind and is
+      logged as an ERROR on `ctms.stripe` naming the object, never its data (operators watch for conflict
+      storms), then raised as `WriteConflictError` (409, "try again").
     """
 
     def __init__(
@@ -293,15 +301,37 @@ class StripeIngestService(Generic[Uow]):
         uow_factory: Callable[[], Uow],
         clock: Clock,
         touch_contacts: ContactToucher[Uow] | None = None,
+        *,
+        contacts_queued: Callable[[int], None] | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
         self._touch_contacts = touch_contacts
+        self._contacts_queued = contacts_queued
 
     async def ingest(self, data: Any) -> IngestResult:
         """Ingest one decoded Stripe JSON object and commit."""
         object_type, stripe_id = object_type_and_id(data)
         payload = parse_stripe_object(data)
+        try:
+            result = await self._ingest(payload, object_type, stripe_id)
+        except WriteConflictError as error:
+            cause = error.__cause__ or error
+            stripe_logger.error(
+                "Stripe write conflict converted to 409",
+                extra={
+                    "stripe_object": f"{object_type}:{stripe_id}",
+                    "error": type(cause).__name__,
+                },
+            )
+            raise
+        if result.email_ids and self._contacts_queued is not None:
+            self._contacts_queued(len(result.email_ids))
+        return result
+
+    async def _ingest(
+        self, payload: StripePayload, object_type: str, stripe_id: str
+    ) -> IngestResult:
         conflict: str | None = None
         async with self._uow_factory() as uow:
             now = self._clock.now()

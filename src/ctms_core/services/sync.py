@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from typing import Any, Protocol
 
 from ctms_core.domain.acoustic import AcousticConfiguration, map_contact
 from ctms_core.domain.contact import Contact
+from ctms_core.domain.erasure import DEFAULT_ERASURE_ADDRESS_RETENTION
+from ctms_core.domain.redaction import redact_addresses
 from ctms_core.domain.segments import Product
 from ctms_core.domain.sync import (
     BACKOFF_BASE_SECONDS,
@@ -52,6 +55,7 @@ from ctms_core.ports.acoustic import (
 from ctms_core.ports.clock import Clock
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.acoustic_products import products_of_contacts
+from ctms_core.services.erasures import drop_undelivered_erasure_addresses
 
 __all__ = ["SyncObserver", "SyncPolicy", "SyncService", "failure_kind"]
 
@@ -77,6 +81,9 @@ class SyncPolicy:
     #: The longest pause between two attempts while Acoustic is down (the pause starts at
     #: `backoff_base_s` and doubles with each pass that finds Acoustic down).
     outage_pause_cap_s: float = OUTAGE_PAUSE_CAP_SECONDS
+    #: `CTMS_ERASURE_ADDRESS_RETENTION`: how long an erased contact's address may wait in the queue for
+    #: its erasure to be delivered; each pass drops the erasures that waited longer.
+    erasure_retention: timedelta = DEFAULT_ERASURE_ADDRESS_RETENTION
 
 
 def failure_kind(error: Exception) -> FailureKind:
@@ -103,12 +110,17 @@ class SyncObserver(Protocol):
 
     def contact_done(self, state: SyncState) -> None: ...
 
+    def erasure_addresses_dropped(self, count: int) -> None: ...
+
 
 class _NoObserver:
     def acoustic_call(self, call: AcousticCall) -> None:
         pass
 
     def contact_done(self, state: SyncState) -> None:
+        pass
+
+    def erasure_addresses_dropped(self, count: int) -> None:
         pass
 
 
@@ -154,6 +166,7 @@ class SyncService:
         )
         if not policy.sync_enabled:
             return stats
+        await self._drop_undelivered_erasure_addresses(now)
         try:
             counts = await self.counts()
         except Exception:
@@ -255,6 +268,21 @@ class SyncService:
                     failure.item, failure.error, self.outage.resume_at, use_retry=False
                 )
 
+    async def _drop_undelivered_erasure_addresses(self, now: datetime) -> None:
+        """Drop the queued erasures that waited longer than the retention (also while Acoustic is
+        down: the bound holds whatever happens upstream)."""
+        try:
+            async with self._uow_factory() as uow:
+                dropped = await drop_undelivered_erasure_addresses(
+                    uow, now, self.policy.erasure_retention
+                )
+                await uow.commit()
+        except Exception:
+            sync_logger.exception("Could not drop the expired erasure addresses.")
+            return
+        if dropped:
+            self._observer.erasure_addresses_dropped(len(dropped))
+
     async def _read_contacts(
         self, claimed: list[PendingSync]
     ) -> tuple[dict[uuid.UUID, Contact], dict[uuid.UUID, list[Product]]]:
@@ -304,9 +332,10 @@ class SyncService:
         except AcousticError as error:
             self._observe(error.calls)
             context.update(UploadReport(calls=error.calls).log_context())
+            description = redact_addresses(repr(error))
             sync_logger.error(
-                "Could not upload contact: %r",
-                error,
+                "Could not upload contact: %s",
+                description,
                 extra={
                     "email_id": str(item.email_id),
                     "primary_email_domain": primary_email_domain(address),
@@ -315,16 +344,21 @@ class SyncService:
             contact_logger.error(
                 "Failure for contact in sync to acoustic...", extra={**context, "success": False}
             )
-            return _Failure(item, failure_kind(error), repr(error))
+            return _Failure(item, failure_kind(error), description)
         except Exception as error:
-            sync_logger.exception(
-                "Exception occurred when processing acoustic record.",
+            # Not `logger.exception`: the traceback ends with the exception's message, which may quote
+            # the address; it is logged redacted, like the message.
+            description = redact_addresses(repr(error))
+            sync_logger.error(
+                "Exception occurred when processing acoustic record: %s",
+                description,
                 extra={
                     "email_id": str(item.email_id),
                     "primary_email_domain": primary_email_domain(address),
+                    "traceback": redact_addresses("".join(traceback.format_exception(error))),
                 },
             )
-            return _Failure(item, failure_kind(error), repr(error))
+            return _Failure(item, failure_kind(error), description)
         self._observe(report.calls)
         context.update(report.log_context())
         contact_logger.debug(

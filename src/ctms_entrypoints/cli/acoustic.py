@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ctms_core.domain.redaction import redact_addresses
 from ctms_core.services.acoustic_admin import AcousticAdminService
 
 logger = logging.getLogger("ctms.bin.healthcheck_sync")
@@ -196,4 +197,6 @@ def failed() -> None:
         click.echo("No contact past the retry limit.")
         return
     for item in items:
-        click.echo(f"- {item.email_id} ({item.operation}, {item.retry} tries): {item.last_error}")
+        # Redacted again: rows stored before errors were redacted at the source may quote addresses.
+        last_error = redact_addresses(item.last_error)
+        click.echo(f"- {item.email_id} ({item.operation}, {item.retry} tries): {last_error}")

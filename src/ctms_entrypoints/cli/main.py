@@ -158,7 +158,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         os.environ["CTMS_SERVER_PREFIX"] = f"http://localhost:{port}"
         settings = dataclasses.replace(settings, server_prefix=os.environ["CTMS_SERVER_PREFIX"])
     set_up_observability(settings, load_version_document(settings))
-    with database_runtime(settings) as runtime:
+    with database_runtime(settings, migrate_in_a_child_process=True) as runtime:
         resolved = runtime.settings
         if runtime.development:
             _announce_development_client(runtime)
@@ -656,7 +656,8 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
 )
 @click.option("--email", default=None, help="Only erasures of this address (compared by hash).")
 def audit_erasures(as_json: bool, since: datetime | None, email: str | None) -> None:
-    """List erased contacts: when, by which API client, email_id and the salted address hash."""
+    """List erased contacts: when, by which API client, email_id, the salted address hash, and whether
+    the erasure's address was dropped before it reached Acoustic."""
 
     async def work(container: Container) -> list[ErasureRecord]:
         return await container.erasure_audit_service().list(since=since, primary_email=email)
@@ -671,6 +672,10 @@ def audit_erasures(as_json: bool, since: datetime | None, email: str | None) -> 
                         "client_id": record.client_id,
                         "email_id": str(record.email_id),
                         "email_hash": record.email_hash,
+                        "acoustic": _erasure_delivery(record),
+                        "address_dropped_at": None
+                        if record.address_dropped_at is None
+                        else record.address_dropped_at.isoformat(),
                     }
                     for record in records
                 ]
@@ -684,8 +689,17 @@ def audit_erasures(as_json: bool, since: datetime | None, email: str | None) -> 
     for record in records:
         click.echo(
             f"- {record.erased_at.isoformat()} by {record.client_id or '(command line)'}: "
-            f"email_id {record.email_id}, email_hash {record.email_hash}"
+            f"email_id {record.email_id}, email_hash {record.email_hash}; "
+            f"Acoustic: {_erasure_delivery(record)}"
         )
+
+
+def _erasure_delivery(record: ErasureRecord) -> str:
+    """What became of the erasure's delivery to Acoustic, as far as the trail knows."""
+    if record.address_dropped_at is None:
+        return "delivered or queued"
+    waited = record.address_dropped_at - record.erased_at
+    return f"address dropped after {waited}, not delivered"
 
 
 from ctms_entrypoints.cli.stripe import ingest_stripe  # noqa: E402 - registered on the group

@@ -30,9 +30,6 @@ from ctms_entrypoints.http.responses import DatabaseHealthReport
 from ctms_entrypoints.observability.metrics import Metrics
 from ctms_entrypoints.settings import Settings
 
-# The heartbeat must answer even when the database hangs: the ping gets the pool timeout, at most this.
-HEARTBEAT_TIMEOUT_CAP_SECONDS = 5.0
-
 
 class ContactsApi:
     """What the contacts handlers use: the contact use cases, bearer authentication, and the public
@@ -87,7 +84,12 @@ class DatabaseHeartbeat:
 
 
 def heartbeat_timeout(settings: Settings) -> float:
-    return min(max(float(settings.db_pool_timeout_in_seconds), 1.0), HEARTBEAT_TIMEOUT_CAP_SECONDS)
+    """How long the heartbeat waits for the database before reporting it down: the pool timeout, at
+    most the statement timeout (the bound of any database call), so it answers even when the database
+    hangs (docs/configuration.md, "Database timeouts")."""
+    return min(
+        max(float(settings.db_pool_timeout_in_seconds), 1.0), settings.db_statement_timeout_seconds
+    )
 
 
 async def _resolved(provider: Callable[[], Any]) -> Any:

@@ -51,6 +51,7 @@ _CONTACTS = "ctms_contacts_total"
 _PENDING_ACOUSTIC_SYNC = "ctms_pending_acoustic_sync"
 _LEGACY_WAITLISTS_REQUESTS = "ctms_legacy_waitlists_requests"
 _CONTACT_WRITE_RETRIES = "ctms_contact_write_retries"
+_ERASURE_ADDRESSES_DROPPED = "ctms_erasure_addresses_dropped"
 
 # Pre-initialisation multiplies routes by statuses by clients; OpenTelemetry's default limit (2000 series
 # per instrument) would fold the excess into an `otel_metric_overflow` series.
@@ -168,6 +169,7 @@ class Metrics:
         self._pending_acoustic_sync_count = 0
         self._legacy_waitlists_requests_count = 0
         self._contact_write_retries_count = 0
+        self._erasure_addresses_dropped_count = 0
         meter.create_observable_counter(
             _REQUESTS,
             callbacks=[self._observe_requests],
@@ -198,6 +200,11 @@ class Metrics:
             _CONTACT_WRITE_RETRIES,
             callbacks=[_single(lambda: self._contact_write_retries_count)],
             description="Contact writes started over because another write changed the contact first",
+        )
+        meter.create_observable_counter(
+            _ERASURE_ADDRESSES_DROPPED,
+            callbacks=[_single(lambda: self._erasure_addresses_dropped_count)],
+            description="Erased contacts whose address was dropped before the erasure reached Acoustic",
         )
         # The unlabelled gauge exists from the start, as prometheus_client's would.
         self._contacts.set(0)
@@ -255,6 +262,10 @@ class Metrics:
     def count_contact_write_retries(self, retries: int) -> None:
         """Count the optimistic tries of a contact write that lost to a concurrent write."""
         self._contact_write_retries_count += retries
+
+    def count_erasure_addresses_dropped(self, contacts: int) -> None:
+        """Count erased contacts whose address was dropped before their erasure reached Acoustic."""
+        self._erasure_addresses_dropped_count += contacts
 
     # -- start-up --------------------------------------------------------------------------------------
 

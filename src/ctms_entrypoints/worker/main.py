@@ -40,6 +40,7 @@ def sync_policy(settings: Settings) -> SyncPolicy:
         sync_enabled=settings.acoustic_sync_feature_flag,
         integration_enabled=settings.acoustic_integration_feature_flag,
         lease=timedelta(seconds=lease_s),
+        erasure_retention=settings.erasure_address_retention,
     )
 
 

@@ -78,6 +78,12 @@ class BackgroundMetrics:
             _CONSTANT,
             registry=registry,
         ).labels(**CONSTANT_LABELS)
+        self._erasure_addresses_dropped = Counter(
+            "ctms_background_erasure_addresses_dropped",
+            "Erased contacts whose address was dropped before the erasure reached Acoustic",
+            _CONSTANT,
+            registry=registry,
+        ).labels(**CONSTANT_LABELS)
         self._loop_duration = Gauge(
             "ctms_background_acoustic_sync_loop_duration_seconds",
             "Duration of the last pass",
@@ -99,6 +105,9 @@ class BackgroundMetrics:
     def contact_done(self, state: SyncState) -> None:
         if state in ("synced", "erased", "skipped"):
             self._synced.inc()
+
+    def erasure_addresses_dropped(self, count: int) -> None:
+        self._erasure_addresses_dropped.inc(count)
 
     def record_pass(self, stats: SyncPassStats, duration_s: float) -> None:
         self._loops.inc()

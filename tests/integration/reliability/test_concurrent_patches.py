@@ -2,16 +2,21 @@
 
 20 clients each send 50 PATCHes to the same contact against PostgreSQL, client `i` toggling only the
 newsletter `n-i`; other writers change distinct e-mail fields, `amo` and `mofo`. Every request must
-succeed, and the final contact must hold every writer's last change.
+succeed, and the final contact must hold every writer's last change. A race between two PATCHes is
+also forced (their reads held until both have read), so the retry it causes is certain, not luck.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from types import TracebackType
+from typing import Any, Self, cast
 
 import httpx
 
+from ctms_core.domain.contact import Contact
+from ctms_core.ports.repositories import ContactRepository, UnitOfWork
 from tests.support.postgres_app import postgres_app
 
 CLIENTS = 20
@@ -79,10 +84,95 @@ async def test_twenty_clients_patching_one_contact_lose_no_update(database_url: 
             for number in range(CLIENTS)
         }
         assert stored == expected
-        # PATCHes read without a lock: those that read the same version as another lost the race and
-        # started over, which operators see as retries.
-        exposition = (await app.http.get("/metrics")).text
-        assert _counter(exposition, "ctms_contact_write_retries_total") > 0
+
+
+class ReadsMeet:
+    """Holds each of the first `count` contact reads until all of them have read: the PATCHes making
+    them all read the same version of the contact, a race that only one of them can win."""
+
+    def __init__(self, count: int) -> None:
+        self._barrier = asyncio.Barrier(count)
+        self._waiting = count
+
+    async def arrive(self) -> None:
+        if self._waiting > 0:
+            self._waiting -= 1
+            await self._barrier.wait()
+
+    def wrap(self, inner: UnitOfWork) -> UnitOfWork:
+        return cast(UnitOfWork, _MeetingUnitOfWork(inner, self))
+
+
+class _MeetingContacts:
+    def __init__(self, inner: ContactRepository, meeting: ReadsMeet) -> None:
+        self._inner = inner
+        self._meeting = meeting
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
+        contact = await self._inner.get(email_id, for_update=for_update)
+        await self._meeting.arrive()
+        return contact
+
+
+class _MeetingUnitOfWork:
+    """The storage's unit of work, its contact reads going through `ReadsMeet`."""
+
+    def __init__(self, inner: UnitOfWork, meeting: ReadsMeet) -> None:
+        self._inner = inner
+        self._meeting = meeting
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def __aenter__(self) -> Self:
+        await self._inner.__aenter__()
+        self.contacts = _MeetingContacts(self._inner.contacts, self._meeting)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._inner.__aexit__(exc_type, exc, traceback)
+
+
+async def test_a_patch_that_lost_the_race_starts_over_and_is_counted(database_url: str) -> None:
+    """Two PATCHes forced to read the same version: one saves, the other's save is refused and it
+    starts over from a fresh read, once; both changes are kept and the retry is counted."""
+    meeting = ReadsMeet(2)
+    async with postgres_app(database_url, wrap_uow=meeting.wrap) as app:
+        token = await app.token(await app.create_client(f"race-{uuid.uuid4().hex[:8]}"))
+        headers = {"Authorization": f"Bearer {token}"}
+        created = await app.http.post(
+            "/ctms",
+            headers=headers,
+            json={"email": {"primary_email": f"race-{uuid.uuid4().hex[:12]}@example.com"}},
+        )
+        assert created.status_code == 201, created.text
+        email_id = created.json()["email"]["email_id"]
+        before = _counter((await app.http.get("/metrics")).text, "ctms_contact_write_retries_total")
+
+        async with asyncio.timeout(TEST_BOUND_SECONDS):
+            first, second = await asyncio.gather(
+                *(
+                    app.http.patch(
+                        f"/ctms/{email_id}",
+                        headers=headers,
+                        json={"newsletters": [{"name": newsletter(number)}]},
+                    )
+                    for number in (1, 2)
+                )
+            )
+        assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
+        final = (await app.http.get(f"/ctms/{email_id}", headers=headers)).json()
+        assert sorted(item["name"] for item in final["newsletters"]) == ["n-01", "n-02"]
+        after = _counter((await app.http.get("/metrics")).text, "ctms_contact_write_retries_total")
+        assert after - before == 1
 
 
 async def test_concurrent_patches_of_distinct_email_fields_and_groups_lose_no_update(

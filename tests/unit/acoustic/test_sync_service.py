@@ -44,6 +44,9 @@ class Observer:
     def contact_done(self, state: str) -> None:
         self.states.append(state)
 
+    def erasure_addresses_dropped(self, count: int) -> None:
+        pass
+
 
 class World:
     def __init__(self, **policy: object) -> None:

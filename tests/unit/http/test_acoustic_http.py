@@ -120,14 +120,27 @@ async def test_every_contact_write_queues_the_contact_and_counts_it(api: Api) ->
     assert after - before == 3
 
 
-async def test_delete_queues_the_erasure(api: Api) -> None:
+async def test_delete_queues_the_erasure_when_acoustic_sync_is_on(running_api: RunApi) -> None:
+    async with running_api(make_settings(acoustic_sync_feature_flag=True)) as api:
+        created = await api.create(sample("minimal"))
+        response = await api.delete(f"/ctms/{created['email']['primary_email']}")
+        assert response.status_code == 200
+        async with api.unit_of_work() as uow:
+            (item,) = await uow.sync_queue.claim(
+                limit=10, retry_limit=6, now=datetime.now(UTC), lease_until=datetime.now(UTC)
+            )
+    assert item.operation == "erase"
+    assert item.deletion is not None
+    assert str(item.deletion.email_id) == created["email"]["email_id"]
+
+
+async def test_delete_keeps_no_address_when_acoustic_sync_is_off(api: Api) -> None:
+    """Nothing would deliver the erasure: nothing is queued (docs/permissions.md, "Erasure")."""
     created = await api.create(sample("minimal"))
     response = await api.delete(f"/ctms/{created['email']['primary_email']}")
     assert response.status_code == 200
     async with api.unit_of_work() as uow:
-        (item,) = await uow.sync_queue.claim(
+        queued = await uow.sync_queue.claim(
             limit=10, retry_limit=6, now=datetime.now(UTC), lease_until=datetime.now(UTC)
         )
-    assert item.operation == "erase"
-    assert item.deletion is not None
-    assert str(item.deletion.email_id) == created["email"]["email_id"]
+    assert [item for item in queued if item.operation == "erase"] == []

@@ -17,8 +17,11 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
+from ctms_core.domain.contact import Fxa
+from tests.builders import make_contact
 from tests.http_harness import Api, RunApi, make_settings
 from tests.support.jwks_server import serving_jwks
+from tests.unit.http.test_stripe import pending_sync_total
 from tests.unit.stripe.payloads import CUSTOMER_ID, FXA_ID, customer, subscription
 
 AUDIENCE = "https://ctms.example.com/stripe_from_pubsub"
@@ -99,6 +102,15 @@ async def test_a_good_push_ingests_its_object(pubsub_api: Api) -> None:
     assert fields["pubsub_aud"] == AUDIENCE
     assert fields["client_allowed"] is True
     assert "query" not in fields or CLIENT not in json.dumps(fields["query"])
+
+
+async def test_queueing_the_contact_of_a_pushed_object_is_counted(pubsub_api: Api) -> None:
+    """A push that queues a contact for Acoustic counts it in `ctms_pending_acoustic_sync_total`."""
+    await pubsub_api.seed_contact(make_contact(fxa=Fxa(fxa_id=FXA_ID)))
+    before = pending_sync_total((await pubsub_api.get("/metrics", headers={})).text)
+    response = await push(pubsub_api, envelope(customer()))
+    assert response.status_code == 200, response.text
+    assert pending_sync_total((await pubsub_api.get("/metrics", headers={})).text) == before + 1
 
 
 async def test_a_replayed_message_is_idempotent(pubsub_api: Api) -> None:

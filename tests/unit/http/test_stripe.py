@@ -57,6 +57,26 @@ async def test_the_contact_of_the_customer_is_queued_for_sync(api: Api) -> None:
     assert counts.backlog == 1
 
 
+def pending_sync_total(metrics_text: str) -> float:
+    (line,) = [
+        line
+        for line in metrics_text.splitlines()
+        if line.startswith("ctms_pending_acoustic_sync_total")
+    ]
+    return float(line.split()[-1])
+
+
+async def test_queueing_the_contact_of_the_customer_is_counted(api: Api) -> None:
+    """Every contact a Stripe object queues for Acoustic counts in `ctms_pending_acoustic_sync_total`,
+    as contact writes do; an object that reaches no contact counts nothing."""
+    before = pending_sync_total((await api.get("/metrics", headers={})).text)
+    assert (await _post(api, customer())).status_code == 200  # no contact has the FxA id yet
+    assert pending_sync_total((await api.get("/metrics", headers={})).text) == before
+    await api.seed_contact(make_contact(fxa=Fxa(fxa_id=FXA_ID)))
+    assert (await _post(api, customer(name="Changed"))).status_code == 200
+    assert pending_sync_total((await api.get("/metrics", headers={})).text) == before + 1
+
+
 async def test_an_fxa_id_conflict_deletes_the_other_customer(api: Api) -> None:
     assert (await _post(api, customer(id="cus_old"))).status_code == 200
     response = await _post(api, customer())

@@ -21,6 +21,8 @@ _TOUCHED_LOGGERS = (
     "uvicorn.access",
     "alembic",
     "sqlalchemy.engine",
+    "httpx",
+    "httpcore",
 )
 
 

@@ -8,6 +8,7 @@ import re
 import socket
 import time
 
+import httpx
 import pytest
 import structlog
 
@@ -221,3 +222,23 @@ def test_log_event_fast_path_renders_like_structlog(captured_logs: CapturedLogs)
     assert error["Fields"]["error"] == "RuntimeError('x')"
     assert list(error["Fields"]) == ["b", "msg", "error", "traceback"]
     assert seen[1].exc_info is not None and isinstance(seen[1].exc_info[1], RuntimeError)
+
+
+def _call_through_httpx() -> None:
+    with httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200))) as client:
+        client.post("https://acoustic.test/XMLAPI")
+
+
+def test_http_client_calls_are_not_logged_at_info(captured_logs: CapturedLogs) -> None:
+    """httpx writes a line per HTTP call at INFO; at INFO only the worker's own line per upload shows."""
+    _call_through_httpx()
+    assert captured_logs.lines() == []
+
+
+def test_http_client_calls_are_debug_detail(captured_logs: CapturedLogs) -> None:
+    """At DEBUG the transport lines show, labelled DEBUG."""
+    captured_logs.configure(level="DEBUG")
+    _call_through_httpx()
+    httpx_records = [r for r in captured_logs.records() if r["Type"] == "httpx"]
+    assert httpx_records, captured_logs.lines()
+    assert {r["Severity"] for r in httpx_records} == {syslog_severity(logging.DEBUG)}

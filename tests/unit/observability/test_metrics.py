@@ -24,6 +24,7 @@ EXPECTED_FAMILIES = {
     "ctms_pending_acoustic_sync": "counter",
     "ctms_legacy_waitlists_requests": "counter",
     "ctms_contact_write_retries": "counter",
+    "ctms_erasure_addresses_dropped": "counter",
 }
 ROUTES = [
     RouteMetricsSpec("GET", "/", (307,)),
@@ -80,6 +81,7 @@ def test_names_types_and_no_exporter_noise(metrics: Metrics) -> None:
         "ctms_pending_acoustic_sync_total",
         "ctms_legacy_waitlists_requests_total",
         "ctms_contact_write_retries_total",
+        "ctms_erasure_addresses_dropped_total",
     }
     assert "otel_scope" not in text
     assert "target_info" not in text

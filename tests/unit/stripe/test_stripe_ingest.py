@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from ctms_adapters.memory import ManualClock
-from ctms_adapters.memory.stripe import InMemoryStripeStore, StripeTables
+from ctms_adapters.memory.stripe import (
+    InMemoryStripeStore,
+    InMemoryStripeUnitOfWork,
+    StripeTables,
+)
+from ctms_core.domain.errors import UniqueConstraintViolation, WriteConflictError
 from ctms_core.domain.stripe import (
     StripeObjectError,
     StripeRequestNotRecognized,
@@ -739,3 +745,28 @@ async def test_failed_ingest_leaves_earlier_commits_alone(
 
     assert list(stripe_store.tables.customers) == [p.CUSTOMER_ID]
     assert stripe_store.tables.subscriptions == {}
+
+
+# --- write conflicts ---------------------------------------------------------------------------------------
+
+
+class ConflictAtCommit(InMemoryStripeUnitOfWork):
+    """A unit of work whose commit finds that a concurrent transaction wrote the same rows first."""
+
+    async def commit(self) -> None:
+        raise WriteConflictError() from UniqueConstraintViolation(("fxa_id",))
+
+
+async def test_a_write_conflict_is_logged_as_an_error_without_the_customer_data(
+    stripe_store: InMemoryStripeStore, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Operators see conflict storms: each conflict answered 409 is an ERROR naming the object, not its
+    data (the customer's address)."""
+    service = StripeIngestService(lambda: ConflictAtCommit(stripe_store), clock)
+    data = sample("customer_01")
+    with caplog.at_level(logging.INFO, logger="ctms.stripe"), pytest.raises(WriteConflictError):
+        await service.ingest(data)
+    (record,) = [r for r in caplog.records if r.name == "ctms.stripe"]
+    assert record.levelno == logging.ERROR
+    assert record.stripe_object == f"customer:{data['id']}"  # type: ignore[attr-defined]
+    assert data["email"] not in repr(record.__dict__)
