@@ -416,7 +416,11 @@ async def _blockers(connection: asyncpg.Connection, release: Release) -> list[Bl
             "SELECT id, email_id::text AS email_id FROM waitlists "
             r"WHERE strpos(fields::text, '\u0000') > 0"
         )
-        failing = [row["email_id"] for row in candidates if not await _casts_to_jsonb(connection, row["id"])]
+        failing = [
+            row["email_id"]
+            for row in candidates
+            if not await _casts_to_jsonb(connection, row["id"])
+        ]
         if failing:
             blockers.append(
                 Blocker(
@@ -467,7 +471,9 @@ async def _data_changes(connection: asyncpg.Connection, release: Release) -> lis
             changes.append(
                 DataChange("api_client.enabled NULL → false (the old service refused them)", count)
             )
-    if release.has_acoustic and not await _is_not_null(connection, "pending_acoustic", "last_error"):
+    if release.has_acoustic and not await _is_not_null(
+        connection, "pending_acoustic", "last_error"
+    ):
         count = await connection.fetchval(
             "SELECT count(*) FROM pending_acoustic WHERE last_error IS NULL"
         )
@@ -535,7 +541,7 @@ async def _is_not_null(connection: asyncpg.Connection, table: str, column: str) 
         table,
         column,
     )
-    return value == "NO"
+    return bool(value == "NO")
 
 
 async def _constraint_exists(connection: asyncpg.Connection, table: str, name: str) -> bool:
@@ -568,7 +574,9 @@ async def _row_counts(connection: asyncpg.Connection) -> dict[str, int]:
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
     )
     return {
-        row["tablename"]: int(await connection.fetchval(f'SELECT count(*) FROM "{row["tablename"]}"'))  # noqa: S608
+        row["tablename"]: int(
+            await connection.fetchval(f'SELECT count(*) FROM "{row["tablename"]}"')  # noqa: S608
+        )
         for row in names
     }
 
@@ -823,8 +831,11 @@ async def _tables_exist(connection: asyncpg.Connection, names: Sequence[str]) ->
 
 async def _roles_done(connection: asyncpg.Connection, _release: Release) -> bool:
     return await _tables_exist(
-        connection, ("roles", "permissions", "role_permissions", "api_client_roles", "erasure_audit")
-    ) and bool(await connection.fetchval("SELECT EXISTS (SELECT 1 FROM roles WHERE name = 'admin')"))
+        connection,
+        ("roles", "permissions", "role_permissions", "api_client_roles", "erasure_audit"),
+    ) and bool(
+        await connection.fetchval("SELECT EXISTS (SELECT 1 FROM roles WHERE name = 'admin')")
+    )
 
 
 async def _create_roles(connection: asyncpg.Connection, _progress: AdoptionProgress) -> None:
@@ -911,7 +922,9 @@ async def _convert_pending_acoustic(
         "ALTER TABLE pending_acoustic ALTER COLUMN retry SET DEFAULT 0",
         "ALTER TABLE pending_acoustic ALTER COLUMN last_error SET DEFAULT ''",
     )
-    await _backfill(connection, progress, "pending_acoustic", "last_error = ''", "last_error IS NULL")
+    await _backfill(
+        connection, progress, "pending_acoustic", "last_error = ''", "last_error IS NULL"
+    )
     if not await _is_not_null(connection, "pending_acoustic", "last_error"):
         await _set_not_null(connection, "pending_acoustic", "last_error")
     if await _constraint_exists(connection, "pending_acoustic", "uix_pr_email_id"):
@@ -945,7 +958,10 @@ async def _build_pending_acoustic_index(
 async def _acoustic_config_done(connection: asyncpg.Connection, _release: Release) -> bool:
     lengths = [await _column_length(connection, t, c) for t, c, _limit in _NARROWED_COLUMNS]
     return (
-        all(length == limit for length, (_t, _c, limit) in zip(lengths, _NARROWED_COLUMNS, strict=True))
+        all(
+            length == limit
+            for length, (_t, _c, limit) in zip(lengths, _NARROWED_COLUMNS, strict=True)
+        )
         and await _column_default(connection, "acoustic_field", "tablename") is not None
         and await _constraint_exists(connection, "acoustic_field", "acoustic_field_pkey")
     )
@@ -1013,7 +1029,9 @@ async def _stripe_indexes_done(connection: asyncpg.Connection, _release: Release
     return True
 
 
-async def _build_stripe_indexes(connection: asyncpg.Connection, _progress: AdoptionProgress) -> None:
+async def _build_stripe_indexes(
+    connection: asyncpg.Connection, _progress: AdoptionProgress
+) -> None:
     for name, target in _STRIPE_INDEXES.items():
         await _build_index(
             connection, name, f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON {target}'
@@ -1094,7 +1112,7 @@ async def _cascades_done(connection: asyncpg.Connection, _release: Release) -> b
         "AND conname = ANY($1::text[]) AND convalidated",
         [f"{table}_email_id_fkey" for table in _SATELLITES],
     )
-    return count == len(_SATELLITES)
+    return bool(count == len(_SATELLITES))
 
 
 async def _cascade_deletes(connection: asyncpg.Connection, _progress: AdoptionProgress) -> None:
@@ -1129,9 +1147,10 @@ async def _cascades_done_for(connection: asyncpg.Connection, name: str) -> bool:
 
 
 async def _waitlist_subscribed_done(connection: asyncpg.Connection, _release: Release) -> bool:
-    return await _is_not_null(
-        connection, "waitlists", "subscribed"
-    ) and await _column_default(connection, "waitlists", "subscribed") == "true"
+    return (
+        await _is_not_null(connection, "waitlists", "subscribed")
+        and await _column_default(connection, "waitlists", "subscribed") == "true"
+    )
 
 
 async def _convert_waitlist_subscribed(
@@ -1151,7 +1170,9 @@ async def _waitlist_fields_done(connection: asyncpg.Connection, _release: Releas
 async def _waitlist_rows_to_convert(connection: asyncpg.Connection) -> int | None:
     if not await _column_exists(connection, "waitlists", "fields_jsonb"):
         return int(await connection.fetchval("SELECT count(*) FROM waitlists"))
-    return int(await connection.fetchval("SELECT count(*) FROM waitlists WHERE fields_jsonb IS NULL"))
+    return int(
+        await connection.fetchval("SELECT count(*) FROM waitlists WHERE fields_jsonb IS NULL")
+    )
 
 
 async def _convert_waitlist_fields(

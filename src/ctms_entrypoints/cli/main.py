@@ -307,7 +307,7 @@ def _echo_adoption_plan(plan: Any, *, check_only: bool) -> None:
     click.echo("\nSteps:")
     for step in plan.steps:
         click.echo(f"  [{'done' if step.done else 'todo'}] {step.title}")
-    click.echo(f"  [todo] Stamp revision 0005_acoustic_sync, then apply our later migrations")
+    click.echo("  [todo] Stamp revision 0005_acoustic_sync, then apply our later migrations")
     click.echo("")
 
 
