@@ -1060,7 +1060,7 @@ async def _unique_email_done(connection: asyncpg.Connection, _release: Release) 
 
 
 async def _build_unique_email_index(
-    connection: asyncpg.Connection, _progress: AdoptionProgress
+    connection: asyncpg.Connection, progress: AdoptionProgress
 ) -> None:
     try:
         await _build_index(
@@ -1078,6 +1078,7 @@ async def _build_unique_email_index(
             "a primary e-mail equal to another ignoring case was written during the adoption; "
             "`ctms db adopt --check` lists it, fix it and run adopt again"
         ) from error
+    progress.rows_done(await _estimated_rows(connection, "emails"))
 
 
 async def _old_email_indexes_done(connection: asyncpg.Connection, _release: Release) -> bool:
@@ -1115,7 +1116,7 @@ async def _cascades_done(connection: asyncpg.Connection, _release: Release) -> b
     return bool(count == len(_SATELLITES))
 
 
-async def _cascade_deletes(connection: asyncpg.Connection, _progress: AdoptionProgress) -> None:
+async def _cascade_deletes(connection: asyncpg.Connection, progress: AdoptionProgress) -> None:
     """Each satellite's foreign key to `emails` becomes ON DELETE CASCADE: a new key added NOT VALID
     (a moment's lock), validated (blocks no write), then swapped for the old one in one short lock."""
     for table in _SATELLITES:
@@ -1134,6 +1135,23 @@ async def _cascade_deletes(connection: asyncpg.Connection, _progress: AdoptionPr
             f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{name}"',
             f'ALTER TABLE "{table}" RENAME CONSTRAINT "{new}" TO "{name}"',
         )
+        progress.rows_done(await _estimated_rows(connection, table))
+
+
+async def _estimated_rows(connection: asyncpg.Connection, table: str) -> int:
+    """The planner's row estimate: free, where `count(*)` would scan the table."""
+    value = await connection.fetchval(
+        "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass($1)", table
+    )
+    return int(value or 0)
+
+
+async def _contacts_to_index(connection: asyncpg.Connection) -> int | None:
+    return await _estimated_rows(connection, "emails")
+
+
+async def _satellite_rows(connection: asyncpg.Connection) -> int | None:
+    return sum([await _estimated_rows(connection, table) for table in _SATELLITES])
 
 
 async def _cascades_done_for(connection: asyncpg.Connection, name: str) -> bool:
@@ -1223,10 +1241,10 @@ STEPS: tuple[Step, ...] = (
     Step("Stripe: defaults", _with_stripe, _stripe_defaults_done, _set_stripe_defaults),
     Step("Stripe: indexes by customer and subscription", _with_stripe, _stripe_indexes_done, _build_stripe_indexes),
     Step("Create the Stripe tables", _without_stripe, _stripe_created, _create_stripe),
-    Step("Contacts: unique index on lower(primary_email)", _without_unique_lower_email, _unique_email_done, _build_unique_email_index),
+    Step("Contacts: unique index on lower(primary_email)", _without_unique_lower_email, _unique_email_done, _build_unique_email_index, _contacts_to_index),
     Step("Contacts: drop the indexes the unique one replaces", _every_release, _old_email_indexes_done, _drop_old_email_indexes),
     Step("Contacts: no database default for email_id", _is_v6, _email_id_default_done, _drop_email_id_default),
-    Step("Contacts: satellites deleted with their contact (ON DELETE CASCADE)", _every_release, _cascades_done, _cascade_deletes),
+    Step("Contacts: satellites deleted with their contact (ON DELETE CASCADE)", _every_release, _cascades_done, _cascade_deletes, _satellite_rows),
     Step("Waitlists: subscribed NOT NULL DEFAULT true", _every_release, _waitlist_subscribed_done, _convert_waitlist_subscribed),
     Step("Waitlists: fields json → jsonb", _every_release, _waitlist_fields_done, _convert_waitlist_fields, _waitlist_rows_to_convert),
 )  # fmt: skip
