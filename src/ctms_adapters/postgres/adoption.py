@@ -232,11 +232,7 @@ class AdoptionSummary:
 
 def plan_adoption(url: str) -> AdoptionPlan:
     """What `adopt` would do on the database at `url`; writes nothing. Raises AdoptionRefusedError."""
-
-    async def run(connection: asyncpg.Connection) -> AdoptionPlan:
-        return await _plan(connection)
-
-    return _on_connection(url, run)
+    return _on_connection(url, _plan)
 
 
 def adopt(url: str, progress: AdoptionProgress | None = None) -> AdoptionSummary:

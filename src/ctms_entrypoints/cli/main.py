@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -40,6 +40,9 @@ from ctms_entrypoints.runtime import (
     write_development_client,
 )
 from ctms_entrypoints.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from ctms_adapters.postgres.adoption import AdoptionPlan, AdoptionSummary
 
 EXIT_NOT_FOUND = 4
 EXIT_CONFLICT = 10
@@ -284,13 +287,14 @@ def db_adopt(check_only: bool) -> None:
     _echo_adoption_summary(summary)
 
 
-def _echo_adoption_plan(plan: Any, *, check_only: bool) -> None:
+def _echo_adoption_plan(plan: AdoptionPlan, *, check_only: bool) -> None:
     if plan.already_adopted:
         click.echo(
             f"The database is already ours (revision {plan.revision}): nothing to adopt"
             + ("." if check_only else "; running our migrations if any are missing.")
         )
         return
+    assert plan.release is not None
     click.echo(f"Recognised ctms-api {plan.release.name} (alembic revision {plan.revision}).")
     if plan.blockers:
         click.echo(f"\nBlockers ({len(plan.blockers)}): adoption cannot proceed until fixed.")
@@ -311,7 +315,7 @@ def _echo_adoption_plan(plan: Any, *, check_only: bool) -> None:
     click.echo("")
 
 
-def _echo_adoption_summary(summary: Any) -> None:
+def _echo_adoption_summary(summary: AdoptionSummary) -> None:
     click.echo(f"\nAdopted: the database is now at revision {summary.revision_after}.")
     click.echo("\nTime per step:")
     for title, seconds in summary.step_seconds.items():
