@@ -876,3 +876,88 @@ async def test_a_database_that_is_not_ctms_apis_is_refused(new_database: Callabl
         await asyncio.to_thread(plan_adoption, impostor)
     assert (await ctms(impostor, "db", "adopt")).exit_code == 1
     assert await snapshot(impostor) == before
+
+
+class _DuplicateWriter(adoption.SilentProgress):
+    """The old release writing an address equal to another ignoring case just before the unique index
+    is built (after the blocker check passed)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def step_started(self, title: str, total_rows: int | None) -> None:
+        if title == "Contacts: unique index on lower(primary_email)":
+            _run(
+                _execute(
+                    to_asyncpg_dsn(self.url),
+                    "INSERT INTO emails (email_id, primary_email) VALUES "
+                    "('00000000-0000-4000-8000-000000000002', 'minimal@EXAMPLE.org')",
+                )
+            )
+
+
+async def test_a_duplicate_written_during_the_index_build_stops_adoption_until_it_is_fixed(
+    new_database: Callable[[], str],
+) -> None:
+    url = new_database()
+    await build_ctms_api_database(url, V3_3)
+    await seed(url, V3_3)
+
+    with pytest.raises(AdoptionRefusedError, match="equal to another ignoring case was written"):
+        await asyncio.to_thread(adopt, url, _DuplicateWriter(url))
+    async with connected(url) as c:  # no invalid index left behind
+        assert (
+            await c.fetchval("SELECT to_regclass('idx_email_primary_unique_email_lower')") is None
+        )
+    blocked = await asyncio.to_thread(plan_adoption, url)
+    assert [blocker.count for blocker in blocked.blockers] == [1]
+    assert blocked.blockers[0].examples == (f"00000000-0000-4000-8000-000000000002 = {MINIMAL}",)
+
+    async with connected(url) as c:
+        await c.execute(
+            "DELETE FROM emails WHERE email_id = '00000000-0000-4000-8000-000000000002'"
+        )
+    finished = await ctms(url, "db", "adopt")
+    assert finished.exit_code == 0, finished.output
+    assert check(url) == []
+
+
+async def test_adoption_waits_for_a_busy_table_without_holding_up_the_old_release(
+    new_database: Callable[[], str],
+) -> None:
+    """A step whose lock conflicts with a long transaction of the old release gives up after
+    `lock_timeout` and tries again, so the old release's other statements on that table are not queued
+    behind it; adoption completes once the transaction ends."""
+    url = new_database()
+    await build_ctms_api_database(url, V3_3)
+    await seed(url, V3_3)
+    async with connected(url) as long_transaction, connected(url) as writer:
+        await long_transaction.execute("BEGIN")
+        await long_transaction.execute(
+            "UPDATE waitlists SET source = source WHERE email_id = $1", FULL
+        )
+        adoption_run = asyncio.create_task(asyncio.to_thread(adopt, url))
+        for _ in range(400):  # until a step waits for the table the transaction holds
+            if await writer.fetchval(
+                "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
+                "WHERE application_name = 'ctms-adopt' AND NOT granted "
+                "AND relation = 'waitlists'::regclass"
+            ):
+                break
+            await asyncio.sleep(0.025)
+        else:
+            raise AssertionError("adoption never waited for the waitlists table")
+
+        # Without the lock timeout this INSERT would wait behind the step until the transaction ends.
+        await asyncio.wait_for(
+            writer.execute(
+                "INSERT INTO waitlists (email_id, name, fields, subscribed) "
+                f"""VALUES ('{MINIMAL}', 'relay', '{{"geo": "es"}}', true)"""
+            ),
+            timeout=10,
+        )
+        assert not adoption_run.done()
+        await long_transaction.execute("COMMIT")
+        summary = await adoption_run
+    assert summary.revision_after == head()
+    assert check(url) == []
