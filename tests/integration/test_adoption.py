@@ -628,6 +628,7 @@ async def test_adopted_database_serves_every_contact_as_before_and_the_old_relea
     assert adopted.exit_code == 0, adopted.output
     assert f"now at revision {head()}" in adopted.output
     assert "Rows per table (before → after)" in adopted.output
+    assert "Waitlists: fields json → jsonb … (3 rows)" in adopted.output  # progress, plain lines
     assert "@" not in adopted.output + checked.output  # no address in the output
 
     db_check = await ctms(url, "db", "check")
