@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 
 from ctms_adapters.postgres import adoption
 from ctms_adapters.postgres.adoption import AdoptionRefusedError, adopt, plan_adoption
-from ctms_adapters.postgres.migrations import check, head
+from ctms_adapters.postgres.migrations import check, current, head, upgrade
 from ctms_adapters.security.passwords import Argon2PasswordHasher
 from ctms_entrypoints.cli.main import cli
 from tests.support.database import to_asyncpg_dsn, to_sqlalchemy_url
@@ -762,7 +762,7 @@ async def test_check_reports_every_kind_of_blocker_and_writes_nothing(
     output = checked.output
     assert "Blockers (5)" in output
     assert (
-        "primary e-mails equal ignoring case (one contact per address is kept unique ignoring case); merge or delete the duplicates: 1"
+        "primary e-mails equal ignoring case (contacts that share an address); merge or delete the duplicates: 1"
         in output
     )
     assert f"{duplicate} = {FULL}" in output
@@ -962,3 +962,20 @@ async def test_adoption_waits_for_a_busy_table_without_holding_up_the_old_releas
         summary = await adoption_run
     assert summary.revision_after == head()
     assert check(url) == []
+
+
+async def test_on_one_of_our_databases_adopt_only_applies_our_missing_migrations(
+    new_database: Callable[[], str],
+) -> None:
+    url = new_database()
+    await asyncio.to_thread(upgrade, url, "0004_stripe")
+
+    checked = await ctms(url, "db", "adopt", "--check")
+    assert checked.exit_code == 0, checked.output
+    assert "already ours (revision 0004_stripe): nothing to adopt." in checked.output
+    assert current(url) == "0004_stripe"
+
+    adopted = await ctms(url, "db", "adopt")
+    assert adopted.exit_code == 0, adopted.output
+    assert f"Nothing to adopt: the database is ours, now at {head()}." in adopted.output
+    assert current(url) == head()

@@ -266,13 +266,13 @@ def adopt(url: str, progress: AdoptionProgress | None = None) -> AdoptionSummary
         return summary
 
     summary = _on_connection(url, run)
-    started = time.monotonic()
     if migrations.current(url) != migrations.head():
-        reporter.step_started("Apply our migrations after 0005 (ctms db upgrade)", None)
+        title = f"Apply our migrations after {ADOPTED_REVISION} (ctms db upgrade)"
+        started = time.monotonic()
+        reporter.step_started(title, None)
         migrations.upgrade(url)
-        seconds = time.monotonic() - started
-        summary.step_seconds["Apply our migrations after 0005"] = seconds
-        reporter.step_finished("Apply our migrations after 0005 (ctms db upgrade)", seconds)
+        summary.step_seconds[title] = time.monotonic() - started
+        reporter.step_finished(title, summary.step_seconds[title])
     summary.revision_after = migrations.current(url)
     if not summary.plan.already_adopted:
         summary.rows_after = _on_connection(url, _row_counts)
@@ -382,8 +382,8 @@ async def _blockers(connection: asyncpg.Connection, release: Release) -> list[Bl
         if groups:
             blockers.append(
                 Blocker(
-                    "primary e-mails equal ignoring case (one contact per address is kept "
-                    "unique ignoring case); merge or delete the duplicates",
+                    "primary e-mails equal ignoring case (contacts that share an address); "
+                    "merge or delete the duplicates",
                     int(groups[0]["total"]),
                     tuple(" = ".join(group["ids"]) for group in groups),
                 )
