@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -40,6 +40,9 @@ from ctms_entrypoints.runtime import (
     write_development_client,
 )
 from ctms_entrypoints.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from ctms_adapters.postgres.adoption import AdoptionPlan, AdoptionSummary
 
 EXIT_NOT_FOUND = 4
 EXIT_CONFLICT = 10
@@ -253,6 +256,113 @@ def db_check() -> None:
     if differences:
         _fail("Models and database differ:\n" + "\n".join(f"  {d}" for d in differences))
     click.echo("Models and migrations agree.")
+
+
+@db.command("adopt")
+@click.option("--check", "check_only", is_flag=True, help="Plan only: report, write nothing.")
+def db_adopt(check_only: bool) -> None:
+    """Convert a ctms-api database (v3.3 to v6) in place to our schema, online (docs/cutover.md).
+
+    Exits 1 when the database is refused or adoption is blocked by its data."""
+    from ctms_adapters.postgres.adoption import AdoptionRefusedError, adopt, plan_adoption
+
+    with database_runtime(_settings(), migrate=False) as runtime:
+        url = runtime.settings.async_db_url
+        assert url is not None
+        try:
+            plan = plan_adoption(url)
+            _echo_adoption_plan(plan, check_only=check_only)
+            if check_only:
+                if not plan.can_proceed:
+                    sys.exit(1)
+                return
+            if not plan.can_proceed:
+                _fail("Adoption blocked: fix the blockers above, then run it again.")
+            summary = adopt(url, _AdoptionProgressOutput())
+        except AdoptionRefusedError as error:
+            _fail(f"Refused: {error}")
+    if summary.plan.already_adopted:
+        click.echo(f"Nothing to adopt: the database is ours, now at {summary.revision_after}.")
+        return
+    _echo_adoption_summary(summary)
+
+
+def _echo_adoption_plan(plan: AdoptionPlan, *, check_only: bool) -> None:
+    if plan.already_adopted:
+        click.echo(
+            f"The database is already ours (revision {plan.revision}): nothing to adopt"
+            + ("." if check_only else "; running our migrations if any are missing.")
+        )
+        return
+    assert plan.release is not None
+    click.echo(f"Recognised ctms-api {plan.release.name} (alembic revision {plan.revision}).")
+    if plan.blockers:
+        click.echo(f"\nBlockers ({len(plan.blockers)}): adoption cannot proceed until fixed.")
+        for blocker in plan.blockers:
+            click.echo(f"  - {blocker.problem}: {blocker.count}")
+            for example in blocker.examples:
+                click.echo(f"      e.g. {example}")
+    else:
+        click.echo("\nBlockers: none.")
+    if plan.data_changes:
+        click.echo("\nStored values it converts (meaning kept):")
+        for change in plan.data_changes:
+            click.echo(f"  - {change.change}: {change.count} rows")
+    click.echo("\nSteps:")
+    for step in plan.steps:
+        click.echo(f"  [{'done' if step.done else 'todo'}] {step.title}")
+    click.echo("  [todo] Stamp revision 0005_acoustic_sync, then apply our later migrations")
+    click.echo("")
+
+
+def _echo_adoption_summary(summary: AdoptionSummary) -> None:
+    click.echo(f"\nAdopted: the database is now at revision {summary.revision_after}.")
+    click.echo("\nTime per step:")
+    for title, seconds in summary.step_seconds.items():
+        click.echo(f"  {seconds:8.1f} s  {title}")
+    click.echo("\nRows per table (before → after):")
+    for table in sorted(set(summary.rows_before) | set(summary.rows_after)):
+        before = summary.rows_before.get(table)
+        after = summary.rows_after.get(table)
+        click.echo(f"  {table:28} {'-' if before is None else before:>10} → {after}")
+
+
+class _AdoptionProgressOutput:
+    """Adoption progress on the terminal: a bar per long step (rows done, time left) on a TTY, plain
+    lines otherwise (logs of a deploy job)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._interactive = sys.stdout.isatty()
+        self._done = 0
+        self._total = 0
+        self._last_percent = -10
+
+    def step_started(self, title: str, total_rows: int | None) -> None:
+        self._done, self._total, self._last_percent = 0, total_rows or 0, -10
+        if total_rows and self._interactive:
+            self._bar = click.progressbar(
+                length=total_rows, label=title, show_eta=True, show_pos=True
+            )
+            self._bar.__enter__()
+        else:
+            click.echo(f"{title} …" + (f" ({total_rows} rows)" if total_rows else ""))
+
+    def rows_done(self, count: int) -> None:
+        self._done += count
+        if self._bar is not None:
+            self._bar.update(count)
+        elif self._total:
+            percent = 100 * self._done // self._total
+            if percent >= self._last_percent + 10:
+                self._last_percent = percent
+                click.echo(f"  {self._done}/{self._total} rows ({percent} %)")
+
+    def step_finished(self, title: str, seconds: float) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+        click.echo(f"  done in {seconds:.1f} s")
 
 
 # --- clients ---------------------------------------------------------------------------------------
