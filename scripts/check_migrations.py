@@ -16,7 +16,9 @@ every operation in an `upgrade()` that the previous release's code may not survi
 * `execute()` of literal SQL containing DROP, RENAME, TRUNCATE or ALTER ... TYPE.
 
 A revision that is a deliberate contract step says so with a comment line `# contract: <reason>` (or a
-`contract: <reason>` line in its docstring); its findings are then accepted. `downgrade()` is exempt:
+`contract: <reason>` line in its docstring); its findings are then accepted. That marker is declared once,
+in `ctms_adapters.postgres.schema_revisions.contract_reason`, which `ctms db upgrade` also uses to record
+whether each revision only adds (the start-up rules of docs/adr/0006-schema-revisions-at-start.md). `downgrade()` is exempt:
 undoing a revision is destructive by nature. Helper functions count when `upgrade()` calls them.
 
 Usage: `python scripts/check_migrations.py [--versions-dir migrations/versions] [--since REVISION]`;
@@ -34,6 +36,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# The marker rule is declared in the package; a source checkout runs this script without it
+# installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from ctms_adapters.postgres.schema_revisions import contract_reason
+
 DEFAULT_VERSIONS_DIR = Path(__file__).resolve().parents[1] / "migrations" / "versions"
 
 ALWAYS_DESTRUCTIVE = {
@@ -48,7 +55,6 @@ _DESTRUCTIVE_SQL = re.compile(
     r"|ALTER\s+COLUMN\s+\S+\s+(SET\s+DATA\s+)?TYPE\b|SET\s+NOT\s+NULL)",
     re.IGNORECASE,
 )
-_MARKER = re.compile(r"^[ \t]*#?[ \t]*contract:[ \t]*(?P<reason>\S[^\n]*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,7 @@ def read_revision(path: Path) -> Revision:
         downs = (down,)
     else:
         downs = tuple(down)
-    marker = _MARKER.search(source)
-    return Revision(path, str(revision), downs, marker["reason"].strip() if marker else None, tree)
+    return Revision(path, str(revision), downs, contract_reason(source), tree)
 
 
 def read_revisions(versions_dir: Path) -> list[Revision]:
