@@ -91,7 +91,9 @@ def deployment(database_url: str) -> Iterator[Deployment]:
     admin_dsn = to_asyncpg_dsn(database_url)
     try:
         _execute(admin_dsn, roles_sql("cluster", **names))
-        superuser_on_database = to_asyncpg_dsn(make_url(database_url).set(database=database))
+        superuser_on_database = to_asyncpg_dsn(
+            make_url(database_url).set(database=database).render_as_string(hide_password=False)
+        )
         _execute(superuser_on_database, roles_sql("database", **names))
         owner_url = _url(database_url, user=owner, password=OWNER_PASSWORD, database=database)
         upgrade(owner_url)  # `ctms db upgrade` as the owner role
