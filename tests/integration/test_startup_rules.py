@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from ctms_adapters.postgres.migrations import (
     MIGRATIONS_DIR_VARIABLE,
@@ -183,14 +183,14 @@ def serving(url: str) -> Iterator[str]:
             process.communicate()
 
 
-def create_client(url: str, name: str) -> tuple[str, str]:
-    runner = CliRunner()
+def ctms(url: str, *args: str) -> Result:
+    """`ctms ARGS...` in this process (for commands that return)."""
     environment = {"CTMS_DB_URL": url, "CTMS_SECRET_KEY": "startup-rules"}
-    result = runner.invoke(
-        cli,
-        ["clients", "create", name, "--email", f"{name}@example.com", "--json"],
-        env=environment,
-    )
+    return CliRunner().invoke(cli, list(args), env=environment)
+
+
+def create_client(url: str, name: str) -> tuple[str, str]:
+    result = ctms(url, "clients", "create", name, "--email", f"{name}@example.com", "--json")
     assert result.exit_code == 0, result.output
     credentials = json.loads(result.output)
     return credentials["client_id"], credentials["client_secret"]
@@ -216,6 +216,17 @@ def test_the_api_serves_on_a_database_ahead_by_an_expand_only_revision(
         assert [c["email"]["primary_email"] for c in found.json()] == ["rollback@example.com"]
         assert http.get("/__heartbeat__").status_code == 200
     assert current(fresh_url) == "9001_newer_release"  # serving changed no schema
+
+
+def test_the_migration_job_of_a_rollback_does_nothing_on_an_expand_only_schema(
+    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline that runs `ctms db upgrade` before every rollout can roll back."""
+    upgrade_as_a_newer_release(fresh_url, EXPANSION, tmp_path, monkeypatch)
+    result = ctms(fresh_url, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Nothing to upgrade.")
+    assert current(fresh_url) == "9001_newer_release"
 
 
 @pytest.mark.parametrize("command", [SERVE, SYNC, FACTORY], ids=["serve", "sync", "asgi-factory"])
@@ -246,6 +257,15 @@ def test_a_database_ahead_by_a_contract_revision_is_refused(
     assert "contract revision 9001_newer_release" in refused.stderr
 
 
+def test_the_migration_job_of_an_older_release_refuses_a_contracted_schema(
+    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upgrade_as_a_newer_release(fresh_url, CONTRACTION, tmp_path, monkeypatch)
+    result = ctms(fresh_url, "db", "upgrade")
+    assert result.exit_code == 10
+    assert "contract revision 9001_newer_release" in result.output
+
+
 def test_an_admin_command_applies_the_same_rules(fresh_url: str) -> None:
     upgrade(fresh_url, one_revision_behind())
     result = CliRunner().invoke(
@@ -274,4 +294,7 @@ def test_a_ctms_api_database_not_yet_adopted_is_refused_naming_the_adoption(
     assert refused.returncode == 10
     assert "'fd04e56b249e'" in refused.stderr
     assert "`ctms db adopt`" in refused.stderr
+    not_upgraded = ctms(fresh_url, "db", "upgrade")
+    assert not_upgraded.exit_code == 10
+    assert "`ctms db adopt`" in not_upgraded.output
     assert current(fresh_url) == "fd04e56b249e"

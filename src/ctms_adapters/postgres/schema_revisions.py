@@ -140,5 +140,6 @@ def startup_verdict(
     return Verdict(
         SchemaState.AHEAD_BY_EXPANSIONS,
         f"The database schema is at {revision}, ahead of this release's {head} by expand-only"
-        f" revisions ({', '.join(r.revision for r in newer)}): running on it (a rollback).",
+        f" revisions ({', '.join(r.revision for r in newer)}), which this release runs on (a"
+        " rollback, or the previous release during a rollout).",
     )

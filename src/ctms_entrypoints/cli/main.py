@@ -237,12 +237,23 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION."""
-    from ctms_adapters.postgres.migrations import upgrade
+    """Apply migrations up to REVISION. To the head, on a database ahead of this release by expand-only
+    revisions it does nothing (the migration job of a rollback), and it refuses a database ahead by a
+    contract revision or not migrated by CTMS (a ctms-api database is adopted with `ctms db adopt`)."""
+    from ctms_adapters.postgres.migrations import upgrade, verdict
+    from ctms_adapters.postgres.schema_revisions import SchemaState
 
     with _database(_settings(), ensure_schema=False) as runtime:
-        assert runtime.settings.async_db_url is not None
-        upgrade(runtime.settings.async_db_url, revision)
+        url = runtime.settings.async_db_url
+        assert url is not None
+        if revision == "head":
+            found = verdict(url)
+            if found.state is SchemaState.AHEAD_BY_EXPANSIONS:
+                click.echo(f"Nothing to upgrade. {found.message}")
+                return
+            if found.state not in {SchemaState.CURRENT, SchemaState.BEHIND}:
+                _fail(found.message, EXIT_CONFLICT)
+        upgrade(url, revision)
     click.echo(f"Database upgraded to {revision}.")
 
 
