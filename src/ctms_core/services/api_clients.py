@@ -135,7 +135,9 @@ class ApiClientService:
 
     async def delete(self, client_id: str) -> ApiClient:
         """Delete the client `client_id` (`id_` optional) and its role grants; returns what was
-        deleted. Erasure audit records naming it are kept: they are proof, not configuration."""
+        deleted. Erasure audit records naming it are kept: they are proof, not configuration.
+        Nothing of the client is left to revoke its unexpired tokens with, so a client created again
+        under the same name accepts them until it rotates its secret."""
         async with self._uow_factory() as uow:
             client = await self._existing(uow, client_id)
             await uow.api_clients.delete(client.client_id)

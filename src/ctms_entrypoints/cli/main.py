@@ -401,7 +401,8 @@ def clients_set_email(name: str, email: str) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.argument("name")
 def clients_delete(yes: bool, name: str) -> None:
-    """Delete an API client and its role grants; its tokens stop working."""
+    """Delete an API client and its role grants; its tokens stop working. (A client created again
+    under the same name would accept them until they expire: rotate its secret to refuse them.)"""
     if not _confirm(f"Delete API client '{name}'? Its tokens will stop working.", yes):
         return
 
