@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every role: `docker run IMAGE serve` (default), `IMAGE sync`, `IMAGE db upgrade`, ...
+# `serve` and `sync` never migrate the database: run `IMAGE db upgrade` (as the owner role) before a rollout.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 

@@ -462,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
             for assignment in arguments.server_env:
                 name, _, value = assignment.partition("=")
                 environment[name] = value
+            server.upgrade_database(environment)  # a deploy step: `ctms serve` does not migrate
             credentials = server.create_client(environment)
             log(f"seeding {arguments.contacts} contacts")
             seeded = asyncio.run(database.seed(db.url, arguments.contacts))

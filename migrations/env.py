@@ -16,6 +16,7 @@ from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ctms_adapters.postgres.engine import async_url, connect_args
+from ctms_adapters.postgres.migrations import record_history
 from ctms_adapters.postgres.tables import metadata
 
 # Any constant shared by every CTMS process: concurrent upgrades (several servers starting at once) wait
@@ -49,6 +50,9 @@ def _configure(**options: object) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         compare_server_default=True,
+        # Every revision applied or stamped goes into schema_history, which the start-up check of
+        # older and newer releases reads (docs/adr/0006-schema-revisions-at-start.md).
+        on_version_apply=record_history,
         **options,  # type: ignore[arg-type]
     )
 

@@ -16,7 +16,9 @@ every operation in an `upgrade()` that the previous release's code may not survi
 * `execute()` of literal SQL containing DROP, RENAME, TRUNCATE or ALTER ... TYPE.
 
 A revision that is a deliberate contract step says so with a comment line `# contract: <reason>` (or a
-`contract: <reason>` line in its docstring); its findings are then accepted. `downgrade()` is exempt:
+`contract: <reason>` line in its docstring); its findings are then accepted. That marker is declared once,
+in `ctms_adapters.postgres.schema_revisions.contract_reason`, which `ctms db upgrade` also uses to record
+whether each revision only adds (the start-up rules of docs/adr/0006-schema-revisions-at-start.md). `downgrade()` is exempt:
 undoing a revision is destructive by nature. Helper functions count when `upgrade()` calls them.
 
 Usage: `python scripts/check_migrations.py [--versions-dir migrations/versions] [--since REVISION]`;
@@ -28,11 +30,30 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+
+
+def _load_revision_rules() -> ModuleType:
+    """`ctms_adapters.postgres.schema_revisions`, where the contract marker is declared, loaded from
+    its file: the module needs only the standard library, and the lint environment has neither CTMS
+    nor the dependencies its packages import installed."""
+    path = Path(__file__).resolve().parents[1] / "src/ctms_adapters/postgres/schema_revisions.py"
+    spec = importlib.util.spec_from_file_location("ctms_schema_revisions", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+contract_reason: Callable[[str], str | None] = _load_revision_rules().contract_reason
 
 DEFAULT_VERSIONS_DIR = Path(__file__).resolve().parents[1] / "migrations" / "versions"
 
@@ -48,7 +69,6 @@ _DESTRUCTIVE_SQL = re.compile(
     r"|ALTER\s+COLUMN\s+\S+\s+(SET\s+DATA\s+)?TYPE\b|SET\s+NOT\s+NULL)",
     re.IGNORECASE,
 )
-_MARKER = re.compile(r"^[ \t]*#?[ \t]*contract:[ \t]*(?P<reason>\S[^\n]*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -111,8 +131,7 @@ def read_revision(path: Path) -> Revision:
         downs = (down,)
     else:
         downs = tuple(down)
-    marker = _MARKER.search(source)
-    return Revision(path, str(revision), downs, marker["reason"].strip() if marker else None, tree)
+    return Revision(path, str(revision), downs, contract_reason(source), tree)
 
 
 def read_revisions(versions_dir: Path) -> list[Revision]:

@@ -61,8 +61,23 @@ class Credentials:
     client_secret: str
 
 
+def upgrade_database(environment: dict[str, str]) -> None:
+    """`ctms db upgrade`, the deploy step before `ctms serve` (which never migrates a CTMS_DB_URL
+    database)."""
+    completed = subprocess.run(
+        [*ctms_command(), "db", "upgrade"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"ctms db upgrade failed:\n{completed.stderr}")
+
+
 def create_client(environment: dict[str, str]) -> Credentials:
-    """`ctms clients create ... --json` (which also migrates the database)."""
+    """`ctms clients create ... --json` on the upgraded database."""
     name = f"bench-{secrets.token_hex(3)}"
     completed = subprocess.run(
         [*ctms_command(), "clients", "create", name, "--email", "bench@example.com", "--json"],

@@ -1,9 +1,11 @@
 """Process-level setup shared by the CLI commands: which database, which secret key.
 
-With `CTMS_DB_URL` set, CTMS uses that database. Without it, CTMS runs on the embedded PostgreSQL in
-`CTMS_DATA_DIR/postgres` (SPEC §8), migrated on start, and in that development mode also keeps a generated
-`CTMS_SECRET_KEY` and the development API client's credentials in `CTMS_DATA_DIR` (files readable only by
-their owner) so a restart keeps both.
+With `CTMS_DB_URL` set, CTMS uses that database and never changes its schema: migrations are a deploy step
+(`ctms db upgrade`), and a process only checks at start that the schema is one this release can run on
+(docs/deployment.md, docs/adr/0006-schema-revisions-at-start.md). Without it, CTMS runs on the embedded
+PostgreSQL in `CTMS_DATA_DIR/postgres` (SPEC §8), migrated on start, and in that development mode also
+keeps a generated `CTMS_SECRET_KEY` and the development API client's credentials in `CTMS_DATA_DIR` (files
+readable only by their owner) so a restart keeps both.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -20,10 +23,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctms_adapters.embedded_pg import EmbeddedPostgres
+from ctms_adapters.postgres.migrations import verdict
+from ctms_adapters.postgres.schema_revisions import SchemaState, Verdict
 from ctms_entrypoints.settings import Settings
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
 DEV_CLIENT_FILE = "dev-client.json"
+
+logger = logging.getLogger("ctms.schema")
+
+
+class SchemaMismatchError(RuntimeError):
+    """The database's schema is not one this release can run on; the message says what to do."""
+
+
+def ensure_runnable_schema(url: str) -> Verdict:
+    """Refuse (`SchemaMismatchError`) a database whose schema this release cannot run on: behind it,
+    ahead of it by a contract revision, or not a CTMS schema. Reads only, so a runtime role without
+    DDL rights can ask."""
+    found = verdict(url)
+    if not found.runnable:
+        raise SchemaMismatchError(found.message)
+    if found.state is SchemaState.AHEAD_BY_EXPANSIONS:
+        logger.warning(found.message)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +106,17 @@ def upgrade_to_head_in_a_child_process(url: str) -> None:
 
 @contextlib.contextmanager
 def database_runtime(
-    settings: Settings, *, migrate: bool = True, migrate_in_a_child_process: bool = False
+    settings: Settings, *, ensure_schema: bool = True, migrate_in_a_child_process: bool = False
 ) -> Iterator[Runtime]:
-    """Yield settings that point at a ready database; start (and later stop) the embedded one if
-    no `CTMS_DB_URL` is configured. `migrate`: bring it to the head revision first, in a child
-    process with `migrate_in_a_child_process` (for the long-lived serving process)."""
+    """Yield settings that point at a database; start (and later stop) the embedded one if no
+    `CTMS_DB_URL` is configured. With `ensure_schema` (every command but `ctms db ...`), the embedded
+    database is migrated to this release's head (in a child process with `migrate_in_a_child_process`,
+    for the long-lived serving process) and an external one is checked, never migrated
+    (`ensure_runnable_schema`)."""
     upgrade = upgrade_to_head_in_a_child_process if migrate_in_a_child_process else upgrade_to_head
     if settings.async_db_url is not None:
-        if migrate:
-            upgrade(settings.async_db_url)
+        if ensure_schema:
+            ensure_runnable_schema(settings.async_db_url)
         yield Runtime(settings, None)
         return
     data_dir = settings.data_dir
@@ -99,7 +124,7 @@ def database_runtime(
     embedded = EmbeddedPostgres(data_dir / "postgres")
     url = embedded.start()
     try:
-        if migrate:
+        if ensure_schema:
             upgrade(url)
         resolved = dataclasses.replace(
             settings,

@@ -433,6 +433,38 @@ class ApiClientRepositoryContract:
             client = await uow.api_clients.get("id_basket")
         assert client is not None and client.last_access == moment
 
+    async def test_deleted_client_is_gone_with_its_role_grants(
+        self, uow_factory: UowFactory
+    ) -> None:
+        async with uow_factory() as uow:
+            await uow.api_clients.add(_client("id_leaving"))
+            await uow.api_clients.add(_client("id_staying"))
+            await uow.roles.add_role("t-shared", None)
+            await uow.roles.grant_role("id_leaving", "t-shared")
+            await uow.roles.grant_role("id_staying", "t-shared")
+            await uow.commit()
+        async with uow_factory() as uow:
+            await uow.api_clients.delete("id_leaving")
+            await uow.api_clients.delete("id_never_existed")
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.api_clients.get("id_leaving") is None
+            staying = await uow.api_clients.get("id_staying")
+            role = await uow.roles.get_role("t-shared")
+        assert staying is not None and staying.roles == ("t-shared",)
+        assert role is not None and role.clients == ("id_staying",)
+
+    async def test_a_client_deleted_in_a_rolled_back_transaction_stays(
+        self, uow_factory: UowFactory
+    ) -> None:
+        async with uow_factory() as uow:
+            await uow.api_clients.add(_client())
+            await uow.commit()
+        async with uow_factory() as uow:
+            await uow.api_clients.delete("id_basket")  # no commit
+        async with uow_factory() as uow:
+            assert await uow.api_clients.get("id_basket") is not None
+
 
 class RoleRepositoryContract:
     """Seed-agnostic: the in-memory store starts with the standard roles, an emptied database without."""

@@ -17,12 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres import create_engine, metadata
 from ctms_adapters.postgres.migrations import upgrade
+from ctms_adapters.postgres.tables import schema_history
 from tests.support.database import provision_test_database
 
-# Every table but alembic's bookkeeping, in one statement.
+# Every table but the migrations' bookkeeping (alembic_version, schema_history), in one statement.
 _TRUNCATE = text(
     "TRUNCATE {} RESTART IDENTITY CASCADE".format(
-        ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+        ", ".join(
+            f'"{table.name}"' for table in metadata.sorted_tables if table is not schema_history
+        )
     )
 )
 

@@ -17,7 +17,10 @@ from ctms_adapters.postgres.migrations import (
     current,
     downgrade,
     head,
+    history,
+    is_expand_only,
     script_location,
+    stamp,
     upgrade,
 )
 from ctms_entrypoints.runtime import upgrade_to_head_in_a_child_process
@@ -110,3 +113,49 @@ def test_migrations_form_one_linear_history() -> None:
     revisions = list(scripts.walk_revisions())
     assert all(not isinstance(revision.down_revision, tuple | list) for revision in revisions)
     assert [r.down_revision for r in revisions][-1] is None
+
+
+def _recorded(url: str) -> dict[str, tuple[str | None, bool]]:
+    """schema_history as (down_revision, expand_only) by revision, via `ctms db history`'s reader."""
+    return {
+        line.revision: (line.down_revision, line.expand_only)
+        for line in history(url)
+        if line.applied_at is not None
+    }
+
+
+def test_the_history_is_backfilled_when_upgrading_a_database_stamped_before_it(
+    blank_database_url: str,
+) -> None:
+    """`ctms db adopt` stamps our 0005 and upgrades: the new table then holds every revision."""
+    scripts = ScriptDirectory(str(script_location()))
+    upgrade(blank_database_url, "0005_acoustic_sync")
+    _execute(
+        to_asyncpg_dsn(blank_database_url),
+        "UPDATE alembic_version SET version_num = '0005_acoustic_sync'",
+    )
+    upgrade(blank_database_url)
+    expected = {
+        script.revision: (script.down_revision, is_expand_only(script))
+        for script in scripts.walk_revisions()
+    }
+    assert _recorded(blank_database_url) == expected
+    assert all(expand_only for _, expand_only in expected.values())  # no contract step yet
+
+
+def test_the_history_follows_downgrades_and_stamps(blank_database_url: str) -> None:
+    upgrade(blank_database_url)
+    _execute(
+        to_asyncpg_dsn(blank_database_url),
+        "INSERT INTO schema_history (revision, down_revision, expand_only)"
+        f" VALUES ('9001_newer_release', '{head()}', true)",
+    )
+    stamp(blank_database_url, "0005_acoustic_sync")
+    recorded = _recorded(blank_database_url)
+    assert head() not in recorded and "0005_acoustic_sync" in recorded
+    assert "9001_newer_release" in recorded  # a newer release's row is not ours to remove
+    stamp(blank_database_url, head())
+    assert head() in _recorded(blank_database_url)
+    downgrade(blank_database_url, "0006_schema_history")
+    downgrade(blank_database_url, "0005_acoustic_sync")
+    assert _recorded(blank_database_url) == {}  # the table went with its revision

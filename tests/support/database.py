@@ -46,7 +46,7 @@ def provision_test_database() -> Iterator[str]:
     """Yield the SQLAlchemy asyncpg URL of a new empty database; drop it (and its server) after."""
     admin_url = os.environ.get(TEST_DB_URL_VARIABLE)
     if admin_url:
-        with _throwaway_database(admin_url, origin=f"{TEST_DB_URL_VARIABLE}={admin_url}") as url:
+        with throwaway_database(admin_url, origin=f"{TEST_DB_URL_VARIABLE}={admin_url}") as url:
             yield url
         return
     data_dir = Path(tempfile.mkdtemp(prefix="ctms-test-pg-"))
@@ -60,7 +60,7 @@ def provision_test_database() -> Iterator[str]:
                 f"the embedded PostgreSQL did not start:\n{exc}"
             ) from exc
         try:
-            with _throwaway_database(server.url, origin="the embedded PostgreSQL") as url:
+            with throwaway_database(server.url, origin="the embedded PostgreSQL") as url:
                 yield url
         finally:
             server.stop()
@@ -69,7 +69,9 @@ def provision_test_database() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _throwaway_database(admin_url: str, *, origin: str) -> Iterator[str]:
+def throwaway_database(admin_url: str, *, origin: str) -> Iterator[str]:
+    """Yield the SQLAlchemy asyncpg URL of a new empty database on `admin_url`'s server (another test
+    database's URL will do); drop it after."""
     name = f"ctms_test_{secrets.token_hex(6)}"
     dsn = to_asyncpg_dsn(admin_url)
     try:

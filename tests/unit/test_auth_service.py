@@ -16,7 +16,11 @@ from ctms_core.domain.errors import (
     TokenRequestRejectedError,
 )
 from ctms_core.ports.repositories import UnitOfWork
-from ctms_core.services.api_clients import ApiClientExistsError, ApiClientService
+from ctms_core.services.api_clients import (
+    ApiClientExistsError,
+    ApiClientNotFoundError,
+    ApiClientService,
+)
 from ctms_core.services.auth import AuthService
 from tests.doubles import PlainHasher
 
@@ -246,6 +250,34 @@ async def test_client_administration_rules(clients: ApiClientService) -> None:
 async def test_creating_a_client_is_not_a_credential_change(clients: ApiClientService) -> None:
     await clients.create("basket", "basket@example.com")
     assert (await clients.get("basket")).credentials_changed_at is None
+
+
+async def test_a_deleted_client_gets_no_token_and_its_tokens_stop_working(
+    auth: AuthService, clients: ApiClientService
+) -> None:
+    credentials = await clients.create("basket", "basket@example.com")
+    token = (await auth.issue_token(credentials.client_id, credentials.client_secret)).access_token
+    deleted = await clients.delete("basket")
+    assert deleted.client_id == "id_basket"
+    with pytest.raises(AuthenticationError) as raised:
+        await auth.authenticate(token)
+    assert raised.value.reason == "No client record"
+    with pytest.raises(TokenRequestRejectedError):
+        await auth.issue_token(credentials.client_id, credentials.client_secret)
+    with pytest.raises(ApiClientNotFoundError):
+        await clients.delete("basket")
+
+
+async def test_a_changed_email_keeps_the_credentials_valid(
+    auth: AuthService, clients: ApiClientService
+) -> None:
+    credentials = await clients.create("basket", "basket@example.com")
+    token = (await auth.issue_token(credentials.client_id, credentials.client_secret)).access_token
+    assert await clients.set_email("basket", "owner@example.com")
+    assert not await clients.set_email("id_basket", "owner@example.com")
+    assert (await auth.authenticate(token)).email == "owner@example.com"
+    with pytest.raises(BadRequestError):
+        await clients.set_email("basket", "not-an-email")
 
 
 # --- verified tokens are trusted for `recheck_interval` (CTMS_TOKEN_CACHE_SECONDS) -----------------

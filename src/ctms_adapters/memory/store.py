@@ -243,6 +243,10 @@ class InMemoryApiClientRepository:
     async def save(self, client: ApiClient) -> None:
         self._clients[client.client_id] = replace(client, roles=(), permissions=frozenset())
 
+    async def delete(self, client_id: str) -> None:
+        self._clients.pop(client_id, None)
+        self._access.client_roles = {g for g in self._access.client_roles if g[0] != client_id}
+
     async def record_access(self, client_id: str, at: datetime) -> None:
         client = self._clients.get(client_id)
         if client is not None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import DateTime, String, bindparam, func, select, update
+from sqlalchemy import DateTime, String, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -86,6 +86,14 @@ _RECORD_ACCESS = (
     .values(last_access=bindparam("at", type_=_TIMESTAMP))
 )
 
+# The role links go first, explicitly: a database adopted from ctms-api may lack the cascading foreign key.
+_DELETE_ROLE_LINKS = delete(api_client_roles).where(
+    api_client_roles.c.api_client_id == bindparam("target_client_id", type_=String())
+)
+_DELETE = delete(api_client).where(
+    api_client.c.client_id == bindparam("target_client_id", type_=String())
+)
+
 
 def _client(row: Sequence[Any]) -> ApiClient:
     values = dict(zip((*_FIELDS, *_GRANTS), row, strict=True))
@@ -124,6 +132,11 @@ class PostgresApiClientRepository:
     async def save(self, client: ApiClient) -> None:
         await self._scope.begin()
         await self._scope.run(_UPSERT, _stored_values(client))
+
+    async def delete(self, client_id: str) -> None:
+        await self._scope.begin()
+        await self._scope.run(_DELETE_ROLE_LINKS, {"target_client_id": client_id})
+        await self._scope.run(_DELETE, {"target_client_id": client_id})
 
     async def record_access(self, client_id: str, at: datetime) -> None:
         await self._scope.begin()

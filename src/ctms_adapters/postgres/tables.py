@@ -343,3 +343,14 @@ STRIPE_TABLES = (
     stripe_invoice,
     stripe_invoice_line_item,
 )
+
+# Every schema revision applied to this database (written by `ctms db upgrade`, read at start):
+# docs/adr/0006-schema-revisions-at-start.md.
+schema_history = Table(
+    "schema_history",
+    metadata,
+    Column("revision", String(255), primary_key=True),
+    Column("down_revision", String(255)),
+    Column("expand_only", Boolean, nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

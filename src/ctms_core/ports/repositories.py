@@ -79,6 +79,10 @@ class ApiClientRepository(Protocol):
 
     async def save(self, client: ApiClient) -> None: ...
 
+    async def delete(self, client_id: str) -> None:
+        """Remove the client and its role grants (nothing when it does not exist)."""
+        ...
+
     async def record_access(self, client_id: str, at: datetime) -> None:
         """Set `last_access` (a single cheap write, not a read-modify-write)."""
         ...

@@ -43,11 +43,12 @@ def new_client_secret() -> str:
 
 
 class ApiClientService:
-    """Create, enable, disable, rotate and list API clients.
+    """Create, enable, disable, rotate, re-address, delete and list API clients.
 
     Rules: ids are `id_<name>` with names of letters, digits, `-`, `_`, `.`; secrets are shown once and
     stored only as hashes; rotating a secret or disabling a client revokes the tokens issued before
-    (`credentials_changed_at`), creating or enabling one does not.
+    (`credentials_changed_at`), creating or enabling one does not; deleting a client removes its role
+    grants too, and its tokens stop working (they name a client that no longer exists).
     """
 
     def __init__(
@@ -132,7 +133,20 @@ class ApiClientService:
             await uow.commit()
         return ClientCredentials(client.client_id, client_secret)
 
+    async def delete(self, client_id: str) -> ApiClient:
+        """Delete the client `client_id` (`id_` optional) and its role grants; returns what was
+        deleted. Erasure audit records naming it are kept: they are proof, not configuration.
+        Nothing of the client is left to revoke its unexpired tokens with, so a client created again
+        under the same name accepts them until it rotates its secret."""
+        async with self._uow_factory() as uow:
+            client = await self._existing(uow, client_id)
+            await uow.api_clients.delete(client.client_id)
+            await uow.commit()
+        return client
+
     async def set_email(self, client_id: str, email: str) -> bool:
+        """Change the contact address of a client's owner; returns False when it already was
+        `email`. The credentials stay valid."""
         try:
             _CLIENT_EMAIL(email)
         except InvalidValue as invalid:

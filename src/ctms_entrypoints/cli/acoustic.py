@@ -31,17 +31,17 @@ def _admin_service(work: Any) -> Any:
 
 @click.command("sync")
 def sync() -> None:
-    """Run the Acoustic sync worker until SIGTERM/SIGINT (the contacts in flight are finished)."""
-    from ctms_entrypoints.cli.main import _settings
+    """Run the Acoustic sync worker until SIGTERM/SIGINT (the contacts in flight are finished). A
+    CTMS_DB_URL database must have been upgraded first (`ctms db upgrade`)."""
+    from ctms_entrypoints.cli.main import _database, _settings
     from ctms_entrypoints.container import MissingConfigurationError
     from ctms_entrypoints.http.app import load_version_document
     from ctms_entrypoints.observability.setup import set_up_observability
-    from ctms_entrypoints.runtime import database_runtime
     from ctms_entrypoints.worker.main import run_worker
 
     settings = _settings()
     set_up_observability(settings, load_version_document(settings))
-    with database_runtime(settings) as runtime:
+    with _database(settings) as runtime:
         try:
             code = asyncio.run(run_worker(runtime.settings))
         except MissingConfigurationError as error:

@@ -7,11 +7,12 @@ Exit codes: 0 success, 1 failure, 2 usage error, 4 not found, 10 conflict or fai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -35,6 +36,7 @@ from ctms_entrypoints.http.app import load_version_document
 from ctms_entrypoints.observability.setup import set_up_observability
 from ctms_entrypoints.runtime import (
     Runtime,
+    SchemaMismatchError,
     database_runtime,
     read_development_client,
     write_development_client,
@@ -63,6 +65,23 @@ def _settings() -> Settings:
         _fail(f"Invalid configuration: {error}")
 
 
+@contextlib.contextmanager
+def _database(
+    settings: Settings, *, ensure_schema: bool = True, migrate_in_a_child_process: bool = False
+) -> Iterator[Runtime]:
+    """`database_runtime`, with a schema this release cannot run on reported as a failed
+    precondition (the message says which `ctms db ...` command fixes it)."""
+    try:
+        with database_runtime(
+            settings,
+            ensure_schema=ensure_schema,
+            migrate_in_a_child_process=migrate_in_a_child_process,
+        ) as runtime:
+            yield runtime
+    except SchemaMismatchError as error:
+        _fail(str(error), EXIT_CONFLICT)
+
+
 def _run_with_container(runtime: Runtime, work: Callable[[Container], Awaitable[T]]) -> T:
     """Run `work` on a container for `runtime`, disposing the database engine afterwards."""
 
@@ -79,7 +98,7 @@ def _run_with_container(runtime: Runtime, work: Callable[[Container], Awaitable[
 def _admin(work: Callable[[Container], Coroutine[Any, Any, T]]) -> T:
     """Run an administration task on the configured (or embedded) database, mapping core errors to
     exit codes."""
-    with database_runtime(_settings()) as runtime:
+    with _database(_settings()) as runtime:
         try:
             return _run_with_container(runtime, work)
         except (ApiClientExistsError, PreconditionFailedError) as error:
@@ -149,7 +168,8 @@ def cli() -> None:
     help="API worker processes (default: $CTMS_WEB_CONCURRENCY or 1).",
 )
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
-    """Run the HTTP API. Without CTMS_DB_URL it runs on the embedded PostgreSQL."""
+    """Run the HTTP API. Without CTMS_DB_URL it runs on the embedded PostgreSQL (migrated on start);
+    a CTMS_DB_URL database must have been upgraded first (`ctms db upgrade`)."""
     import uvicorn
 
     settings = _settings()
@@ -161,7 +181,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         os.environ["CTMS_SERVER_PREFIX"] = f"http://localhost:{port}"
         settings = dataclasses.replace(settings, server_prefix=os.environ["CTMS_SERVER_PREFIX"])
     set_up_observability(settings, load_version_document(settings))
-    with database_runtime(settings, migrate_in_a_child_process=True) as runtime:
+    with _database(settings, migrate_in_a_child_process=True) as runtime:
         resolved = runtime.settings
         if runtime.development:
             _announce_development_client(runtime)
@@ -226,12 +246,23 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION."""
-    from ctms_adapters.postgres.migrations import upgrade
+    """Apply migrations up to REVISION. To the head, on a database ahead of this release by expand-only
+    revisions it does nothing (the migration job of a rollback), and it refuses a database ahead by a
+    contract revision or not migrated by CTMS (a ctms-api database is adopted with `ctms db adopt`)."""
+    from ctms_adapters.postgres.migrations import upgrade, verdict
+    from ctms_adapters.postgres.schema_revisions import SchemaState
 
-    with database_runtime(_settings(), migrate=False) as runtime:
-        assert runtime.settings.async_db_url is not None
-        upgrade(runtime.settings.async_db_url, revision)
+    with _database(_settings(), ensure_schema=False) as runtime:
+        url = runtime.settings.async_db_url
+        assert url is not None
+        if revision == "head":
+            found = verdict(url)
+            if found.state is SchemaState.AHEAD_BY_EXPANSIONS:
+                click.echo(f"Nothing to upgrade. {found.message}")
+                return
+            if found.state not in {SchemaState.CURRENT, SchemaState.BEHIND}:
+                _fail(found.message, EXIT_CONFLICT)
+        upgrade(url, revision)
     click.echo(f"Database upgraded to {revision}.")
 
 
@@ -240,7 +271,7 @@ def db_current() -> None:
     """Print the revision the database is at."""
     from ctms_adapters.postgres.migrations import current
 
-    with database_runtime(_settings(), migrate=False) as runtime:
+    with _database(_settings(), ensure_schema=False) as runtime:
         assert runtime.settings.async_db_url is not None
         click.echo(current(runtime.settings.async_db_url) or "(no revision)")
 
@@ -250,7 +281,7 @@ def db_check() -> None:
     """Fail (exit 1) when the database schema differs from the models."""
     from ctms_adapters.postgres.migrations import check
 
-    with database_runtime(_settings(), migrate=False) as runtime:
+    with _database(_settings(), ensure_schema=False) as runtime:
         assert runtime.settings.async_db_url is not None
         differences = check(runtime.settings.async_db_url)
     if differences:
@@ -266,7 +297,7 @@ def db_adopt(check_only: bool) -> None:
     Exits 1 when the database is refused or adoption is blocked by its data."""
     from ctms_adapters.postgres.adoption import AdoptionRefusedError, adopt, plan_adoption
 
-    with database_runtime(_settings(), migrate=False) as runtime:
+    with _database(_settings(), ensure_schema=False) as runtime:
         url = runtime.settings.async_db_url
         assert url is not None
         try:
@@ -365,6 +396,43 @@ class _AdoptionProgressOutput:
         click.echo(f"  done in {seconds:.1f} s")
 
 
+@db.command("history")
+def db_history() -> None:
+    """List the schema revisions, oldest first: which one the database is at, and which only add
+    (expand) or remove or change (contract)."""
+    from ctms_adapters.postgres.migrations import history
+
+    with _database(_settings(), ensure_schema=False) as runtime:
+        assert runtime.settings.async_db_url is not None
+        lines = history(runtime.settings.async_db_url)
+    for line in lines:
+        kind = "expand" if line.expand_only else "contract"
+        applied = f"applied {_when(line.applied_at)}" if line.applied_at else "not applied"
+        known = "" if line.known else "  (not in this release)"
+        marker = "*" if line.current else " "
+        click.echo(f"{marker} {line.revision:<32} {kind:<8}  {applied}{known}")
+    if not any(line.current for line in lines):
+        click.echo("(the database is at none of these revisions: see `ctms db current`)")
+
+
+@db.command("stamp")
+@click.argument("revision")
+def db_stamp(revision: str) -> None:
+    """Record the database as being at REVISION without running any migration: a manual repair, for
+    a schema that is known to match REVISION (docs/deployment.md)."""
+    from ctms_adapters.postgres.migrations import UnknownRevisionError, stamp
+
+    with _database(_settings(), ensure_schema=False) as runtime:
+        assert runtime.settings.async_db_url is not None
+        try:
+            before, after = stamp(runtime.settings.async_db_url, revision)
+        except UnknownRevisionError as error:
+            _fail(f"Unknown revision {revision!r}: {error}", EXIT_NOT_FOUND)
+    click.echo(
+        f"Stamped the database at {after} (it was at {before or 'no revision'}); no migration ran."
+    )
+
+
 # --- clients ---------------------------------------------------------------------------------------
 
 
@@ -428,6 +496,37 @@ def clients_rotate_secret(name: str, as_json: bool) -> None:
         return await container.api_client_service().rotate_secret(name)
 
     _print_credentials(_admin(work), _settings(), as_json=as_json)
+
+
+@clients.command("set-email")
+@click.argument("name")
+@click.argument("email")
+def clients_set_email(name: str, email: str) -> None:
+    """Change the contact address of a client's owner; the credentials stay valid."""
+
+    async def work(container: Container) -> bool:
+        return await container.api_client_service().set_email(name, email)
+
+    if _admin(work):
+        click.echo(f"API client {name!r} now has e-mail {email}.")
+    else:
+        click.echo(f"API client {name!r} already had e-mail {email}.")
+
+
+@clients.command("delete")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.argument("name")
+def clients_delete(yes: bool, name: str) -> None:
+    """Delete an API client and its role grants; its tokens stop working. (A client created again
+    under the same name would accept them until they expire: rotate its secret to refuse them.)"""
+    if not _confirm(f"Delete API client '{name}'? Its tokens will stop working.", yes):
+        return
+
+    async def work(container: Container) -> ApiClient:
+        return await container.api_client_service().delete(name)
+
+    deleted = _admin(work)
+    click.echo(f"✅ Deleted API client '{deleted.client_id}'.")
 
 
 @clients.command("list")
