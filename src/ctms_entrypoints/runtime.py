@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctms_adapters.embedded_pg import EmbeddedPostgres
-from ctms_adapters.postgres.migrations import verdict
+from ctms_adapters.postgres.schema_check import verdict
 from ctms_adapters.postgres.schema_revisions import SchemaState, Verdict
 from ctms_entrypoints.settings import Settings
 

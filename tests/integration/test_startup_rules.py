@@ -26,13 +26,8 @@ import pytest
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
 
-from ctms_adapters.postgres.migrations import (
-    MIGRATIONS_DIR_VARIABLE,
-    current,
-    head,
-    script_location,
-    upgrade,
-)
+from ctms_adapters.postgres.migrations import current, head, upgrade
+from ctms_adapters.postgres.schema_check import MIGRATIONS_DIR_VARIABLE, script_location
 from ctms_entrypoints.cli.main import cli
 from tests.support.database import throwaway_database, to_asyncpg_dsn
 
@@ -298,3 +293,24 @@ def test_a_ctms_api_database_not_yet_adopted_is_refused_naming_the_adoption(
     assert not_upgraded.exit_code == 10
     assert "`ctms db adopt`" in not_upgraded.output
     assert current(fresh_url) == "fd04e56b249e"
+
+
+def test_a_serving_process_checks_the_schema_without_loading_alembic(fresh_url: str) -> None:
+    """alembic is ~11 MB of a serving process's peak memory: the start-up check never imports it."""
+    upgrade(fresh_url)
+    program = (
+        "import sys\n"
+        "from ctms_entrypoints.asgi import create_app_from_environment\n"
+        "create_app_from_environment()\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", program],
+        env=_environment(fresh_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().splitlines()[-1] == "[]"

@@ -118,3 +118,15 @@ def test_a_revision_is_a_contract_step_only_with_a_reasoned_marker(
     source: str, reason: str | None
 ) -> None:
     assert contract_reason(source) == reason
+
+
+def test_the_start_up_check_reads_the_same_revisions_as_alembic() -> None:
+    """The check that runs without alembic parses the scripts into the chain alembic builds from them."""
+    from alembic.script import ScriptDirectory
+
+    from ctms_adapters.postgres.schema_check import release_head, release_revisions, script_location
+
+    scripts = ScriptDirectory(str(script_location()))
+    parents = release_revisions()
+    assert parents == {script.revision: script.down_revision for script in scripts.walk_revisions()}
+    assert release_head(parents) == scripts.get_current_head()

@@ -3,21 +3,16 @@
 Each helper runs on a private event loop in a worker thread, so it works the same whether or not the
 caller is inside a running loop, and never touches the caller's loop.
 
-Where the alembic scripts are: `CTMS_MIGRATIONS_DIR` if set; else `_migrations/` next to this module (a
-wheel ships the repository's `migrations/` there, via hatch `force-include`); else the repository's
-`migrations/` (a source checkout or an editable install).
+Where the alembic scripts are: `schema_check.script_location()`.
 
 Every revision applied (or stamped) is recorded in the `schema_history` table by `record_history`, the
-`on_version_apply` hook of `migrations/env.py`; `startup_verdict` reads it to decide whether this release
-may run on the database (docs/adr/0006-schema-revisions-at-start.md).
+`on_version_apply` hook of `migrations/env.py`; `schema_check.verdict` reads it, without alembic, to decide
+whether this release may run on the database (docs/adr/0006-schema-revisions-at-start.md).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,31 +29,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ctms_adapters.postgres.engine import async_url, connect_args
-from ctms_adapters.postgres.schema_revisions import (
-    RecordedRevision,
-    Verdict,
-    contract_reason,
-    startup_verdict,
-)
+from ctms_adapters.postgres.schema_check import run_in_private_loop, script_location
+from ctms_adapters.postgres.schema_revisions import RecordedRevision, contract_reason
 from ctms_adapters.postgres.tables import metadata, schema_history
 
-MIGRATIONS_DIR_VARIABLE = "CTMS_MIGRATIONS_DIR"
-PACKAGED_MIGRATIONS = Path(__file__).with_name("_migrations")
-# src/ctms_adapters/postgres/migrations.py -> the repository root
-SOURCE_MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
-
 Result = TypeVar("Result")
-
-
-def script_location() -> Path:
-    """The directory holding alembic's `env.py` and `versions/`."""
-    configured = os.environ.get(MIGRATIONS_DIR_VARIABLE)
-    candidates = [Path(configured)] if configured else [PACKAGED_MIGRATIONS, SOURCE_MIGRATIONS]
-    for candidate in candidates:
-        if (candidate / "env.py").is_file():
-            return candidate
-    searched = ", ".join(str(candidate) for candidate in candidates)
-    raise FileNotFoundError(f"CTMS migrations not found (looked in {searched})")
 
 
 def alembic_config() -> Config:
@@ -203,21 +178,6 @@ def _oldest_first(lines: dict[str, RevisionStatus]) -> list[RevisionStatus]:
     return ordered + [lines[name] for name in sorted(lines) if name not in placed]
 
 
-def verdict(url: str) -> Verdict:
-    """May this release run on the database at `url`? (`startup_verdict` on what the database holds.)
-    Reads only: a role without DDL rights can ask."""
-    scripts = _scripts()
-    our_head = head()
-    lineage = {script.revision for script in scripts.iterate_revisions(our_head, "base")}
-
-    def run(connection: Connection) -> Verdict:
-        heads = MigrationContext.configure(connection).get_current_heads()
-        recorded = {name: row for name, (row, _) in _recorded(connection).items()}
-        return startup_verdict(heads, head=our_head, lineage=lineage, history=recorded)
-
-    return _run_on_connection(url, run, commit=False)
-
-
 def _recorded(connection: Connection) -> dict[str, tuple[RecordedRevision, datetime]]:
     """The database's schema_history rows (none before revision 0006 created the table)."""
     if not inspect(connection).has_table(schema_history.name):
@@ -328,9 +288,4 @@ def _run_on_connection(url: str, work: Callable[[Connection], Result], *, commit
         finally:
             await engine.dispose()
 
-    return _run_in_private_loop(run())
-
-
-def _run_in_private_loop(coroutine: Coroutine[Any, Any, Result]) -> Result:
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctms-migrations") as executor:
-        return executor.submit(asyncio.run, coroutine).result()
+    return run_in_private_loop(run())

@@ -249,7 +249,8 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION. To the head, on a database ahead of this release by expand-only
     revisions it does nothing (the migration job of a rollback), and it refuses a database ahead by a
     contract revision or not migrated by CTMS (a ctms-api database is adopted with `ctms db adopt`)."""
-    from ctms_adapters.postgres.migrations import upgrade, verdict
+    from ctms_adapters.postgres.migrations import upgrade
+    from ctms_adapters.postgres.schema_check import verdict
     from ctms_adapters.postgres.schema_revisions import SchemaState
 
     with _database(_settings(), ensure_schema=False) as runtime:
