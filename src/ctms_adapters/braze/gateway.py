@@ -14,6 +14,7 @@ Answers and what they mean for the users of one request (docs/braze.md, "Errors 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -222,7 +223,7 @@ def _number(text: str | None) -> float | None:
         value = float(text)
     except ValueError:
         return None
-    return value if value == value and value not in (float("inf"), float("-inf")) else None
+    return value if math.isfinite(value) else None
 
 
 def _failure(kind: BrazeFailureKind, reason: str, requests: int) -> _Answer:

@@ -8,7 +8,7 @@ lives). An erasure is the contact's `external_id`, for `POST /users/delete` (`de
 
 What is sent (docs/braze.md has the full table):
 
-* `external_id` = the contact's `email_id`, always (it names the user; it is not billed);
+* `external_id` = the contact's `email_id`, always (it names the user);
 * `_update_existing_only`: false on the first send (create the profile), true afterwards, so a delta of
   a few attributes never creates a profile holding only those attributes;
 * Braze profile fields `email`, `first_name`, `last_name`, `country`, `language`;
@@ -33,7 +33,6 @@ from ctms_core.domain.contact import Contact, Waitlist
 
 __all__ = [
     "ATTRIBUTE_ORDER",
-    "EMAIL_SUBSCRIBE_STATES",
     "SUBSCRIPTION_GROUP_PREFIX",
     "BrazeConfiguration",
     "BrazeDeletion",
