@@ -95,6 +95,8 @@ class HttpxBrazeGateway:
         self._max_rate_limit_wait_s = max_rate_limit_wait_s
         self._wall_clock = wall_clock
         self._sleep = sleep
+        # Wall-clock time before which no request is sent: the reset of the last 429.
+        self._paused_until = 0.0
 
     @property
     def base_url(self) -> str:
@@ -161,13 +163,23 @@ class HttpxBrazeGateway:
     # --- one request --------------------------------------------------------------------------------------
 
     async def _post(self, path: str, body: dict[str, Any]) -> _Answer:
-        """POST `body` until Braze answers something other than a 429 or the wait budget is spent."""
+        """POST `body` until Braze answers something other than a 429 or the wait budget is spent.
+
+        A 429 pauses every request of this gateway until its reset, not only the one that met it: the
+        rate limit is the workspace's, so the others would meet it too.
+        """
         content = msgspec.json.encode(body)
         waited = 0.0
         requests = 0
         while True:
-            requests += 1
             async with self._slots:
+                pause = self._paused_until - self._wall_clock()
+                if pause > 0:
+                    if waited + pause > self._max_rate_limit_wait_s:
+                        return _rate_limited(path, pause, self._max_rate_limit_wait_s, requests)
+                    await self._sleep(pause)
+                    waited += pause
+                requests += 1
                 try:
                     response = await self._client.post(
                         f"{self._base_url}{path}",
@@ -187,13 +199,8 @@ class HttpxBrazeGateway:
             if status == 429:
                 delay = self._rate_limit_delay(response.headers)
                 if waited + delay > self._max_rate_limit_wait_s:
-                    reason = (
-                        f"{path} answered HTTP 429 and resets in {delay:.0f} s, beyond the "
-                        f"{self._max_rate_limit_wait_s:.0f} s the gateway waits"
-                    )
-                    return _failure("rate_limited", reason, requests)
-                await self._sleep(delay)
-                waited += delay
+                    return _rate_limited(path, delay, self._max_rate_limit_wait_s, requests)
+                self._paused_until = max(self._paused_until, self._wall_clock() + delay)
                 continue
             if 200 <= status < 300:
                 return _success_payload(path, status, response.content, requests)
@@ -224,6 +231,14 @@ def _number(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def _rate_limited(path: str, wait: float, budget: float, requests: int) -> _Answer:
+    reason = (
+        f"{path} answered HTTP 429 and resets in {wait:.0f} s, beyond the {budget:.0f} s "
+        "the gateway waits"
+    )
+    return _failure("rate_limited", reason, requests)
 
 
 def _failure(kind: BrazeFailureKind, reason: str, requests: int) -> _Answer:

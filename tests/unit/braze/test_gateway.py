@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -67,7 +68,8 @@ class ScriptedBraze:
 
 @dataclass
 class Sleeper:
-    """A controllable clock: `sleep` records the delay and moves `now` forward, without waiting."""
+    """A controllable clock: `sleep` records the delay and moves `now` forward when the sleeper wakes,
+    after letting the other tasks run (a hundredth of a real second) at the time it fell asleep."""
 
     now: float = NOW
     slept: list[float] = field(default_factory=list)
@@ -77,7 +79,9 @@ class Sleeper:
 
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.now += seconds
+        wake_at = self.now + seconds
+        await asyncio.sleep(0.01)
+        self.now = max(self.now, wake_at)
 
 
 def gateway(braze: ScriptedBraze, sleeper: Sleeper | None = None, **options: Any) -> BrazeGateway:
@@ -166,6 +170,29 @@ async def test_a_429_waits_until_the_reset_then_resends_the_same_request() -> No
     assert sleeper.slept == [12.0]
     assert result == TrackResult(succeeded=ids(1), requests=2)
     assert braze.bodies()[0] == braze.bodies()[1]
+
+
+async def test_a_429_pauses_the_other_requests_of_the_gateway_until_the_reset() -> None:
+    sleeper = Sleeper()
+    sent_at: list[float] = []
+    limited = httpx.Response(429, headers={"X-RateLimit-Reset": str(int(NOW) + 10)})
+    replies: list[httpx.Response] = [limited, success(), success()]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent_at.append(sleeper.now)
+        return replies.pop(0)
+
+    braze = ScriptedBraze(replies=[answer, answer, answer])
+
+    result = await gateway(braze, sleeper, max_concurrent_requests=1).track(
+        [user(n) for n in range(1, 77)]
+    )
+
+    # The second batch, queued behind the first, is not sent before the reset the first one met.
+    assert sent_at == [NOW, NOW + 10, NOW + 10]
+    assert sleeper.slept == [10.0]
+    assert len(result.succeeded) == 76
+    assert result.requests == 3
 
 
 async def test_a_429_without_a_reset_uses_retry_after() -> None:
