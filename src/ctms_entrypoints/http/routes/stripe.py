@@ -8,12 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-import msgspec
 from litestar import Request, post
 from litestar.di import NamedDependency, Provide
 from litestar.response.base import ASGIResponse
 
 from ctms_core.domain.errors import BadRequestError, NotAuthenticatedError
+from ctms_core.domain.json_documents import (
+    JsonDocumentError,
+    RefusedJsonError,
+    decode_json_document,
+)
 from ctms_core.domain.permissions import STRIPE_INGEST
 from ctms_core.domain.pubsub import (
     ACCEPTED_NOT_PROCESSED,
@@ -48,11 +52,16 @@ AnyRequest = Request[Any, Any, Any]
 
 logger = logging.getLogger("ctms.stripe")
 
-_decode_json = msgspec.json.Decoder().decode
-
 
 class StripeBodyNotJsonError(BadRequestError):
     detail = "Request body is not valid JSON."
+
+
+class StripeBodyRefusedError(BadRequestError):
+    """JSON that breaks the input policy of `ctms_core.domain.json_documents` (too deep, ...)."""
+
+    def __init__(self, error: RefusedJsonError) -> None:
+        super().__init__(f"Request body is not usable JSON: {error.reason}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +133,11 @@ async def stripe(request: AnyRequest, stripe_api: NamedDependency[StripeApi]) ->
     """Ingest one Stripe object (bearer, `stripe:ingest`)."""
     await authenticate(request, stripe_api.auth, (STRIPE_INGEST,))
     try:
-        data = _decode_json(await request.body())
-    except msgspec.DecodeError as error:
-        raise StripeBodyNotJsonError() from error
+        data = decode_json_document(await request.body())
+    except RefusedJsonError as error:
+        raise StripeBodyRefusedError(error) from None
+    except JsonDocumentError:
+        raise StripeBodyNotJsonError() from None
     result = await stripe_api.ingest.ingest(data)
     fields = _context(request)
     fields["ingest_actions"] = result.actions
@@ -197,8 +208,8 @@ async def stripe_from_pubsub(
     fields["client_allowed"] = True
 
     try:
-        body = _decode_json(await request.body())
-    except msgspec.DecodeError:
+        body = decode_json_document(await request.body())
+    except JsonDocumentError:
         body = None  # not a Pub/Sub envelope: accepted, never to be sent again
     outcome = await stripe_api.pubsub.process(body)
     if outcome.actions:
