@@ -166,6 +166,12 @@ class Settings:
     #: reads the client again (decimals allowed); revocation, disabling and role changes take effect
     #: within this time. 0 → every request reads the client.
     token_cache_seconds: float = 1.0
+    #: CTMS_TOKEN_FAILURES_PER_CLIENT / CTMS_TOKEN_FAILURES_PER_ADDRESS: failed `POST /token` attempts
+    #: allowed per client id / per caller address within CTMS_TOKEN_FAILURE_WINDOW_SECONDS; more get 429
+    #: with `Retry-After` until the window has passed. Counted per API process; 0 → no limit.
+    token_failures_per_client: int = 10
+    token_failures_per_address: int = 30
+    token_failure_window_seconds: float = 60.0
     #: CTMS_MAX_BODY_BYTES: larger request bodies are refused with 413 (SPEC §9).
     max_body_bytes: int = 1_048_576
     #: CTMS_ACOUSTIC_BASE_URL: Acoustic API base URL; None → derived from the server number.
@@ -197,6 +203,9 @@ class Settings:
         "background_metrics_port": 0,
         "max_body_bytes": 1,
         "token_cache_seconds": 0,
+        "token_failures_per_client": 0,
+        "token_failures_per_address": 0,
+        "token_failure_window_seconds": 0,
         "acoustic_concurrency": 1,
         "web_concurrency": 1,
     }

@@ -277,3 +277,11 @@ async def test_no_hostile_body_gets_a_5xx_writes_or_logs_an_address(
     assert isinstance(response.json(), dict)
     await _assert_untouched(pubsub_api, logs)
     assert str(uuid.UUID(_EMAIL_ID)) not in {str(key) for key in await pubsub_api.stored_contacts()}
+
+
+async def test_bodies_in_other_unicode_encodings_are_still_read(api: Api) -> None:
+    """v3.3 read UTF-16 and UTF-32 JSON bodies; the input policy keeps that."""
+    body = json.dumps({"email": {"primary_email": ADDRESS, "first_name": "Zoë 😀"}})
+    response = await post_json(api, "/ctms", body.encode("utf-16"))
+    assert response.status_code == 201, response.text
+    assert response.json()["email"]["first_name"] == "Zoë 😀"
