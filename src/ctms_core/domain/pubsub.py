@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ctms_core.domain.errors import AuthenticationError, CoreError
+from ctms_core.domain.errors import AuthenticationError, NotFoundError
 from ctms_core.domain.json_documents import JsonDocumentError, decode_json_document
 
 NOT_FROM_PUBSUB: Final = "Message does not appear to be from pubsub, do not send again."
@@ -39,10 +39,11 @@ class PushVerificationUnavailable(PushAuthenticationError):
         self.why = why
 
 
-class PubSubNotConfiguredError(CoreError):
-    """The push endpoint lacks a setting it needs (v3.3 failed with 500). `missing` names them."""
+class PubSubNotConfiguredError(NotFoundError):
+    """The push endpoint lacks a setting it needs: for this deployment it does not exist (404, the body
+    of an unknown route; v3.3 failed with 500). `missing` names the settings."""
 
-    detail = "Pub/Sub push endpoint is not configured"
+    detail = "Not Found"
 
     def __init__(self, missing: tuple[str, ...]) -> None:
         super().__init__()

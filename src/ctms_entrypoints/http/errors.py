@@ -13,7 +13,7 @@ Litestar looks a raised exception up by its class hierarchy, so the most specifi
 | BadRequestError (MissingIdentifiersError)   | 400    | `{"detail": ...}`                             |
 | PermissionDeniedError                       | 403    | `{"detail": "Permission(s) required: ..."}`   |
 | TooManyAttemptsError                        | 429    | `{"detail": ...}` + `Retry-After: <seconds>`  |
-| NotFoundError (contact, e-mail)             | 404    | `{"detail": ...}`                             |
+| NotFoundError (contact, e-mail, Pub/Sub off)| 404    | `{"detail": ...}`                             |
 | ContactConflictError                        | 409    | `{"detail": ..., "conflicts": [fields]}`      |
 | WriteConflictError (+ TransientWriteError)  | 409    | `{"detail": "Write conflict, try again"}`     |
 | other CoreError                             | 400    | `{"detail": ...}`                             |
@@ -52,7 +52,6 @@ from ctms_core.domain.errors import (
     ValidationFailedError,
     WriteConflictError,
 )
-from ctms_core.domain.pubsub import PubSubNotConfiguredError
 from ctms_core.domain.throttling import TooManyAttemptsError
 from ctms_entrypoints.http.auth import BEARER_CHALLENGE
 from ctms_entrypoints.http.context import log_fields
@@ -164,7 +163,6 @@ def exception_handlers() -> ExceptionHandlersMap:
         NotFoundError: _detail(404),
         ContactConflictError: _conflict,
         WriteConflictError: _detail(409),
-        PubSubNotConfiguredError: _detail(503),
         CoreError: _detail(400),
         ValidationException: _litestar_validation,
         NotFoundException: _not_found,

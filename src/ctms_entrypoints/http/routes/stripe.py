@@ -171,13 +171,15 @@ def _record_claims(fields: dict[str, Any], claims: Mapping[str, Any]) -> None:
                 "No bearer token, a wrong `pubsub_client`, or a token that is not the configured "
                 "Google service account's",
             ),
-            409: _WRITE_CONFLICT,
-            503: (
+            404: (
                 ErrorDetail,
-                "The push endpoint is not configured, or the database cannot be reached",
+                "`Not Found`: Pub/Sub push is not configured for this deployment (a setting is "
+                "missing), answered as for a route that does not exist",
             ),
+            409: _WRITE_CONFLICT,
         },
         413,
+        503,
     ),
 )
 async def stripe_from_pubsub(
@@ -185,12 +187,18 @@ async def stripe_from_pubsub(
     stripe_api: NamedDependency[StripeApi],
 ) -> ASGIResponse:
     """A Google Pub/Sub push of Stripe objects (see `PubSubIngestService`)."""
+    fields = _context(request)
+    try:
+        stripe_api.pubsub.ensure_configured()
+    except PubSubNotConfiguredError as error:
+        # Switched off for this deployment: the 404 of an unknown route, before anything else.
+        fields["pubsub_config_error"] = ", ".join(error.missing) + " unset"
+        raise
     pubsub_client = request.query_params.get("pubsub_client")
     header = request.headers.get("authorization") or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise NotAuthenticatedError
-    fields = _context(request)
     fields["client_allowed"] = False
     try:
         claims = await stripe_api.pubsub.authenticate(pubsub_client, token)
@@ -198,11 +206,6 @@ async def stripe_from_pubsub(
         fields["auth_fail"] = error.reason
         if error.claims is not None:
             _record_claims(fields, error.claims)
-        raise
-    except PubSubNotConfiguredError as error:
-        # Deployment problem, not the pusher's: 503 (Pub/Sub retries) and an ERROR access-log record.
-        fields["pubsub_config_error"] = ", ".join(error.missing) + " unset"
-        fields["exception"] = error
         raise
     _record_claims(fields, claims)
     fields["client_allowed"] = True
