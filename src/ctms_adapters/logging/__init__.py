@@ -5,6 +5,7 @@ from ctms_adapters.logging.mozlog import ENV_VERSION, LOGGER_NAME, MozLogRendere
 from ctms_adapters.logging.redaction import (
     OMITTED,
     is_traced,
+    loggable,
     redact_headers,
     redact_path,
     redact_path_value,
@@ -20,6 +21,7 @@ __all__ = [
     "configure_logging",
     "is_traced",
     "log_event",
+    "loggable",
     "redact_headers",
     "redact_path",
     "redact_path_value",
