@@ -172,6 +172,10 @@ class Settings:
     token_failures_per_client: int = 10
     token_failures_per_address: int = 30
     token_failure_window_seconds: float = 60.0
+    #: CTMS_REQUEST_READ_TIMEOUT_SECONDS: a request's headers must arrive within this time of the server
+    #: waiting for them, and its body within this time of the headers; else 408 and the connection is
+    #: closed (docs/deployment.md).
+    request_read_timeout_seconds: float = 10.0
     #: CTMS_MAX_BODY_BYTES: larger request bodies are refused with 413 (SPEC §9).
     max_body_bytes: int = 1_048_576
     #: CTMS_ACOUSTIC_BASE_URL: Acoustic API base URL; None → derived from the server number.
@@ -218,8 +222,10 @@ class Settings:
                 problems[_env_name(name)] = f"must be at least {minimum:g}, got {value!r}"
         if self.port > 65535:
             problems[_env_name("port")] = f"must be at most 65535, got {self.port!r}"
-        if not (self.acoustic_timeout_s > 0 and math.isfinite(self.acoustic_timeout_s)):
-            problems[_env_name("acoustic_timeout_s")] = "must be a positive number of seconds"
+        for name in ("acoustic_timeout_s", "request_read_timeout_seconds"):
+            seconds = getattr(self, name)
+            if not (seconds > 0 and math.isfinite(seconds)):
+                problems[_env_name(name)] = "must be a positive number of seconds"
         if self.token_expiration <= timedelta(0):
             problems[_env_name("token_expiration")] = "must be a positive duration"
         if self.logging_level not in LOGGING_LEVELS:

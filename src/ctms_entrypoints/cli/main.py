@@ -177,6 +177,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             log_config=None,  # records go through CTMS's logging set-up (MozLog by default)
             proxy_headers=True,
             server_header=False,
+            # A deadline on reading each request head (the body's is the application's).
+            http="ctms_entrypoints.http.read_deadline:ReadDeadlineHttpToolsProtocol",
         )
 
 
