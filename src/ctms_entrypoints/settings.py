@@ -109,7 +109,7 @@ class Settings:
     logging_level: LoggingLevel = "INFO"
     sentry_debug: bool = False
     fastapi_env: str | None = field(default=None, metadata=_env("FASTAPI_ENV"))  # informational
-    host: str = field(default="0.0.0.0", metadata=_env("HOST"))  # noqa: S104 - container default
+    host: str = field(default="0.0.0.0", metadata=_env("HOST"))  # noqa: S104 - production default; `ctms serve` picks 127.0.0.1 in development mode
     port: int = field(default=8000, metadata=_env("PORT"))
     #: Expected `aud` of Pub/Sub OIDC tokens; None → `server_prefix` (`pubsub_expected_audience`).
     pubsub_audience: str | None = None
