@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, post
 from litestar.datastructures import FormMultiDict
 from litestar.di import NamedDependency
+from litestar.exceptions import ClientException
 from litestar.response.base import ASGIResponse
 
 from ctms_core.domain.errors import TokenRequestRejectedError
@@ -94,7 +95,10 @@ async def token(
     it behaves the same). Every refusal is the same 400; the reason goes to the log as `token_fail`.
     Too many failures from the client id or the caller's address: 429 with `Retry-After`.
     """
-    form = await request.form()
+    try:
+        form = await request.form()
+    except (UnicodeDecodeError, LookupError):  # a multipart field not text in its (known) charset
+        raise ClientException("Invalid multipart/form-data") from None
     basic = basic_credentials(request.headers.get("authorization"))
     grant_type = _form_text(form, "grant_type")
     if grant_type is not None and not _GRANT_TYPE.match(grant_type):
