@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -285,3 +286,59 @@ async def test_bodies_in_other_unicode_encodings_are_still_read(api: Api) -> Non
     response = await post_json(api, "/ctms", body.encode("utf-16"))
     assert response.status_code == 201, response.text
     assert response.json()["email"]["first_name"] == "Zoë 😀"
+
+
+_FORM_FIELDS = ["client_id", "client_secret", "grant_type"]
+
+
+def _multipart(fields: dict[str, bytes], charset: str | None) -> bytes:
+    parts = []
+    for name, value in fields.items():
+        content_type = f"Content-Type: text/plain; charset={charset}\r\n" if charset else ""
+        parts.append(
+            f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n{content_type}\r\n'.encode()
+            + value
+            + b"\r\n"
+        )
+    return b"".join(parts) + b"--b--\r\n"
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    values=st.fixed_dictionaries(
+        {},
+        optional={
+            name: st.one_of(
+                st.binary(max_size=40),
+                st.sampled_from([b"\x00", b"\xed\xa0\x80", ADDRESS.encode(), b"x" * 100_000]),
+            )
+            for name in _FORM_FIELDS
+        },
+    ),
+    multipart=st.booleans(),
+    charset=st.sampled_from([None, "utf-8", "latin-1", "utf-16", "no-such-charset"]),
+)
+async def test_no_token_form_gets_a_5xx_or_logs_an_address(
+    api: Api, logs: CapturedLogs, values: dict[str, bytes], multipart: bool, charset: str | None
+) -> None:
+    """`POST /token` bodies of any bytes, URL-encoded or multipart: a 4xx, never a 5xx."""
+    logs.clear()
+    if multipart:
+        content = _multipart(values, charset)
+        content_type = "multipart/form-data; boundary=b"
+    else:
+        content = "&".join(f"{name}={quote(value)}" for name, value in values.items()).encode()
+        content_type = "application/x-www-form-urlencoded"
+    response = await api.http.post(
+        "/token", content=content, headers={"content-type": content_type}
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert "detail" in response.json()
+    for line in logs.lines():
+        assert ADDRESS not in line
+        assert "Traceback" not in line
