@@ -42,3 +42,10 @@ def test_memory_is_bounded_by_forgetting_the_keys_that_failed_longest_ago() -> N
     for name in ("id_a", "id_c"):
         with pytest.raises(TooManyAttemptsError):
             throttle.check([("client", name)], later)
+
+
+def test_long_keys_are_cut() -> None:
+    throttle = FailureThrottle({"client": ThrottlePolicy(1, WINDOW)})
+    throttle.record_failure([("client", "x" * 1_000_000)], NOW)
+    with pytest.raises(TooManyAttemptsError):
+        throttle.check([("client", "x" * 300)], NOW)

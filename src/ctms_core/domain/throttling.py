@@ -17,6 +17,9 @@ from datetime import datetime, timedelta
 from ctms_core.domain.errors import CoreError
 
 
+MAX_KEY_CHARS = 256
+
+
 class TooManyAttemptsError(CoreError):
     """429: too many failed attempts under one of the request's keys; `retry_after` in seconds."""
 
@@ -45,7 +48,12 @@ class FailureThrottle:
         self._failures: dict[tuple[str, str], deque[datetime]] = {}
 
     def _keys(self, keys: Iterable[tuple[str, str | None]]) -> list[tuple[str, str]]:
-        return [(kind, value) for kind, value in keys if value and kind in self._policies]
+        # Values are the caller's text: cut, so that `max_keys` bounds the memory too.
+        return [
+            (kind, value[:MAX_KEY_CHARS])
+            for kind, value in keys
+            if value and kind in self._policies
+        ]
 
     def check(self, keys: Iterable[tuple[str, str | None]], now: datetime) -> None:
         """Raise `TooManyAttemptsError` when any key has used up its failures."""
