@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 
 from ctms_core.domain.errors import CoreError
 
-
 MAX_KEY_CHARS = 256
 
 
