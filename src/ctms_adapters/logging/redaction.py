@@ -4,6 +4,7 @@ to be traced (R§2.2)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl
 
@@ -18,6 +19,7 @@ __all__ = [
     "is_sensitive",
     "is_traced",
     "loggable",
+    "redact_addresses",
     "redact_headers",
     "redact_path",
     "redact_path_value",
@@ -61,6 +63,19 @@ def is_sensitive(text: str) -> bool:
     if " " not in text:
         return False
     return text.partition(" ")[0].lower() in _AUTH_SCHEMES
+
+
+# An e-mail address (also with a URL-encoded `@`) inside free text: what lies around the `@` up to the
+# characters that delimit it in messages and reprs.
+_ADDRESS_IN_TEXT = re.compile(r"""[^\s@"'`<>()\[\]{},;:\\]+(?:@|%40)[^\s@"'`<>()\[\]{},;:\\]+""")
+
+
+def redact_addresses(text: str) -> str:
+    """`text` (an exception's message, a traceback, upstream error text) with every e-mail address
+    replaced by `[OMITTED]`."""
+    if "@" not in text and "%40" not in text:
+        return text
+    return _ADDRESS_IN_TEXT.sub(OMITTED, text)
 
 
 def _bounded(text: str) -> str:

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.http_harness import Api
+from tests.http_harness import Api, RunApi
 from tests.support.log_capture import CapturedLogs, captured_logs
+from tests.unit.http.test_platform import ContactsUnreachableUnitOfWork
 
 ADDRESS = "scanned-person@example.com"
 CLIENT_SECRET = "secret_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0u1V"
@@ -163,3 +164,16 @@ async def test_no_header_or_query_parameter_brings_an_address_or_a_token_into_th
     params = {name: value(6 + index) for index, name in enumerate(query_names)}
     await api.http.get(path, headers=headers, params=params)
     _assert_clean(logs, [ADDRESS, quote(ADDRESS, safe=""), token, CLIENT_SECRET])
+
+
+async def test_an_address_in_an_unexpected_error_is_not_logged(
+    running_api: RunApi, logs: CapturedLogs
+) -> None:
+    failure = RuntimeError(f"Key (primary_email)=({ADDRESS}) already exists")
+    async with running_api(
+        wrap_uow=lambda inner: ContactsUnreachableUnitOfWork(inner, failure)
+    ) as broken:
+        response = await broken.get(f"/ctms/{EMAIL_ID}")
+    assert response.status_code == 500
+    assert any('"traceback"' in line for line in logs.lines())
+    _assert_clean(logs, [ADDRESS])

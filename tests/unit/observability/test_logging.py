@@ -221,3 +221,20 @@ def test_log_event_fast_path_renders_like_structlog(captured_logs: CapturedLogs)
     assert error["Fields"]["error"] == "RuntimeError('x')"
     assert list(error["Fields"]) == ["b", "msg", "error", "traceback"]
     assert seen[1].exc_info is not None and isinstance(seen[1].exc_info[1], RuntimeError)
+
+
+def test_addresses_in_exceptions_and_warnings_are_omitted(captured_logs: CapturedLogs) -> None:
+    """Exception text may quote what failed (a database's `Key (primary_email)=(...)`): addresses never
+    reach `error`, `traceback`, or the message of a warning or an error."""
+    try:
+        raise ValueError("Key (primary_email)=(jane@example.com) already exists")
+    except ValueError:
+        logging.getLogger("ctms.web").exception("failed for jane@example.com")
+    logging.getLogger("ctms.sync").warning("rejected: %s", "Recipient jane%40example.com unknown")
+    error, warning = captured_logs.records()
+    assert (
+        error["Fields"]["error"] == "ValueError('Key (primary_email)=([OMITTED]) already exists')"
+    )
+    assert "jane" not in error["Fields"]["traceback"]
+    assert error["Fields"]["msg"] == "failed for [OMITTED]"
+    assert warning["Fields"]["msg"] == "rejected: Recipient [OMITTED] unknown"
