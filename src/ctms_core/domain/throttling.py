@@ -38,8 +38,20 @@ class ThrottlePolicy:
     window: timedelta
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """An attempt counted under `keys` at `at`, until `FailureThrottle.forget` drops it."""
+
+    keys: tuple[tuple[str, str], ...]
+    at: datetime
+
+
 class FailureThrottle:
-    """Failures per key, each kind of key (`"client"`, `"address"`) with its own policy."""
+    """Failures per key, each kind of key (`"client"`, `"address"`) with its own policy.
+
+    An attempt counts as a failure from its start (`attempt`) until it is known to have succeeded
+    (`forget`): attempts still being checked count too, so concurrent guesses cannot overtake the limit.
+    """
 
     def __init__(self, policies: dict[str, ThrottlePolicy], *, max_keys: int = 10_000) -> None:
         self._policies = {kind: policy for kind, policy in policies.items() if policy.limit > 0}
@@ -54,26 +66,35 @@ class FailureThrottle:
             if value and kind in self._policies
         ]
 
-    def check(self, keys: Iterable[tuple[str, str | None]], now: datetime) -> None:
-        """Raise `TooManyAttemptsError` when any key has used up its failures."""
+    def attempt(self, keys: Iterable[tuple[str, str | None]], now: datetime) -> Attempt:
+        """Count an attempt under `keys`; `TooManyAttemptsError` (nothing counted) when any key has
+        used up its failures within its window."""
+        counted = self._keys(keys)
         wait = timedelta(0)
-        for key in self._keys(keys):
+        for key in counted:
             failures = self._failures.get(key)
-            policy = self._policies[key[0]]
-            if failures is not None and len(failures) >= policy.limit:
-                wait = max(wait, failures[0] + policy.window - now)
+            if failures is None:
+                continue
+            window = self._policies[key[0]].window
+            while failures and failures[0] + window <= now:
+                failures.popleft()
+            if len(failures) >= self._policies[key[0]].limit:
+                wait = max(wait, failures[0] + window - now)
         if wait > timedelta(0):
             raise TooManyAttemptsError(max(1, math.ceil(wait.total_seconds())))
-
-    def record_failure(self, keys: Iterable[tuple[str, str | None]], now: datetime) -> None:
-        for key in self._keys(keys):
-            policy = self._policies[key[0]]
+        for key in counted:
             failures = self._failures.pop(key, None)
             if failures is None:
                 if len(self._failures) >= self._max_keys:  # the key failing longest ago makes room
                     del self._failures[next(iter(self._failures))]
-                failures = deque(maxlen=policy.limit)
-            while failures and failures[0] + policy.window <= now:
-                failures.popleft()
+                failures = deque(maxlen=self._policies[key[0]].limit)
             failures.append(now)
-            self._failures[key] = failures  # re-inserted: the dict is ordered by last failure
+            self._failures[key] = failures  # re-inserted: the dict is ordered by last attempt
+        return Attempt(tuple(counted), now)
+
+    def forget(self, attempt: Attempt) -> None:
+        """`attempt` was not a failure (it succeeded, or could not be checked)."""
+        for key in attempt.keys:
+            failures = self._failures.get(key)
+            if failures is not None and attempt.at in failures:
+                failures.remove(attempt.at)

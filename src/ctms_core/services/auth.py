@@ -85,30 +85,36 @@ class AuthService:
         refused alike (`TokenRequestRejectedError`, whose `reason` only the log sees), and cost alike: the
         secret is verified in every case, against a dummy hash of the same argon2 costs for an unknown
         client, so the answer's timing does not tell which client ids exist.
-        Failed attempts are counted per client id and per caller `address`; once either has failed too
-        often within the throttle's window, requests are refused (`TooManyAttemptsError`, 429) before
-        any check, even with the right secret, until the window has passed.
+        Failed attempts are counted per client id and per caller `address` (attempts still being checked
+        included); once either has failed too often within the throttle's window, requests are refused
+        (`TooManyAttemptsError`, 429) before any check, even with the right secret, until the window has
+        passed. Attempts that could not be checked (the database failed) are not counted.
         The token carries `sub = "api_client:<id>"`, `exp`, `iat` and the client's credentials version
         (for revocation, SPEC §7).
         """
         if not client_id or not client_secret:
             raise TokenRequestRejectedError("No credentials")
-        keys = (("client", client_id), ("address", address))
-        self._throttle.check(keys, self._clock.now())
-        client = None
-        if could_be_client_id(client_id):  # else never sent to the database
-            async with self._uow_factory() as uow:
-                client = await uow.api_clients.get(client_id)
-        hashed = client.hashed_secret if client is not None else await self._unknown_client_hash()
-        # argon2 costs tens of milliseconds of CPU: keep the event loop free while it runs.
-        verified = await asyncio.to_thread(self._hasher.verify, hashed, client_secret)
-        if client is None or not client.enabled or not verified:
-            self._throttle.record_failure(keys, self._clock.now())
-            if client is None:
-                raise TokenRequestRejectedError("No client record")
-            raise TokenRequestRejectedError(
-                "Bad credentials" if client.enabled else "Client disabled"
-            )
+        attempt = self._throttle.attempt(
+            (("client", client_id), ("address", address)), self._clock.now()
+        )
+        try:
+            client = None
+            if could_be_client_id(client_id):  # else never sent to the database
+                async with self._uow_factory() as uow:
+                    client = await uow.api_clients.get(client_id)
+            hashed = client.hashed_secret if client else await self._unknown_client_hash()
+            # argon2 costs tens of milliseconds of CPU: keep the event loop free while it runs.
+            verified = await asyncio.to_thread(self._hasher.verify, hashed, client_secret)
+        except BaseException:  # the credentials could not be checked (database down, ...)
+            self._throttle.forget(attempt)
+            raise
+        if client is None:
+            raise TokenRequestRejectedError("No client record")
+        if not client.enabled:
+            raise TokenRequestRejectedError("Client disabled")
+        if not verified:
+            raise TokenRequestRejectedError("Bad credentials")
+        self._throttle.forget(attempt)
         now = self._clock.now()
         token = self._tokens.encode(
             f"{TOKEN_NAMESPACE}:{client.client_id}",

@@ -4,6 +4,8 @@ passed. Time is the application's clock, moved by the test."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 from ctms_adapters.memory import ManualClock
-from tests.http_harness import Api, RunApi, make_settings
+from tests.http_harness import Api, CheapArgon2Hasher, RunApi, make_settings
 
 WINDOW = timedelta(seconds=60)
 PER_CLIENT = 3
@@ -23,14 +25,37 @@ def clock() -> ManualClock:
     return ManualClock(datetime(2024, 5, 1, 12, 0, tzinfo=UTC))
 
 
+class GatedHasher(CheapArgon2Hasher):
+    """Verifications wait at a gate the test opens; `entered` counts those waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Semaphore(0)
+        self.gate = threading.Event()
+
+    def verify(self, hashed: str, secret: str) -> bool:
+        self.entered.release()
+        assert self.gate.wait(timeout=30)
+        return super().verify(hashed, secret)
+
+
 @pytest.fixture
-async def throttled_api(running_api: RunApi, clock: ManualClock) -> AsyncIterator[Api]:
+def hasher() -> GatedHasher:
+    gated = GatedHasher()
+    gated.gate.set()  # open unless a test closes it
+    return gated
+
+
+@pytest.fixture
+async def throttled_api(
+    running_api: RunApi, clock: ManualClock, hasher: GatedHasher
+) -> AsyncIterator[Api]:
     settings = make_settings(
         token_failures_per_client=PER_CLIENT,
         token_failures_per_address=PER_ADDRESS,
         token_failure_window_seconds=WINDOW.total_seconds(),
     )
-    async with running_api(settings, clock=clock) as api:
+    async with running_api(settings, clock=clock, password_hasher=hasher) as api:
         yield api
 
 
@@ -80,3 +105,19 @@ async def test_successes_are_not_counted(throttled_api: Api) -> None:
     for _ in range(PER_ADDRESS + 1):
         response = await _grant(throttled_api, credentials.client_id, credentials.client_secret)
         assert response.status_code == 200
+
+
+async def test_guesses_in_flight_count_so_concurrency_cannot_overtake_the_limit(
+    throttled_api: Api, hasher: GatedHasher
+) -> None:
+    hasher.gate.clear()
+    client_id = throttled_api.clients.enabled.client_id
+    guesses = [
+        asyncio.create_task(_grant(throttled_api, client_id, "wrong")) for _ in range(PER_CLIENT)
+    ]
+    for _ in range(PER_CLIENT):  # every guess is being verified
+        assert await asyncio.to_thread(hasher.entered.acquire, True, 30)
+    refused = await _grant(throttled_api, client_id, "another guess")
+    assert refused.status_code == 429
+    hasher.gate.set()
+    assert [(await guess).status_code for guess in guesses] == [400] * PER_CLIENT
