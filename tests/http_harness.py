@@ -46,9 +46,17 @@ _EVERYTHING_LIMIT = 1_000_000
 def make_settings(**overrides: Any) -> Settings:
     """Test settings. Verified tokens are not remembered (`token_cache_seconds=0`): tests that share an
     application mint identical tokens within one second, and revocation, disabling and grants must show
-    on the very next request; `test_token_lifecycle` covers the remembering interval itself."""
+    on the very next request; `test_token_lifecycle` covers the remembering interval itself. Failed
+    `/token` attempts are not throttled: tests sharing an application fail on purpose from one address;
+    `test_token_throttling` covers the throttle."""
     return dataclasses.replace(
-        Settings(secret_key=SECRET_KEY, token_expiration=TOKEN_LIFETIME, token_cache_seconds=0),
+        Settings(
+            secret_key=SECRET_KEY,
+            token_expiration=TOKEN_LIFETIME,
+            token_cache_seconds=0,
+            token_failures_per_client=0,
+            token_failures_per_address=0,
+        ),
         **overrides,
     )
 

@@ -19,6 +19,7 @@ from ctms_adapters.pubsub import GoogleOidcVerifier, JwksFetcher
 from ctms_adapters.security import Argon2PasswordHasher, JwtTokenCodec
 from ctms_adapters.system import RandomIdGenerator, SystemClock
 from ctms_core.domain.erasure import derive_erasure_salt
+from ctms_core.domain.throttling import FailureThrottle, ThrottlePolicy
 from ctms_core.services.access_control import AccessControlService
 from ctms_core.services.acoustic_admin import AcousticAdminService
 from ctms_core.services.api_clients import ApiClientService
@@ -74,6 +75,16 @@ def _erasure_retention(settings: Settings) -> timedelta | None:
     return settings.erasure_address_retention if settings.acoustic_sync_feature_flag else None
 
 
+def _token_throttle(settings: Settings) -> FailureThrottle:
+    window = timedelta(seconds=settings.token_failure_window_seconds)
+    return FailureThrottle(
+        {
+            "client": ThrottlePolicy(settings.token_failures_per_client, window),
+            "address": ThrottlePolicy(settings.token_failures_per_address, window),
+        }
+    )
+
+
 def _push_settings(settings: Settings) -> PushSettings:
     return PushSettings(
         client=settings.pubsub_client,
@@ -118,6 +129,7 @@ class Container(containers.DeclarativeContainer):
         recheck_interval=providers.Callable(
             timedelta, seconds=settings.provided.token_cache_seconds
         ),
+        throttle=providers.Callable(_token_throttle, settings),
     )
     api_client_service = providers.Singleton(ApiClientService, uow_factory, password_hasher, clock)
     access_control_service = providers.Singleton(AccessControlService, uow_factory)

@@ -111,7 +111,7 @@ class Settings:
     logging_level: LoggingLevel = "INFO"
     sentry_debug: bool = False
     fastapi_env: str | None = field(default=None, metadata=_env("FASTAPI_ENV"))  # informational
-    host: str = field(default="0.0.0.0", metadata=_env("HOST"))  # noqa: S104 - container default
+    host: str = field(default="0.0.0.0", metadata=_env("HOST"))  # noqa: S104 - production default; `ctms serve` picks 127.0.0.1 in development mode
     port: int = field(default=8000, metadata=_env("PORT"))
     #: Expected `aud` of Pub/Sub OIDC tokens; None → `server_prefix` (`pubsub_expected_audience`).
     pubsub_audience: str | None = None
@@ -168,6 +168,16 @@ class Settings:
     #: reads the client again (decimals allowed); revocation, disabling and role changes take effect
     #: within this time. 0 → every request reads the client.
     token_cache_seconds: float = 1.0
+    #: CTMS_TOKEN_FAILURES_PER_CLIENT / CTMS_TOKEN_FAILURES_PER_ADDRESS: failed `POST /token` attempts
+    #: allowed per client id / per caller address within CTMS_TOKEN_FAILURE_WINDOW_SECONDS; more get 429
+    #: with `Retry-After` until the window has passed. Counted per API process; 0 → no limit.
+    token_failures_per_client: int = 10
+    token_failures_per_address: int = 30
+    token_failure_window_seconds: float = 60.0
+    #: CTMS_REQUEST_READ_TIMEOUT_SECONDS: a request's headers must arrive within this time of the server
+    #: waiting for them, and its body within this time of the headers; else 408 and the connection is
+    #: closed (docs/deployment.md).
+    request_read_timeout_seconds: float = 10.0
     #: CTMS_MAX_BODY_BYTES: larger request bodies are refused with 413 (SPEC §9).
     max_body_bytes: int = 1_048_576
     #: CTMS_ACOUSTIC_BASE_URL: Acoustic API base URL; None → derived from the server number.
@@ -209,6 +219,9 @@ class Settings:
         "background_metrics_port": 0,
         "max_body_bytes": 1,
         "token_cache_seconds": 0,
+        "token_failures_per_client": 0,
+        "token_failures_per_address": 0,
+        "token_failure_window_seconds": 0,
         "acoustic_concurrency": 1,
         "web_concurrency": 1,
     }
@@ -225,6 +238,7 @@ class Settings:
             "acoustic_timeout_s",
             "db_statement_timeout_seconds",
             "db_connect_timeout_seconds",
+            "request_read_timeout_seconds",
         ):
             seconds = getattr(self, name)
             if not (seconds > 0 and math.isfinite(seconds)):

@@ -8,55 +8,29 @@ loggers (`httpx`, `httpcore`) are not the application's and are left out.
 
 from __future__ import annotations
 
-import io
-import json
-import logging
 from collections.abc import Iterator
 
 import pytest
-import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ctms_adapters.logging import configure_logging
 from tests.samples import sample
+from tests.support.log_capture import CapturedLogs, captured_logs
 from tests.support.postgres_app import postgres_app
 
 pytestmark = pytest.mark.integration
 
-_TOUCHED_LOGGERS = ("", "ctms", "uvicorn", "uvicorn.error", "alembic", "sqlalchemy.engine")
-_TEST_CLIENT_LOGGERS = ("httpx", "httpcore")
 TRACED = "hygiene+trace-me-mozilla-1@example.com"
 PLAIN = "hygiene-plain@example.com"
 
 
 @pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    """MozLog lines of every logger at DEBUG into a StringIO; logging restored afterwards."""
-    saved = []
-    for name in _TOUCHED_LOGGERS:
-        logger = logging.getLogger(name)
-        saved.append(
-            (logger, logger.level, logger.propagate, logger.disabled, list(logger.handlers))
-        )
-    stream = io.StringIO()
-    configure_logging(use_mozlog=True, level="DEBUG", log_sqlalchemy=False, stream=stream)
-    try:
-        yield stream
-    finally:
-        for logger, level, propagate, disabled, handlers in saved:
-            for handler in list(logger.handlers):
-                if handler not in handlers:
-                    logger.removeHandler(handler)
-                    handler.close()
-            logger.handlers[:] = handlers
-            logger.setLevel(level)
-            logger.propagate = propagate
-            logger.disabled = disabled
-        structlog.reset_defaults()
+def logs() -> Iterator[CapturedLogs]:
+    with captured_logs() as captured:
+        yield captured
 
 
 async def test_no_secret_token_or_untraced_address_is_logged(
-    database_url: str, empty_database: AsyncEngine, log_stream: io.StringIO
+    database_url: str, empty_database: AsyncEngine, logs: CapturedLogs
 ) -> None:
     secrets: list[str] = []
     async with postgres_app(database_url) as app:
@@ -125,11 +99,7 @@ async def test_no_secret_token_or_untraced_address_is_logged(
         assert statuses == [200, 200, 200, 200, 409, 422, 422, 400, 401, 401, 200, 200, 404]
         secrets += ["secret_wrong-hygiene-secret", "forged.hygiene.token"]
 
-    lines = [
-        line
-        for line in log_stream.getvalue().splitlines()
-        if json.loads(line).get("Type") not in _TEST_CLIENT_LOGGERS
-    ]
+    lines = logs.lines()
     assert any('"ctms.web"' in line for line in lines), "the access log was not captured"
     assert any(TRACED in line for line in lines), "the traced address should be logged"
     untraced = [PLAIN, "hygiene-fxa@example.com", "hygiene-bad@example.com", "hygiene-422@"]

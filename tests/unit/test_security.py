@@ -187,6 +187,15 @@ def test_token_round_trip_keeps_subject_and_times(codec: JwtTokenCodec) -> None:
     )
 
 
+def test_token_carries_the_credentials_version_it_was_issued_under(codec: JwtTokenCodec) -> None:
+    version = 1_714_564_800_500_000  # microseconds: more than a float holds exactly
+    token = codec.encode(
+        SUBJECT, issued_at=NOW, expires_at=NOW + timedelta(hours=1), credentials_version=version
+    )
+    assert decode_segment(token.split(".")[1])["ctms_cv"] == version
+    assert codec.decode(token, now=NOW).credentials_version == version
+
+
 def test_token_has_v3_header_and_sub_exp_iat_claims(codec: JwtTokenCodec) -> None:
     """The header is exactly alg/typ and the claims are exactly sub, exp and iat."""
     token = codec.encode(SUBJECT, issued_at=NOW, expires_at=NOW + timedelta(hours=1))
@@ -317,6 +326,9 @@ def test_garbled_token_is_rejected(codec: JwtTokenCodec, token: str) -> None:
         pytest.param({"sub": SUBJECT, "exp": None}, id="null-exp"),
         pytest.param({"sub": SUBJECT, "exp": 10**30}, id="huge-exp"),
         pytest.param({"sub": SUBJECT, "exp": 2_000_000_000, "iat": "yesterday"}, id="string-iat"),
+        pytest.param({"sub": SUBJECT, "exp": 2_000_000_000, "ctms_cv": "1"}, id="string-cv"),
+        pytest.param({"sub": SUBJECT, "exp": 2_000_000_000, "ctms_cv": 1.5}, id="float-cv"),
+        pytest.param({"sub": SUBJECT, "exp": 2_000_000_000, "ctms_cv": True}, id="bool-cv"),
     ],
 )
 def test_signed_token_with_bad_claims_is_rejected(

@@ -5,6 +5,8 @@ from ctms_adapters.logging.mozlog import ENV_VERSION, LOGGER_NAME, MozLogRendere
 from ctms_adapters.logging.redaction import (
     OMITTED,
     is_traced,
+    loggable,
+    redact_addresses,
     redact_headers,
     redact_path,
     redact_path_value,
@@ -20,6 +22,8 @@ __all__ = [
     "configure_logging",
     "is_traced",
     "log_event",
+    "loggable",
+    "redact_addresses",
     "redact_headers",
     "redact_path",
     "redact_path_value",

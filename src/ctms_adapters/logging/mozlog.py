@@ -13,6 +13,8 @@ from collections.abc import MutableMapping
 from types import TracebackType
 from typing import Any
 
+from ctms_adapters.logging.redaction import redact_addresses
+
 __all__ = ["ENV_VERSION", "LOGGER_NAME", "MozLogRenderer", "syslog_severity"]
 
 ENV_VERSION = "2.0"
@@ -67,6 +69,8 @@ class MozLogRenderer:
 
     `Type` is the stdlib logger name, `Fields` every structured key in order plus `msg`, and, with an exception
     attached, `error` (its repr) and `traceback`. Values JSON cannot encode are rendered with `repr()`.
+    E-mail addresses in `error`, `traceback`, `stack`, and in the `msg` of warnings and errors are shown as
+    `[OMITTED]` (`redact_addresses`).
     """
 
     def __init__(self, *, logger_name: str = LOGGER_NAME, hostname: str | None = None) -> None:
@@ -86,12 +90,17 @@ class MozLogRenderer:
         exc_info = exc_info_tuple(event_dict.get("exc_info"))
         if exc_info is None and isinstance(record, logging.LogRecord) and record.exc_info:
             exc_info = exc_info_tuple(record.exc_info)
+        # Exception text and warnings may quote what failed: addresses are blanked there (SPEC §9).
         if exc_info is not None:
-            fields["error"] = repr(exc_info[1])
-            fields["traceback"] = "".join(traceback.format_exception(*exc_info))
+            fields["error"] = redact_addresses(repr(exc_info[1]))
+            fields["traceback"] = redact_addresses("".join(traceback.format_exception(*exc_info)))
         stack_info = event_dict.get("stack_info")
         if isinstance(stack_info, str):
-            fields["stack"] = stack_info
+            fields["stack"] = redact_addresses(stack_info)
+        if exc_info is not None or (
+            isinstance(record, logging.LogRecord) and record.levelno >= logging.WARNING
+        ):
+            fields["msg"] = redact_addresses(fields["msg"])
         if isinstance(record, logging.LogRecord):
             timestamp = int(record.created * 1_000_000_000)
             logger_type = record.name

@@ -17,6 +17,8 @@ from ctms_core.ports.security import AccessTokenClaims, InvalidTokenError
 __all__ = ["JWT_ALGORITHM", "JwtTokenCodec"]
 
 JWT_ALGORITHM = "HS256"
+# Private claim: the client's credentials version the token was issued under (see `TokenCodec`).
+CREDENTIALS_VERSION_CLAIM = "ctms_cv"
 
 # Only HS256 is accepted: "none", other HMAC sizes and asymmetric algorithms are rejected before the
 # signature is even looked at. Unknown header parameters (including `crit`) are rejected too.
@@ -26,9 +28,10 @@ _REGISTRY = JWSRegistry(algorithms=[JWT_ALGORITHM])
 class JwtTokenCodec:
     """`TokenCodec` port: compact JWS tokens signed with HS256 and `CTMS_SECRET_KEY`.
 
-    Tokens carry `sub`, `exp` and `iat` (unix seconds) under the header
-    `{"alg":"HS256","typ":"JWT"}`. Tokens minted by CTMS v3 carry only `sub` and `exp`; they
-    stay valid (`issued_at=None`).
+    Tokens carry `sub`, `exp` and `iat` (unix seconds) and `ctms_cv` (the client's credentials
+    version, an integer) under the header `{"alg":"HS256","typ":"JWT"}`. Tokens minted by CTMS v3
+    carry only `sub` and `exp` (`issued_at=None`), those of earlier releases no `ctms_cv`
+    (`credentials_version=None`); they stay valid.
 
     Expiry has no leeway: a token is rejected once `exp <= now`. The same service mints and
     checks these tokens, so clock skew only matters within the last second of a token's life.
@@ -48,13 +51,22 @@ class JwtTokenCodec:
             )
             self._key = OctKey.import_key(secret_key)
 
-    def encode(self, subject: str, *, issued_at: datetime, expires_at: datetime) -> str:
+    def encode(
+        self,
+        subject: str,
+        *,
+        issued_at: datetime,
+        expires_at: datetime,
+        credentials_version: int | None = None,
+    ) -> str:
         """A signed token for `subject`; times are truncated to whole seconds."""
-        claims = {
+        claims: dict[str, Any] = {
             "sub": subject,
             "exp": _to_numeric_date(expires_at, "expires_at"),
             "iat": _to_numeric_date(issued_at, "issued_at"),
         }
+        if credentials_version is not None:
+            claims[CREDENTIALS_VERSION_CLAIM] = credentials_version
         return jwt.encode(
             {"alg": JWT_ALGORITHM, "typ": "JWT"},
             claims,
@@ -83,10 +95,14 @@ class JwtTokenCodec:
         if expires <= now_ts:
             raise InvalidTokenError("the token has expired")
         issued = _claim_time(claims, "iat") if "iat" in claims else None
+        version = claims.get(CREDENTIALS_VERSION_CLAIM)
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise InvalidTokenError(f"the token's {CREDENTIALS_VERSION_CLAIM} is not an integer")
         return AccessTokenClaims(
             subject=subject,
             expires_at=_from_numeric_date(expires, "exp"),
             issued_at=None if issued is None else _from_numeric_date(issued, "iat"),
+            credentials_version=version,
         )
 
 

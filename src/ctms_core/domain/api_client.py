@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -38,3 +38,37 @@ class ApiClient(msgspec.Struct, frozen=True, kw_only=True):
 def client_id_for(name: str) -> str:
     """v3 convention: ids are `id_<name>` (a name that already starts with `id_` is kept)."""
     return name if name.startswith("id_") else f"id_{name}"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def credentials_version(client: ApiClient) -> int:
+    """Which credentials of the client are current: `credentials_changed_at` in whole microseconds
+    since the epoch (exact, unlike a float), 0 while they never changed. Tokens carry the version they
+    were issued under, so a rotation or a disabling revokes them whatever their timing (SPEC §7)."""
+    changed_at = client.credentials_changed_at
+    if changed_at is None:
+        return 0
+    return (changed_at - _EPOCH) // timedelta(microseconds=1)
+
+
+def next_credentials_change(client: ApiClient, now: datetime) -> datetime:
+    """When a credentials change made `now` is recorded: strictly after the previous one, so every
+    change gives a new `credentials_version` even when two fall on one clock reading."""
+    previous = client.credentials_changed_at
+    if previous is not None and now <= previous:
+        return previous + timedelta(microseconds=1)
+    return now
+
+
+def could_be_client_id(text: str) -> bool:
+    """False for text no client id can hold (NUL, lone UTF-16 surrogates): the database cannot even be
+    asked about it."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import msgspec
-
-from ctms_core.domain.errors import AuthenticationError, CoreError
+from ctms_core.domain.errors import AuthenticationError, NotFoundError
+from ctms_core.domain.json_documents import JsonDocumentError, decode_json_document
 
 NOT_FROM_PUBSUB: Final = "Message does not appear to be from pubsub, do not send again."
 UNKNOWN_PAYLOAD: Final = "Unknown payload type, do not send again."
@@ -40,10 +39,11 @@ class PushVerificationUnavailable(PushAuthenticationError):
         self.why = why
 
 
-class PubSubNotConfiguredError(CoreError):
-    """The push endpoint lacks a setting it needs (v3.3 failed with 500). `missing` names them."""
+class PubSubNotConfiguredError(NotFoundError):
+    """The push endpoint lacks a setting it needs: for this deployment it does not exist (404, the body
+    of an unknown route; v3.3 failed with 500). `missing` names the settings."""
 
-    detail = "Pub/Sub push endpoint is not configured"
+    detail = "Not Found"
 
     def __init__(self, missing: tuple[str, ...]) -> None:
         super().__init__()
@@ -61,7 +61,7 @@ def decode_envelope(body: Any) -> list[tuple[str | None, Any]] | Unprocessable:
     """The Stripe objects of a push body, each with its item-dictionary key (None for a single object).
 
     * no `message`/`subscription` → not from Pub/Sub;
-    * `message.data` not base64 of JSON → undecodable (v3.3 answered 500, which Pub/Sub retries forever);
+    * `message.data` not base64 of JSON, or of JSON CTMS refuses (`json_documents`) → undecodable (v3.3 answered 500, which Pub/Sub retries forever);
     * a JSON object whose every key holds exactly one `:` is an item dictionary (`{}` has no items); null
       or empty values are left out; any other object is a single Stripe object; anything else is unknown.
     """
@@ -72,8 +72,8 @@ def decode_envelope(body: Any) -> list[tuple[str | None, Any]] | Unprocessable:
     if not isinstance(data, str):
         return Unprocessable(UNDECODABLE_DATA)
     try:
-        payload = msgspec.json.decode(base64.b64decode(data, validate=True))
-    except (binascii.Error, ValueError, msgspec.DecodeError):
+        payload = decode_json_document(base64.b64decode(data, validate=True))
+    except (binascii.Error, ValueError, JsonDocumentError):
         return Unprocessable(UNDECODABLE_DATA)
     if not isinstance(payload, dict):
         return Unprocessable(UNKNOWN_PAYLOAD)

@@ -24,6 +24,9 @@ class AccessTokenClaims:
     subject: str
     expires_at: datetime
     issued_at: datetime | None  # None for tokens minted by CTMS v3 (no `iat` claim)
+    # The client's `credentials_version` the token was issued under; None for tokens minted before
+    # tokens carried it (CTMS v3 and earlier releases of this one).
+    credentials_version: int | None = None
 
 
 class InvalidTokenError(Exception):
@@ -33,7 +36,14 @@ class InvalidTokenError(Exception):
 class TokenCodec(Protocol):
     """Mints and reads the HS256 access tokens of `POST /token`."""
 
-    def encode(self, subject: str, *, issued_at: datetime, expires_at: datetime) -> str: ...
+    def encode(
+        self,
+        subject: str,
+        *,
+        issued_at: datetime,
+        expires_at: datetime,
+        credentials_version: int | None = None,
+    ) -> str: ...
 
     def decode(self, token: str, *, now: datetime) -> AccessTokenClaims:
         """Verify signature, algorithm and expiry; raise `InvalidTokenError` otherwise."""

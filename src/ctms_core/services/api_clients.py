@@ -8,7 +8,12 @@ from dataclasses import dataclass
 
 from msgspec.structs import replace
 
-from ctms_core.domain.api_client import CLIENT_NAME, ApiClient, client_id_for
+from ctms_core.domain.api_client import (
+    CLIENT_NAME,
+    ApiClient,
+    client_id_for,
+    next_credentials_change,
+)
 from ctms_core.domain.errors import (
     BadRequestError,
     CoreError,
@@ -111,7 +116,9 @@ class ApiClientService:
                     client,
                     enabled=enabled,
                     update_timestamp=now,
-                    credentials_changed_at=client.credentials_changed_at if enabled else now,
+                    credentials_changed_at=client.credentials_changed_at
+                    if enabled
+                    else next_credentials_change(client, now),
                 )
             )
             await uow.commit()
@@ -127,7 +134,7 @@ class ApiClientService:
                     client,
                     hashed_secret=self._hasher.hash(client_secret),
                     update_timestamp=now,
-                    credentials_changed_at=now,
+                    credentials_changed_at=next_credentials_change(client, now),
                 )
             )
             await uow.commit()

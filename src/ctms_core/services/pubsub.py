@@ -60,7 +60,9 @@ class PushOutcome:
 class PubSubIngestService:
     """Business rules:
 
-    * Authentication: every setting must be present (else `PubSubNotConfiguredError`); the
+    * Without every setting the endpoint does not exist for the deployment (`PubSubNotConfiguredError`,
+      checked before anything else: a feature switched off is not an outage).
+    * Authentication: the
       `pubsub_client` secret must match (compared in constant time) before the token is even looked at
       ("Verification mismatch"); the token must verify ("Unknown key" / "Google authentication failure"),
       come from Google's issuer, carry the configured `email` ("Wrong email") and `email_verified` true
@@ -83,9 +85,8 @@ class PubSubIngestService:
         self._verifier = verifier
         self._settings = settings
 
-    async def authenticate(self, pubsub_client: str | None, token: str) -> Mapping[str, Any]:
-        """The token's claims, or a `PushAuthenticationError` whose `reason` is the log's `auth_fail`.
-        Claims are attached to the error as `claims` once known, for the `pubsub_*` log fields."""
+    def ensure_configured(self) -> None:
+        """Raise `PubSubNotConfiguredError` when a setting the endpoint needs is missing."""
         settings = self._settings
         missing = tuple(
             name
@@ -98,6 +99,12 @@ class PubSubIngestService:
         )
         if missing:
             raise PubSubNotConfiguredError(missing)
+
+    async def authenticate(self, pubsub_client: str | None, token: str) -> Mapping[str, Any]:
+        """The token's claims, or a `PushAuthenticationError` whose `reason` is the log's `auth_fail`.
+        Claims are attached to the error as `claims` once known, for the `pubsub_*` log fields."""
+        self.ensure_configured()
+        settings = self._settings
         assert settings.client
         assert settings.audience
         if pubsub_client is None or not hmac.compare_digest(

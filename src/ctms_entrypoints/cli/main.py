@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -158,8 +158,39 @@ def cli() -> None:
 # --- serve -----------------------------------------------------------------------------------------
 
 
+DEVELOPMENT_HOST = "127.0.0.1"
+
+
+def _set_in(environ: Mapping[str, str], name: str) -> bool:
+    """Whether the environment sets `name` (any case; an empty value counts as unset, as in settings)."""
+    return any(key.upper() == name and value != "" for key, value in environ.items())
+
+
+def serve_defaults(
+    settings: Settings, host: str | None, environ: Mapping[str, str]
+) -> tuple[str, Settings]:
+    """The bind address and settings `ctms serve` runs with.
+
+    Development mode (no `CTMS_DB_URL`: the embedded database on a person's machine) listens on
+    127.0.0.1 unless `--host` or `HOST` says otherwise, and logs for humans (the console renderer)
+    unless `CTMS_USE_MOZLOG` is set: the printed development credentials stay readable. With
+    `CTMS_DB_URL` (production), `HOST` (default 0.0.0.0) and `CTMS_USE_MOZLOG` (default true) apply.
+    """
+    if settings.db_url is not None:
+        return host or settings.host, settings
+    if host is None:
+        host = settings.host if _set_in(environ, "HOST") else DEVELOPMENT_HOST
+    if not _set_in(environ, "CTMS_USE_MOZLOG"):
+        settings = dataclasses.replace(settings, use_mozlog=False)
+    return host, settings
+
+
 @cli.command()
-@click.option("--host", default=None, help="Bind address (default: $HOST or 0.0.0.0).")
+@click.option(
+    "--host",
+    default=None,
+    help="Bind address (default: $HOST, else 0.0.0.0 with CTMS_DB_URL and 127.0.0.1 without).",
+)
 @click.option("--port", type=int, default=None, help="Bind port (default: $PORT or 8000).")
 @click.option(
     "--workers",
@@ -175,8 +206,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = _settings()
     if settings.async_db_url is not None and not settings.secret_key:
         _fail("CTMS_SECRET_KEY is required when CTMS_DB_URL is set.")
+    host, settings = serve_defaults(settings, host, os.environ)
+    # Workers (separate processes) read their settings from the environment.
+    os.environ["CTMS_USE_MOZLOG"] = "true" if settings.use_mozlog else "false"
     port = port if port is not None else settings.port
-    if not any(name.upper() == "CTMS_SERVER_PREFIX" for name in os.environ):
+    if not _set_in(os.environ, "CTMS_SERVER_PREFIX"):
         # Links (`/updates` next pages, the printed examples) point at this server by default.
         os.environ["CTMS_SERVER_PREFIX"] = f"http://localhost:{port}"
         settings = dataclasses.replace(settings, server_prefix=os.environ["CTMS_SERVER_PREFIX"])
@@ -193,13 +227,15 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         uvicorn.run(
             "ctms_entrypoints.asgi:create_app_from_environment",
             factory=True,
-            host=host or resolved.host,
+            host=host,
             port=port,
             workers=workers or resolved.web_concurrency,
             access_log=False,
             log_config=None,  # records go through CTMS's logging set-up (MozLog by default)
             proxy_headers=True,
             server_header=False,
+            # A deadline on reading each request head (the body's is the application's).
+            http="ctms_entrypoints.http.read_deadline:ReadDeadlineHttpToolsProtocol",
         )
 
 

@@ -17,6 +17,7 @@ from ctms_entrypoints.http.context import log_fields
 from ctms_entrypoints.http.dependencies import dependencies
 from ctms_entrypoints.http.errors import AnyRequest, exception_handlers
 from ctms_entrypoints.http.openapi import STATIC_PATH, openapi_config, requires_api_bearer
+from ctms_entrypoints.http.read_deadline import read_body_by_deadline
 from ctms_entrypoints.http.routes.acoustic import ACOUSTIC_ROUTES
 from ctms_entrypoints.http.routes.contacts import CONTACT_ROUTES
 from ctms_entrypoints.http.routes.platform import PLATFORM_ROUTES
@@ -144,7 +145,10 @@ def create_app(container: Container) -> Litestar:
             **stripe_dependencies(container),
         },
         exception_handlers=exception_handlers(),
-        middleware=[redirect_trailing_slash],
+        middleware=[
+            redirect_trailing_slash,
+            read_body_by_deadline(settings.request_read_timeout_seconds),
+        ],
         openapi_config=openapi_config(_api_version(version_document)),
         request_max_body_size=settings.max_body_bytes,
         # Logging (access log, MozLog) is configured by the entrypoint, not by Litestar.

@@ -12,7 +12,8 @@ Litestar looks a raised exception up by its class hierarchy, so the most specifi
 | TokenRequestRejectedError                   | 400    | `{"detail": "Incorrect username or password"}`|
 | BadRequestError (MissingIdentifiersError)   | 400    | `{"detail": ...}`                             |
 | PermissionDeniedError                       | 403    | `{"detail": "Permission(s) required: ..."}`   |
-| NotFoundError (contact, e-mail)             | 404    | `{"detail": ...}`                             |
+| TooManyAttemptsError                        | 429    | `{"detail": ...}` + `Retry-After: <seconds>`  |
+| NotFoundError (contact, e-mail, Pub/Sub off)| 404    | `{"detail": ...}`                             |
 | ContactConflictError                        | 409    | `{"detail": ..., "conflicts": [fields]}`      |
 | WriteConflictError (+ TransientWriteError)  | 409    | `{"detail": "Write conflict, try again"}`     |
 | other CoreError                             | 400    | `{"detail": ...}`                             |
@@ -23,7 +24,8 @@ Litestar looks a raised exception up by its class hierarchy, so the most specifi
 | any other Exception                         | 500    | `{"detail": "Internal Server Error"}`         |
 
 OSError stands for "the database cannot be reached": the storage adapters raise it (or a subclass) for
-refused connections, timeouts and exhausted connection pools.
+refused connections, timeouts and exhausted connection pools. Every 503 carries `Retry-After` (added by
+`responses.py` to any 503 without one): Basket's HTTP client only retries a 503 that has it.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from ctms_core.domain.errors import (
     ValidationFailedError,
     WriteConflictError,
 )
-from ctms_core.domain.pubsub import PubSubNotConfiguredError
+from ctms_core.domain.throttling import TooManyAttemptsError
 from ctms_entrypoints.http.auth import BEARER_CHALLENGE
 from ctms_entrypoints.http.context import log_fields
 from ctms_entrypoints.http.responses import error_response
@@ -98,6 +100,14 @@ def _validation_failed(request: AnyRequest, error: ValidationFailedError) -> Res
 
 def _conflict(request: AnyRequest, error: ContactConflictError) -> Response[bytes]:
     return error_response(ConflictDetail(error.detail, list(error.fields)), status_code=409)
+
+
+def _too_many_attempts(request: AnyRequest, error: TooManyAttemptsError) -> Response[bytes]:
+    return error_response(
+        ErrorDetail(error.detail),
+        status_code=429,
+        headers={"Retry-After": str(error.retry_after)},
+    )
 
 
 def _litestar_validation(request: AnyRequest, error: ValidationException) -> Response[bytes]:
@@ -149,10 +159,10 @@ def exception_handlers() -> ExceptionHandlersMap:
         TokenRequestRejectedError: _detail(400),
         BadRequestError: _detail(400),
         PermissionDeniedError: _detail(403),
+        TooManyAttemptsError: _too_many_attempts,
         NotFoundError: _detail(404),
         ContactConflictError: _conflict,
         WriteConflictError: _detail(409),
-        PubSubNotConfiguredError: _detail(503),
         CoreError: _detail(400),
         ValidationException: _litestar_validation,
         NotFoundException: _not_found,

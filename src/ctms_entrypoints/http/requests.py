@@ -6,22 +6,23 @@ authentication but every other body problem *after* it, and its 422 items have t
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 
 from ctms_core.domain import fields
 from ctms_core.domain.errors import FieldError, ValidationFailedError
+from ctms_core.domain.json_documents import (
+    MalformedJsonError,
+    RefusedJsonError,
+    decode_json_document,
+)
 
 T = TypeVar("T")
-
-_decode_json = msgspec.json.Decoder().decode
 
 _BODY_MISSING = FieldError(("body",), "field required", "value_error.missing")
 _BODY_NOT_JSON = FieldError(("body",), "value is not a valid dict", "type_error.dict")
@@ -45,17 +46,6 @@ def _declares_json(content_type: str | None) -> bool:
     return main_type == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
-def _json_error(raw: bytes) -> tuple[Any, FieldError | None]:
-    """Python's own parser, only when msgspec refused: it accepts a few things msgspec does not (NaN,
-    other Unicode encodings, huge numbers) and its error message is the one v3.3 clients see."""
-    try:
-        return json.loads(raw), None
-    except json.JSONDecodeError as error:
-        return None, FieldError(("body", error.pos), str(error), "value_error.jsondecode")
-    except (UnicodeDecodeError, RecursionError, ValueError) as error:
-        return None, FieldError(("body",), f"invalid JSON: {error}", "value_error.jsondecode")
-
-
 def request_header(connection: ASGIConnection[Any, Any, Any, Any], name: bytes) -> str | None:
     """The first value of header `name` (lower case, as ASGI servers pass names), read from the ASGI
     scope: Litestar's `headers` would build and cache a whole decoded header map for the one value the
@@ -68,20 +58,24 @@ def request_header(connection: ASGIConnection[Any, Any, Any, Any], name: bytes) 
 
 async def read_json_body(request: Request[Any, Any, Any]) -> RequestJson:
     """The request's JSON. Malformed JSON raises the 422 at once (before authentication, as v3.3); an
-    empty body or another content type is returned as a `problem` the handler reports after
-    authentication."""
+    empty body, another content type or JSON that CTMS refuses (`ctms_core.domain.json_documents`) is
+    returned as a `problem` the handler reports after authentication."""
     raw = await request.body()
     if not raw:
         return RequestJson(None, _BODY_MISSING)
     if not _declares_json(request_header(request, b"content-type")):
         return RequestJson(raw, _BODY_NOT_JSON)
     try:
-        return RequestJson(_decode_json(raw))
-    except msgspec.DecodeError:
-        value, error = _json_error(raw)
-    if error is not None:
-        raise ValidationFailedError([error])
-    return RequestJson(value)
+        return RequestJson(decode_json_document(raw))
+    except MalformedJsonError as error:
+        loc: tuple[str | int, ...] = (
+            ("body",) if error.position is None else ("body", error.position)
+        )
+        raise ValidationFailedError(
+            [FieldError(loc, error.reason, "value_error.jsondecode")]
+        ) from None
+    except RefusedJsonError as error:
+        return RequestJson(None, FieldError(("body",), error.reason, "value_error.jsondecode"))
 
 
 def path_uuid(name: str, value: str, errors: list[FieldError]) -> uuid.UUID | None:

@@ -307,9 +307,22 @@ def json_response(
     return raw_json_response(_encoder.encode(body), status_code=status_code, headers=headers)
 
 
+# Seconds a 503 asks the caller to wait before retrying: the database timeouts are a few seconds.
+SERVICE_UNAVAILABLE_RETRY_AFTER = "5"
+
+
+def _with_retry_after(status_code: int, headers: dict[str, str] | None) -> dict[str, str] | None:
+    """`headers`, plus `Retry-After` on a 503 without one (every 503 carries it: Basket's HTTP client
+    only retries a 503 that does)."""
+    if status_code != 503 or (headers and any(n.lower() == "retry-after" for n in headers)):
+        return headers
+    return {**(headers or {}), "Retry-After": SERVICE_UNAVAILABLE_RETRY_AFTER}
+
+
 def raw_json_response(
     content: bytes, *, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> ASGIResponse:
+    headers = _with_retry_after(status_code, headers)
     return ASGIResponse(
         body=content, status_code=status_code, media_type=JSON_MEDIA_TYPE, headers=headers
     )
@@ -319,6 +332,7 @@ def error_response(
     body: JsonContent, *, status_code: int, headers: dict[str, str] | None = None
 ) -> Response[bytes]:
     """An exception handler's JSON response (Litestar expects a `Response` there)."""
+    headers = _with_retry_after(status_code, headers)
     return Response(
         _encoder.encode(body), status_code=status_code, media_type=JSON_MEDIA_TYPE, headers=headers
     )

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from ctms_adapters.logging import (
     log_event,
+    loggable,
     redact_headers,
     redact_path,
     redact_path_value,
@@ -123,7 +124,7 @@ def authenticated_client_id(context: MutableMapping[str, Any]) -> str | None:
 def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
         if name.lower() == b"x-request-id":
-            return value.decode("latin-1")
+            return loggable(value.decode("latin-1"))  # the caller's text: it is logged
     return secrets.token_hex(16)
 
 
@@ -221,7 +222,8 @@ class AccessLogMiddleware:
     ) -> dict[str, Any]:
         client = scope.get("client")
         fields: dict[str, Any] = {
-            "client_host": client[0] if client else None,
+            # A server trusting a proxy takes it from `X-Forwarded-For`: the caller's text.
+            "client_host": loggable(client[0]) if client and client[0] else None,
             "method": scope["method"],
             "path": redact_path(scope["path"]),
         }
@@ -249,6 +251,9 @@ class AccessLogMiddleware:
         for key, value in context.items():
             if key not in _SKIPPED_KEYS:
                 fields[key] = value
+        client_id = context.get(ContextKey.CLIENT_ID)
+        if isinstance(client_id, str):  # the caller's text, from a `/token` form or a token
+            fields[ContextKey.CLIENT_ID] = loggable(client_id)
         fields["status_code"] = status_code
         fields["duration_s"] = duration_s
         return fields
@@ -256,8 +261,9 @@ class AccessLogMiddleware:
     @staticmethod
     def _message(scope: Scope, context: dict[str, Any], status_code: int) -> str:
         client = scope.get("client")
-        host, port = (client[0], client[1]) if client else ("-", "-")
-        client_id = context.get(ContextKey.CLIENT_ID) or "-"
+        host, port = (loggable(client[0] or "-"), client[1]) if client else ("-", "-")
+        client_id = context.get(ContextKey.CLIENT_ID)
+        client_id = loggable(client_id) if isinstance(client_id, str) and client_id else "-"
         http_version = scope.get("http_version", "1.1")
         return (
             f"{host}:{port} {client_id} '{scope['method']} {redact_path(scope['path'])} "

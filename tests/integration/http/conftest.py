@@ -36,6 +36,7 @@ from ctms_adapters.postgres import metadata
 from ctms_core.ports.health import DatabaseHealth
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_entrypoints.container import build_container
+from ctms_entrypoints.http.read_deadline import ReadDeadlineHttpToolsProtocol
 from ctms_entrypoints.settings import Settings
 from tests.http_harness import (
     Api,
@@ -160,6 +161,7 @@ async def over_http(app: Litestar, recorder: RecordingApp) -> AsyncIterator[http
         log_config=None,
         access_log=False,
         ws="none",
+        http=ReadDeadlineHttpToolsProtocol,  # as `ctms serve` runs it
     )
     server = _TestServer(config)
     serving_task = asyncio.create_task(server.serve(sockets=[listening]))

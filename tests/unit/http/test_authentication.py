@@ -232,6 +232,28 @@ async def test_token_accepts_a_multipart_form(api: Api) -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "field",
+    [
+        b'Content-Disposition: form-data; name="client_id"\r\n\r\n\xed\xa0\x80',
+        b'Content-Disposition: form-data; name="client_id"\r\n'
+        b"Content-Type: text/plain; charset=no-such-charset\r\n\r\nid_test",
+    ],
+)
+async def test_token_refuses_a_multipart_field_that_is_not_text_with_a_400(
+    api: Api, field: bytes
+) -> None:
+    body = (
+        b"--b\r\n" + field + b"\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="client_secret"\r\n\r\nx\r\n--b--\r\n'
+    )
+    response = await api.post(
+        "/token", content=body, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Invalid multipart/form-data"}
+
+
 async def test_token_with_password_grant_is_422_with_the_regex_item(api: Api) -> None:
     enabled = api.clients.enabled
     response = await api.post(

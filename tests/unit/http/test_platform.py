@@ -84,6 +84,7 @@ async def test_heartbeat_is_503_when_the_database_is_down(api: Api) -> None:
     api.database_down()
     response = await api.get("/__heartbeat__", headers={})
     assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
     assert response.json()["database"]["up"] is False
     assert response.json()["database"]["acoustic"] == {}
 
@@ -264,9 +265,11 @@ async def test_unreachable_database_during_a_request_is_503(
         response = await broken.get("/ctms/67e52c77-950f-4f28-accb-bb3ea1a2c51a")
         assert response.status_code == 503
         assert response.json() == {"detail": "Service unavailable, try again later"}
+        assert response.headers["retry-after"] == "5"  # Basket only retries a 503 that has it
         assert broken.log_fields()["client_allowed"] is True
         created = await broken.post("/ctms", json=sample("minimal"))
         assert created.status_code == 503
+        assert created.headers["retry-after"] == "5"
 
 
 async def test_unreachable_database_during_authentication_is_503(running_api: RunApi) -> None:
@@ -275,6 +278,7 @@ async def test_unreachable_database_during_authentication_is_503(running_api: Ru
     ) as broken:
         response = await broken.get("/identity/67e52c77-950f-4f28-accb-bb3ea1a2c51a")
     assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
     assert broken.log_fields()["client_id"] == "id_test"
 
 

@@ -235,12 +235,22 @@ async def test_a_bearer_token_is_required(pubsub_api: Api) -> None:
     assert response.json() == {"detail": "Not authenticated"}
 
 
-async def test_missing_settings_are_a_503_with_a_clear_log(running_api: RunApi) -> None:
+async def test_without_its_settings_the_endpoint_answers_as_an_unknown_route(
+    running_api: RunApi,
+) -> None:
+    """A feature switched off is not an outage: 404 with the body of an unknown route (not a 5xx an
+    operator's alerting reads as one), before authentication, and the access log names the setting."""
     async with running_api(make_settings(pubsub_client=CLIENT)) as api:
-        response = await push(api, envelope(customer()))
-        assert response.status_code == 503
-        assert response.json() == {"detail": "Pub/Sub push endpoint is not configured"}
-        assert api.log_fields()["pubsub_config_error"] == "CTMS_PUBSUB_EMAIL unset"
+        unknown = await api.post("/no_such_route", json={})
+        for headers in (None, {}):  # with a token, and anonymous
+            response = await api.post(
+                f"/stripe_from_pubsub?pubsub_client={CLIENT}",
+                json=envelope(customer()),
+                headers=headers if headers is not None else {"Authorization": f"Bearer {token()}"},
+            )
+            assert response.status_code == 404
+            assert response.json() == unknown.json() == {"detail": "Not Found"}
+            assert api.log_fields()["pubsub_config_error"] == "CTMS_PUBSUB_EMAIL unset"
 
 
 async def test_concurrent_pushes_for_one_customer_never_fail_with_500(pubsub_api: Api) -> None:

@@ -242,3 +242,20 @@ def test_http_client_calls_are_debug_detail(captured_logs: CapturedLogs) -> None
     httpx_records = [r for r in captured_logs.records() if r["Type"] == "httpx"]
     assert httpx_records, captured_logs.lines()
     assert {r["Severity"] for r in httpx_records} == {syslog_severity(logging.DEBUG)}
+
+
+def test_addresses_in_exceptions_and_warnings_are_omitted(captured_logs: CapturedLogs) -> None:
+    """Exception text may quote what failed (a database's `Key (primary_email)=(...)`): addresses never
+    reach `error`, `traceback`, or the message of a warning or an error."""
+    try:
+        raise ValueError("Key (primary_email)=(jane@example.com) already exists")
+    except ValueError:
+        logging.getLogger("ctms.web").exception("failed for jane@example.com")
+    logging.getLogger("ctms.sync").warning("rejected: %s", "Recipient jane%40example.com unknown")
+    error, warning = captured_logs.records()
+    assert (
+        error["Fields"]["error"] == "ValueError('Key (primary_email)=([OMITTED]) already exists')"
+    )
+    assert "jane" not in error["Fields"]["traceback"]
+    assert error["Fields"]["msg"] == "failed for [OMITTED]"
+    assert warning["Fields"]["msg"] == "rejected: Recipient [OMITTED] unknown"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ctms_adapters.logging import is_traced, redact_headers, redact_query, traced_addresses
+from ctms_adapters.logging.redaction import MAX_LOGGED_CHARS, MAX_LOGGED_ITEMS
 
 
 def test_headers_are_lower_cased_and_credentials_omitted() -> None:
@@ -79,3 +80,35 @@ def test_traced_addresses_keeps_order_drops_duplicates_and_none() -> None:
         "b+trace-me-mozilla-1@example.com",
     ) == ["b+trace-me-mozilla-1@example.com", "a+trace_me_mozilla_2@example.com"]
     assert traced_addresses() == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "someone@example.com",
+        "mailto:someone%40example.com",
+        "Bearer abc.def",
+        "basic c2NhbjpuZWQ=",
+        "xeyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig",
+        "secret_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0u1V",
+    ],
+)
+def test_addresses_and_credentials_are_omitted_under_any_name(value: str) -> None:
+    assert redact_headers({"X-Anything": value}) == {"x-anything": "[OMITTED]"}
+    assert redact_query([("Anything", value)]) == {"Anything": "[OMITTED]"}
+
+
+def test_listed_query_parameters_are_omitted_in_any_case() -> None:
+    assert redact_query("Primary_Email=x&ACCESS_TOKEN=y&q=z") == {
+        "Primary_Email": "[OMITTED]",
+        "ACCESS_TOKEN": "[OMITTED]",
+        "q": "z",
+    }
+
+
+def test_logged_values_and_the_number_of_items_are_bounded() -> None:
+    huge = redact_headers({"X-Huge": "h" * 1_048_576})["x-huge"]
+    assert huge == "h" * MAX_LOGGED_CHARS + f"…[{1_048_576 - MAX_LOGGED_CHARS} more characters]"
+    many = redact_query([(f"p{index}", "v") for index in range(MAX_LOGGED_ITEMS + 5)])
+    assert len(many) == MAX_LOGGED_ITEMS + 1
+    assert many["[more]"] == "5 more not logged"

@@ -8,12 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-import msgspec
 from litestar import Request, post
 from litestar.di import NamedDependency, Provide
 from litestar.response.base import ASGIResponse
 
 from ctms_core.domain.errors import BadRequestError, NotAuthenticatedError
+from ctms_core.domain.json_documents import (
+    JsonDocumentError,
+    RefusedJsonError,
+    decode_json_document,
+)
 from ctms_core.domain.permissions import STRIPE_INGEST
 from ctms_core.domain.pubsub import (
     ACCEPTED_NOT_PROCESSED,
@@ -48,11 +52,16 @@ AnyRequest = Request[Any, Any, Any]
 
 logger = logging.getLogger("ctms.stripe")
 
-_decode_json = msgspec.json.Decoder().decode
-
 
 class StripeBodyNotJsonError(BadRequestError):
     detail = "Request body is not valid JSON."
+
+
+class StripeBodyRefusedError(BadRequestError):
+    """JSON that breaks the input policy of `ctms_core.domain.json_documents` (too deep, ...)."""
+
+    def __init__(self, error: RefusedJsonError) -> None:
+        super().__init__(f"Request body is not usable JSON: {error.reason}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +133,11 @@ async def stripe(request: AnyRequest, stripe_api: NamedDependency[StripeApi]) ->
     """Ingest one Stripe object (bearer, `stripe:ingest`)."""
     await authenticate(request, stripe_api.auth, (STRIPE_INGEST,))
     try:
-        data = _decode_json(await request.body())
-    except msgspec.DecodeError as error:
-        raise StripeBodyNotJsonError() from error
+        data = decode_json_document(await request.body())
+    except RefusedJsonError as error:
+        raise StripeBodyRefusedError(error) from None
+    except JsonDocumentError:
+        raise StripeBodyNotJsonError() from None
     result = await stripe_api.ingest.ingest(data)
     fields = _context(request)
     fields["ingest_actions"] = result.actions
@@ -160,13 +171,15 @@ def _record_claims(fields: dict[str, Any], claims: Mapping[str, Any]) -> None:
                 "No bearer token, a wrong `pubsub_client`, or a token that is not the configured "
                 "Google service account's",
             ),
-            409: _WRITE_CONFLICT,
-            503: (
+            404: (
                 ErrorDetail,
-                "The push endpoint is not configured, or the database cannot be reached",
+                "`Not Found`: Pub/Sub push is not configured for this deployment (a setting is "
+                "missing), answered as for a route that does not exist",
             ),
+            409: _WRITE_CONFLICT,
         },
         413,
+        503,
     ),
 )
 async def stripe_from_pubsub(
@@ -174,12 +187,18 @@ async def stripe_from_pubsub(
     stripe_api: NamedDependency[StripeApi],
 ) -> ASGIResponse:
     """A Google Pub/Sub push of Stripe objects (see `PubSubIngestService`)."""
+    fields = _context(request)
+    try:
+        stripe_api.pubsub.ensure_configured()
+    except PubSubNotConfiguredError as error:
+        # Switched off for this deployment: the 404 of an unknown route, before anything else.
+        fields["pubsub_config_error"] = ", ".join(error.missing) + " unset"
+        raise
     pubsub_client = request.query_params.get("pubsub_client")
     header = request.headers.get("authorization") or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise NotAuthenticatedError
-    fields = _context(request)
     fields["client_allowed"] = False
     try:
         claims = await stripe_api.pubsub.authenticate(pubsub_client, token)
@@ -188,17 +207,12 @@ async def stripe_from_pubsub(
         if error.claims is not None:
             _record_claims(fields, error.claims)
         raise
-    except PubSubNotConfiguredError as error:
-        # Deployment problem, not the pusher's: 503 (Pub/Sub retries) and an ERROR access-log record.
-        fields["pubsub_config_error"] = ", ".join(error.missing) + " unset"
-        fields["exception"] = error
-        raise
     _record_claims(fields, claims)
     fields["client_allowed"] = True
 
     try:
-        body = _decode_json(await request.body())
-    except msgspec.DecodeError:
+        body = decode_json_document(await request.body())
+    except JsonDocumentError:
         body = None  # not a Pub/Sub envelope: accepted, never to be sent again
     outcome = await stripe_api.pubsub.process(body)
     if outcome.actions:

@@ -9,9 +9,11 @@ import msgspec
 from litestar import Request, post
 from litestar.datastructures import FormMultiDict
 from litestar.di import NamedDependency
+from litestar.exceptions import ClientException
 from litestar.response.base import ASGIResponse
 
 from ctms_core.domain.errors import TokenRequestRejectedError
+from ctms_core.domain.throttling import TooManyAttemptsError
 from ctms_core.services.auth import AuthService
 from ctms_entrypoints.http.auth import basic_credentials
 from ctms_entrypoints.http.context import log_fields
@@ -74,6 +76,11 @@ def _form_text(form: FormMultiDict, name: str) -> str | None:
                 "A `grant_type` other than `client_credentials` or `refresh_token` (the item "
                 "carries `ctx.pattern`), or a form that cannot be parsed",
             ),
+            429: (
+                ErrorDetail,
+                "Too many failed attempts for this client id or from this address; "
+                "`Retry-After` says when to try again",
+            ),
         },
         413,
         503,
@@ -86,8 +93,12 @@ async def token(
 
     `grant_type` may be absent, `client_credentials` or `refresh_token` (Basket's workers send the latter;
     it behaves the same). Every refusal is the same 400; the reason goes to the log as `token_fail`.
+    Too many failures from the client id or the caller's address: 429 with `Retry-After`.
     """
-    form = await request.form()
+    try:
+        form = await request.form()
+    except (UnicodeDecodeError, LookupError):  # a multipart field not text in its (known) charset
+        raise ClientException("Invalid multipart/form-data") from None
     basic = basic_credentials(request.headers.get("authorization"))
     grant_type = _form_text(form, "grant_type")
     if grant_type is not None and not _GRANT_TYPE.match(grant_type):
@@ -104,10 +115,14 @@ async def token(
         client_id = client_secret = None
     if client_id:
         fields["client_id"] = client_id
+    address = request.client.host if request.client else None
     try:
-        issued = await auth.issue_token(client_id, client_secret)
+        issued = await auth.issue_token(client_id, client_secret, address=address)
     except TokenRequestRejectedError as rejected:
         fields["token_fail"] = rejected.reason
+        raise
+    except TooManyAttemptsError as throttled:
+        fields["token_fail"] = throttled.reason
         raise
     if client_id:
         fields["api_client_id"] = client_id
