@@ -13,7 +13,17 @@ import structlog
 
 from ctms_adapters.logging import configure_logging
 
-_TOUCHED_LOGGERS = ("", "ctms", "uvicorn", "uvicorn.error", "alembic", "sqlalchemy.engine")
+_TOUCHED_LOGGERS = (
+    "",
+    "ctms",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "alembic",
+    "sqlalchemy.engine",
+    "httpx",
+    "httpcore",
+)
 # The test client's own loggers are not the application's.
 _TEST_CLIENT_LOGGERS = ("httpx", "httpcore")
 
@@ -36,18 +46,16 @@ class CapturedLogs:
 
 
 @contextlib.contextmanager
-def captured_logs() -> Iterator[CapturedLogs]:
-    """MozLog lines of every logger at DEBUG, for the duration of the block; logging restored after."""
+def preserved_logging() -> Iterator[None]:
+    """Whatever the block configures on the application's loggers is undone after it."""
     saved = []
     for name in _TOUCHED_LOGGERS:
         logger = logging.getLogger(name)
         saved.append(
             (logger, logger.level, logger.propagate, logger.disabled, list(logger.handlers))
         )
-    captured = CapturedLogs()
-    configure_logging(use_mozlog=True, level="DEBUG", log_sqlalchemy=False, stream=captured.stream)
     try:
-        yield captured
+        yield
     finally:
         for logger, level, propagate, disabled, handlers in saved:
             for handler in list(logger.handlers):
@@ -59,3 +67,14 @@ def captured_logs() -> Iterator[CapturedLogs]:
             logger.propagate = propagate
             logger.disabled = disabled
         structlog.reset_defaults()
+
+
+@contextlib.contextmanager
+def captured_logs() -> Iterator[CapturedLogs]:
+    """MozLog lines of every logger at DEBUG, for the duration of the block; logging restored after."""
+    with preserved_logging():
+        captured = CapturedLogs()
+        configure_logging(
+            use_mozlog=True, level="DEBUG", log_sqlalchemy=False, stream=captured.stream
+        )
+        yield captured

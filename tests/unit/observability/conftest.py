@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import structlog
 
 from ctms_adapters.logging import configure_logging
-
-_TOUCHED_LOGGERS = (
-    "",
-    "ctms",
-    "uvicorn",
-    "uvicorn.error",
-    "uvicorn.access",
-    "alembic",
-    "sqlalchemy.engine",
-    "httpx",
-    "httpcore",
-)
+from tests.support.log_capture import preserved_logging
 
 
 class CapturedLogs:
@@ -55,27 +42,10 @@ class CapturedLogs:
 
 @pytest.fixture
 def captured_logs() -> Iterator[CapturedLogs]:
-    saved: list[tuple[logging.Logger, int, bool, bool, list[logging.Handler]]] = []
-    for name in _TOUCHED_LOGGERS:
-        logger = logging.getLogger(name)
-        saved.append(
-            (logger, logger.level, logger.propagate, logger.disabled, list(logger.handlers))
-        )
-    captured = CapturedLogs()
-    captured.configure()
-    try:
+    with preserved_logging():
+        captured = CapturedLogs()
+        captured.configure()
         yield captured
-    finally:
-        for logger, level, propagate, disabled, handlers in saved:
-            for handler in list(logger.handlers):
-                if handler not in handlers:
-                    logger.removeHandler(handler)
-                    handler.close()
-            logger.handlers[:] = handlers
-            logger.setLevel(level)
-            logger.propagate = propagate
-            logger.disabled = disabled
-        structlog.reset_defaults()
 
 
 RecordsOf = Callable[[str], list[dict[str, Any]]]
