@@ -168,6 +168,10 @@ class Settings:
     #: reads the client again (decimals allowed); revocation, disabling and role changes take effect
     #: within this time. 0 → every request reads the client.
     token_cache_seconds: float = 1.0
+    #: CTMS_WAITLIST_RULES_CACHE_SECONDS: how long an API process validates waitlist `fields` with the
+    #: rules it read before reading them again (decimals allowed); a rule changed with
+    #: `ctms waitlists rules` is enforced within this time (docs/waitlists.md). 0 → read on every write.
+    waitlist_rules_cache_seconds: float = 60.0
     #: CTMS_MAX_BODY_BYTES: larger request bodies are refused with 413 (SPEC §9).
     max_body_bytes: int = 1_048_576
     #: CTMS_ACOUSTIC_BASE_URL: Acoustic API base URL; None → derived from the server number.
@@ -209,6 +213,7 @@ class Settings:
         "background_metrics_port": 0,
         "max_body_bytes": 1,
         "token_cache_seconds": 0,
+        "waitlist_rules_cache_seconds": 0,
         "acoustic_concurrency": 1,
         "web_concurrency": 1,
     }
