@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from ctms_adapters.memory.clock import ManualClock
 from ctms_core.services.waitlist_rules import WaitlistRulesAdminService
-from tests.http_harness import RunApi
+from tests.http_harness import Api, RunApi
 
 INTERVAL = timedelta(seconds=60)  # the default CTMS_WAITLIST_RULES_CACHE_SECONDS
 
@@ -59,3 +59,20 @@ async def test_the_api_validates_with_the_rules_of_its_storage(
         assert read.json()["waitlists"][0]["fields"] == {"tier": "platinum"}
         patched = await api.patch(f"/ctms/{email_id}", json={"email": {"first_name": "Ada"}})
         assert patched.status_code == 200, patched.text
+
+
+async def test_the_openapi_description_of_fields_states_the_seeded_rules_and_that_they_change(
+    api: Api,
+) -> None:
+    document = (await api.get("/openapi.json", headers={})).json()
+    fields = document["components"]["schemas"]["WaitlistInSchema"]["properties"]["fields"]
+    assert "`ctms waitlists rules`" in fields["description"]
+    assert "change at run time" in fields["description"]
+    assert (
+        "`vpn` accepts only `geo` (text of at most 100 characters), `platform`"
+        in (fields["description"])
+    )
+    assert "`relay` accepts only `geo` (text of at most 100 characters)" in fields["description"]
+    for key in ("geo", "platform"):
+        [text, number, null] = fields["properties"][key]["anyOf"]
+        assert (text["maxLength"], number["type"], null["type"]) == (100, "number", "null")
