@@ -207,7 +207,8 @@ def parse_contact_input(
     Rules: `email.primary_email` required; `email.email_id` optional for POST (null or absent → the server
     generates one), required for PUT; when given it must be a version-4 UUID (R§3.3). Omitted fields take
     their defaults; all-default `amo`/`fxa`/`mofo` objects are dropped. Newsletter and waitlist names must
-    be unique within the body (SPEC §6).
+    be unique within the body (SPEC §6). Each waitlist item's `fields` is checked by `waitlist_rules`
+    (docs/waitlists.md; the API passes the rules in force, others get the seeded ones).
     """
     errors: list[FieldError] = []
     if not isinstance(body, dict):
@@ -294,7 +295,8 @@ def parse_contact_patch(
     Rules: every key optional and only present keys count; `amo`/`fxa`/`mofo` may be `"DELETE"`,
     `newsletters`/`waitlists` may be `"UNSUBSCRIBE"`; an explicit `null` or any other string for a whole
     group is a 422 (SPEC §6 item 4); `email.primary_email` may be omitted but never null; list items need a
-    `name` and carry only the keys they set; waitlist items are validated even when they only update.
+    `name` and carry only the keys they set; waitlist items are validated even when they only update, their
+    `fields` (when given) by `waitlist_rules` (docs/waitlists.md).
     """
     if not isinstance(body, dict):
         raise ValidationFailedError(
