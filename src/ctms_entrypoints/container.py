@@ -29,6 +29,7 @@ from ctms_core.services.erasures import ErasureAuditService
 from ctms_core.services.pubsub import PubSubIngestService, PushSettings
 from ctms_core.services.stripe import StripeIngestService
 from ctms_core.services.stripe_contacts import StripeContactToucher
+from ctms_core.services.waitlist_rules import CachedWaitlistRules, WaitlistRulesAdminService
 from ctms_entrypoints.observability.metrics import Metrics
 from ctms_entrypoints.settings import Settings
 
@@ -131,6 +132,14 @@ class Container(containers.DeclarativeContainer):
         ),
         throttle=providers.Callable(_token_throttle, settings),
     )
+    # The rules waitlist `fields` are validated with, read at most once per interval (docs/waitlists.md).
+    waitlist_rules = providers.Singleton(
+        CachedWaitlistRules,
+        uow_factory,
+        clock,
+        providers.Callable(timedelta, seconds=settings.provided.waitlist_rules_cache_seconds),
+    )
+    waitlist_rules_admin_service = providers.Singleton(WaitlistRulesAdminService, uow_factory)
     api_client_service = providers.Singleton(ApiClientService, uow_factory, password_hasher, clock)
     access_control_service = providers.Singleton(AccessControlService, uow_factory)
     erasure_audit_service = providers.Singleton(ErasureAuditService, uow_factory, erasure_salt)

@@ -178,6 +178,10 @@ class Settings:
     #: waiting for them, and its body within this time of the headers; else 408 and the connection is
     #: closed (docs/deployment.md).
     request_read_timeout_seconds: float = 10.0
+    #: CTMS_WAITLIST_RULES_CACHE_SECONDS: how long an API process validates waitlist `fields` with the
+    #: rules it read before reading them again (decimals allowed); a rule changed with
+    #: `ctms waitlists rules` is enforced within this time (docs/waitlists.md). 0 → read on every write.
+    waitlist_rules_cache_seconds: float = 60.0
     #: CTMS_MAX_BODY_BYTES: larger request bodies are refused with 413 (SPEC §9).
     max_body_bytes: int = 1_048_576
     #: CTMS_ACOUSTIC_BASE_URL: Acoustic API base URL; None → derived from the server number.
@@ -222,6 +226,7 @@ class Settings:
         "token_failures_per_client": 0,
         "token_failures_per_address": 0,
         "token_failure_window_seconds": 0,
+        "waitlist_rules_cache_seconds": 0,
         "acoustic_concurrency": 1,
         "web_concurrency": 1,
     }

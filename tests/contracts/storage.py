@@ -1,7 +1,7 @@
 """The storage port contract, written once and run against every adapter.
 
 A test module subclasses `ContactRepositoryContract`, `ApiClientRepositoryContract`,
-`RoleRepositoryContract` and `ErasureAuditRepositoryContract` and provides a
+`RoleRepositoryContract`, `ErasureAuditRepositoryContract`, ... and `WaitlistFieldRuleContract` and provides a
 `uow_factory` fixture (a callable returning a fresh `UnitOfWork` over an empty store): the in-memory adapter
 runs it in tests/unit, the PostgreSQL adapter in tests/integration. Same tests, same expectations.
 """
@@ -32,6 +32,7 @@ from ctms_core.domain.stripe import (
 )
 from ctms_core.domain.sync import PendingSync, QueueCounts
 from ctms_core.domain.updates import Cursor
+from ctms_core.domain.waitlist_rules import SEEDED_WAITLIST_FIELD_RULES, WaitlistFieldRule
 from ctms_core.ports.repositories import UnitOfWork
 from tests.builders import (
     DEFAULT_TIME,
@@ -1060,3 +1061,68 @@ class AcousticConfigContract:
             await uow.commit()
         async with uow_factory() as uow:
             assert ("main", "fxa_lang") not in await uow.acoustic_config.fields()
+
+
+class WaitlistFieldRuleContract:
+    async def test_the_seeded_rules_are_v33s(self, seeded_uow_factory: UowFactory) -> None:
+        async with seeded_uow_factory() as uow:
+            assert await uow.waitlist_rules.list() == sorted(SEEDED_WAITLIST_FIELD_RULES)
+
+    async def test_rules_are_listed_by_waitlist_then_field(self, uow_factory: UowFactory) -> None:
+        added = [
+            WaitlistFieldRule(waitlist="zeta", field="b", max_length=1),
+            WaitlistFieldRule(waitlist="alpha", field="z", max_length=2, required=True),
+            WaitlistFieldRule(waitlist="zeta", field="a", max_length=3),
+        ]
+        async with uow_factory() as uow:
+            for rule in added:
+                await uow.waitlist_rules.set(rule)
+            await uow.commit()
+        async with uow_factory() as uow:
+            listed = await uow.waitlist_rules.list()
+        assert listed == sorted(listed, key=lambda rule: (rule.waitlist, rule.field))
+        assert [rule for rule in listed if rule in added] == sorted(added)
+
+    async def test_setting_a_rule_again_replaces_it(self, uow_factory: UowFactory) -> None:
+        async with uow_factory() as uow:
+            await uow.waitlist_rules.set(
+                WaitlistFieldRule(waitlist="monitor", field="tier", max_length=5, required=True)
+            )
+            await uow.commit()
+        async with uow_factory() as uow:
+            await uow.waitlist_rules.set(
+                WaitlistFieldRule(waitlist="monitor", field="tier", max_length=9)
+            )
+            await uow.commit()
+        async with uow_factory() as uow:
+            monitor = [r for r in await uow.waitlist_rules.list() if r.waitlist == "monitor"]
+        assert monitor == [WaitlistFieldRule(waitlist="monitor", field="tier", max_length=9)]
+
+    async def test_removing_a_rule_says_whether_there_was_one(
+        self, uow_factory: UowFactory
+    ) -> None:
+        rule = WaitlistFieldRule(waitlist="monitor", field="tier", max_length=5)
+        async with uow_factory() as uow:
+            await uow.waitlist_rules.set(rule)
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.waitlist_rules.remove("monitor", "tier") is True
+            assert await uow.waitlist_rules.remove("monitor", "tier") is False
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert rule not in await uow.waitlist_rules.list()
+
+    async def test_uncommitted_rule_changes_leave_no_trace(self, uow_factory: UowFactory) -> None:
+        kept = WaitlistFieldRule(waitlist="monitor", field="tier", max_length=5)
+        async with uow_factory() as uow:
+            await uow.waitlist_rules.set(kept)
+            await uow.commit()
+        async with uow_factory() as uow:
+            before = await uow.waitlist_rules.list()
+        async with uow_factory() as uow:
+            await uow.waitlist_rules.set(
+                WaitlistFieldRule(waitlist="monitor", field="other", max_length=1)
+            )
+            await uow.waitlist_rules.remove("monitor", "tier")
+        async with uow_factory() as uow:
+            assert await uow.waitlist_rules.list() == before

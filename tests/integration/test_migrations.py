@@ -23,6 +23,7 @@ from ctms_adapters.postgres.migrations import (
     stamp,
     upgrade,
 )
+from ctms_core.domain.waitlist_rules import SEEDED_WAITLIST_FIELD_RULES, WaitlistFieldRule
 from ctms_entrypoints.runtime import upgrade_to_head_in_a_child_process
 from tests.support.database import to_asyncpg_dsn
 
@@ -60,6 +61,25 @@ def test_upgrade_builds_the_schema_of_the_models(blank_database_url: str) -> Non
     upgrade(blank_database_url)
     assert current(blank_database_url) == head()
     assert check(blank_database_url) == []
+
+
+def test_upgrade_seeds_the_waitlist_field_rules_the_core_declares(blank_database_url: str) -> None:
+    """Migration 0008 stores v3.3's rules (docs/contract.md §5.9), equal to the core's declaration."""
+    upgrade(blank_database_url)
+
+    async def read() -> list[WaitlistFieldRule]:
+        connection = await asyncpg.connect(to_asyncpg_dsn(blank_database_url), timeout=10)
+        try:
+            rows = await connection.fetch(
+                "SELECT waitlist, field, max_length, required FROM waitlist_field_rules"
+            )
+        finally:
+            await connection.close()
+        return [WaitlistFieldRule(**dict(row)) for row in rows]
+
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        stored = executor.submit(asyncio.run, read()).result()
+    assert sorted(stored) == sorted(SEEDED_WAITLIST_FIELD_RULES)
 
 
 def test_serve_migrates_in_a_child_process_and_reports_its_failure(blank_database_url: str) -> None:

@@ -27,6 +27,7 @@ from ctms_adapters.postgres.transaction import DriverStatement, TransactionScope
 from ctms_core.domain.contact import Amo, Fxa, Mofo
 from ctms_core.domain.errors import UniqueConstraintViolation
 from ctms_core.domain.lookup import LookupCriteria
+from ctms_core.domain.waitlist_rules import WaitlistFieldRule
 from ctms_core.ports.repositories import UnitOfWork
 from tests.builders import DEFAULT_TIME, make_contact, make_newsletter, make_waitlist
 from tests.contracts.storage import (
@@ -37,6 +38,7 @@ from tests.contracts.storage import (
     RoleRepositoryContract,
     StripeRepositoryContract,
     SyncQueueContract,
+    WaitlistFieldRuleContract,
 )
 from tests.support.database import until_a_backend
 
@@ -413,9 +415,9 @@ async def test_a_refused_connection_is_an_os_error() -> None:
         await engine.dispose()
 
 
-def _migration_0005() -> Any:
-    path = Path(__file__).parents[2] / "migrations" / "versions" / "0005_acoustic_sync.py"
-    spec = importlib.util.spec_from_file_location("migration_0005", path)
+def _migration(name: str) -> Any:
+    path = Path(__file__).parents[2] / "migrations" / "versions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"migration_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -424,8 +426,9 @@ def _migration_0005() -> Any:
 
 @pytest.fixture
 async def seeded_uow_factory(empty_database: AsyncEngine) -> Callable[[], UnitOfWork]:
-    """The emptied database with the rows migration 0005 seeds (its own constants)."""
-    migration = _migration_0005()
+    """The emptied database with the rows migrations 0005 and 0008 seed (their own constants)."""
+    migration = _migration("0005_acoustic_sync")
+    rules = _migration("0008_waitlist_field_rules").SEEDED_RULES
     factory = PostgresUnitOfWorkFactory(empty_database)
     async with factory() as uow:
         for field in migration.MAIN_FIELDS:
@@ -434,6 +437,12 @@ async def seeded_uow_factory(empty_database: AsyncEngine) -> Callable[[], UnitOf
             await uow.acoustic_config.add_field("waitlist", field)
         for source, destination in migration.NEWSLETTER_MAPPING.items():
             await uow.acoustic_config.add_newsletter_mapping(source, destination)
+        for waitlist, field, max_length, required in rules:
+            await uow.waitlist_rules.set(
+                WaitlistFieldRule(
+                    waitlist=waitlist, field=field, max_length=max_length, required=required
+                )
+            )
         await uow.commit()
     return factory
 
@@ -528,3 +537,7 @@ async def test_a_locking_read_that_waited_sees_what_the_previous_lock_holder_com
         await holder.commit()
 
     assert await waiting == changed
+
+
+class TestPostgresWaitlistFieldRules(WaitlistFieldRuleContract):
+    pass

@@ -16,6 +16,7 @@ from tests.contracts.storage import (
     RoleRepositoryContract,
     StripeRepositoryContract,
     SyncQueueContract,
+    WaitlistFieldRuleContract,
 )
 
 
@@ -56,4 +57,8 @@ class TestInMemorySyncQueue(SyncQueueContract):
 
 
 class TestInMemoryAcousticConfig(AcousticConfigContract):
+    pass
+
+
+class TestInMemoryWaitlistFieldRules(WaitlistFieldRuleContract):
     pass

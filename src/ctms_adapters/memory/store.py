@@ -23,6 +23,11 @@ from ctms_adapters.memory.sync_queue import (
     InMemorySyncQueue,
     QueueRow,
 )
+from ctms_adapters.memory.waitlist_rules import (
+    InMemoryWaitlistFieldRuleRepository,
+    WaitlistRuleState,
+    seeded_waitlist_rules,
+)
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Contact, unique_identifiers_of
 from ctms_core.domain.erasure import ErasureRecord
@@ -78,6 +83,7 @@ class InMemoryStore:
         self.stripe = StripeTables()
         self.pending_sync: dict[uuid.UUID, QueueRow] = {}
         self.acoustic_config = AcousticConfigState.seeded()
+        self.waitlist_rules: WaitlistRuleState = seeded_waitlist_rules()
         self.lock = asyncio.Lock()
 
 
@@ -378,6 +384,7 @@ class InMemoryUnitOfWork:
         self._store.stripe = self._stripe
         self._store.pending_sync = self._pending_sync
         self._store.acoustic_config = self._acoustic_config
+        self._store.waitlist_rules = self._waitlist_rules
         self._start_from_store()
 
     async def rollback(self) -> None:
@@ -392,6 +399,7 @@ class InMemoryUnitOfWork:
         self._stripe = self._store.stripe.copy()
         self._pending_sync = dict(self._store.pending_sync)
         self._acoustic_config = self._store.acoustic_config.copy()
+        self._waitlist_rules = dict(self._store.waitlist_rules)
         self.contacts = InMemoryContactRepository(self._contacts)
         self.api_clients = InMemoryApiClientRepository(self._clients, self._access)
         self.roles = InMemoryRoleRepository(self._access)
@@ -399,3 +407,4 @@ class InMemoryUnitOfWork:
         self.stripe = InMemoryStripeRepository(self._stripe)
         self.sync_queue = InMemorySyncQueue(self._pending_sync)
         self.acoustic_config = InMemoryAcousticConfigRepository(self._acoustic_config)
+        self.waitlist_rules = InMemoryWaitlistFieldRuleRepository(self._waitlist_rules)

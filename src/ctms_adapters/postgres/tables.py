@@ -344,6 +344,18 @@ STRIPE_TABLES = (
     stripe_invoice_line_item,
 )
 
+# Waitlist field rules (docs/waitlists.md): data, so that a new rule needs no deploy. Migration 0008 seeds
+# them with `ctms_core.domain.waitlist_rules.SEEDED_WAITLIST_FIELD_RULES`.
+waitlist_field_rules = Table(
+    "waitlist_field_rules",
+    metadata,
+    Column("waitlist", String(255), primary_key=True),
+    Column("field", String(255), primary_key=True),
+    Column("max_length", Integer, nullable=False),
+    Column("required", Boolean, nullable=False, server_default=text("false")),
+    *_timestamps(),
+)
+
 # Every schema revision applied to this database (written by `ctms db upgrade`, read at start):
 # docs/adr/0006-schema-revisions-at-start.md.
 schema_history = Table(

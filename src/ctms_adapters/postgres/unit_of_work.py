@@ -18,6 +18,7 @@ from ctms_adapters.postgres.stripe import PostgresStripeRepository
 from ctms_adapters.postgres.sync_queue import PostgresAcousticConfigRepository, PostgresSyncQueue
 from ctms_adapters.postgres.transaction import TransactionScope
 from ctms_adapters.postgres.unavailable import reports_unavailability
+from ctms_adapters.postgres.waitlist_rules import PostgresWaitlistFieldRuleRepository
 from ctms_adapters.postgres.write_conflicts import reporting_write_conflicts
 from ctms_core.ports.repositories import (
     ApiClientRepository,
@@ -27,6 +28,7 @@ from ctms_core.ports.repositories import (
 )
 from ctms_core.ports.stripe import StripeRepository
 from ctms_core.ports.sync import AcousticConfigRepository, SyncQueue
+from ctms_core.ports.waitlist_rules import WaitlistFieldRuleRepository
 
 
 @reports_unavailability
@@ -45,6 +47,7 @@ class PostgresUnitOfWork:
     stripe: StripeRepository
     sync_queue: SyncQueue
     acoustic_config: AcousticConfigRepository
+    waitlist_rules: WaitlistFieldRuleRepository
 
     def __init__(self, open_scope: Callable[[], TransactionScope]) -> None:
         self._open_scope = open_scope
@@ -61,6 +64,7 @@ class PostgresUnitOfWork:
         self.stripe = PostgresStripeRepository(self._scope)
         self.sync_queue = PostgresSyncQueue(self._scope)
         self.acoustic_config = PostgresAcousticConfigRepository(self._scope)
+        self.waitlist_rules = PostgresWaitlistFieldRuleRepository(self._scope)
         return self
 
     async def __aexit__(

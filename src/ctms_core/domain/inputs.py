@@ -29,6 +29,7 @@ from ctms_core.domain.contact import (
     is_default_group,
 )
 from ctms_core.domain.errors import FieldError, Location, ValidationFailedError
+from ctms_core.domain.waitlist_rules import SEEDED_RULES, WaitlistFieldRules
 
 GROUPS = ("amo", "fxa", "mofo")
 
@@ -78,28 +79,9 @@ class ContactPatch(msgspec.Struct, frozen=True, kw_only=True):
 _BODY: Location = ("body",)
 _MISSING: Any = object()
 
+# The legacy `vpn_waitlist`/`relay_waitlist` objects keep v3.3's fixed shape (docs/contract.md §6); the
+# `fields` of waitlist items follow the waitlist field rules (docs/waitlists.md).
 _GEO_OR_PLATFORM = f.text(100)
-# Waitlists whose `fields` accept only known keys (R§3.5); every other name accepts any key.
-_CLOSED_WAITLIST_KEYS = {"relay": frozenset({"geo"}), "vpn": frozenset({"geo", "platform"})}
-
-
-def validate_waitlist_fields(
-    name: Any, fields_value: Any, loc: Location, errors: list[FieldError]
-) -> None:
-    """The per-name rules of R§3.5. The stored JSON stays exactly what was sent."""
-    if not isinstance(fields_value, dict):
-        return  # already reported by the field coercer
-    allowed = _CLOSED_WAITLIST_KEYS.get(name) if isinstance(name, str) else None
-    for key, value in fields_value.items():
-        if allowed is not None and key not in allowed:
-            errors.append(
-                FieldError((*loc, "fields", key), "extra fields not permitted", "value_error.extra")
-            )
-        elif key in ("geo", "platform") and value is not None:
-            try:
-                _GEO_OR_PLATFORM(value)
-            except f.InvalidValue as invalid:
-                errors.append(FieldError((*loc, "fields", key), invalid.msg, invalid.type))
 
 
 def _parse_items(
@@ -110,6 +92,7 @@ def _parse_items(
     *,
     partial: bool,
     kind: str,
+    waitlist_rules: WaitlistFieldRules,
 ) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
         errors.append(FieldError(loc, "value is not a valid list", "type_error.list"))
@@ -124,10 +107,14 @@ def _parse_items(
             item_errors.append(
                 FieldError((*item_loc, "name"), "field required", "value_error.missing")
             )
-        if kind == "waitlist" and isinstance(raw_item, dict) and "fields" in raw_item:
-            validate_waitlist_fields(
-                raw_item.get("name"), raw_item["fields"], item_loc, item_errors
-            )
+        if kind == "waitlist" and isinstance(raw_item, dict):
+            # A PATCH item without `fields` keeps the stored ones; a POST/PUT item without them has `{}`.
+            if "fields" in raw_item:
+                waitlist_rules.validate(
+                    raw_item.get("name"), raw_item["fields"], item_loc, item_errors
+                )
+            elif not partial:
+                waitlist_rules.validate(raw_item.get("name"), {}, item_loc, item_errors)
         name = item.get("name")
         if isinstance(name, str):
             if name in seen:
@@ -212,13 +199,16 @@ def _parse_email_id(
         return None
 
 
-def parse_contact_input(body: Any, *, require_email_id: bool) -> ContactInput:
+def parse_contact_input(
+    body: Any, *, require_email_id: bool, waitlist_rules: WaitlistFieldRules = SEEDED_RULES
+) -> ContactInput:
     """Validate a POST (`require_email_id=False`) or PUT (`True`) body.
 
     Rules: `email.primary_email` required; `email.email_id` optional for POST (null or absent → the server
     generates one), required for PUT; when given it must be a version-4 UUID (R§3.3). Omitted fields take
     their defaults; all-default `amo`/`fxa`/`mofo` objects are dropped. Newsletter and waitlist names must
-    be unique within the body (SPEC §6).
+    be unique within the body (SPEC §6). Each waitlist item's `fields` is checked by `waitlist_rules`
+    (docs/waitlists.md; the API passes the rules in force, others get the seeded ones).
     """
     errors: list[FieldError] = []
     if not isinstance(body, dict):
@@ -265,6 +255,7 @@ def parse_contact_input(body: Any, *, require_email_id: bool) -> ContactInput:
             errors,
             partial=False,
             kind="newsletter",
+            waitlist_rules=waitlist_rules,
         )
     waitlists: list[dict[str, Any]] = []
     if "waitlists" in body:
@@ -275,6 +266,7 @@ def parse_contact_input(body: Any, *, require_email_id: bool) -> ContactInput:
             errors,
             partial=False,
             kind="waitlist",
+            waitlist_rules=waitlist_rules,
         )
     vpn = _parse_legacy(body, "vpn_waitlist", errors, allow_delete=False)
     relay = _parse_legacy(body, "relay_waitlist", errors, allow_delete=False)
@@ -295,13 +287,16 @@ def parse_contact_input(body: Any, *, require_email_id: bool) -> ContactInput:
     )
 
 
-def parse_contact_patch(body: Any) -> ContactPatch:
+def parse_contact_patch(
+    body: Any, *, waitlist_rules: WaitlistFieldRules = SEEDED_RULES
+) -> ContactPatch:
     """Validate a PATCH body (R§2.7).
 
     Rules: every key optional and only present keys count; `amo`/`fxa`/`mofo` may be `"DELETE"`,
     `newsletters`/`waitlists` may be `"UNSUBSCRIBE"`; an explicit `null` or any other string for a whole
     group is a 422 (SPEC §6 item 4); `email.primary_email` may be omitted but never null; list items need a
-    `name` and carry only the keys they set; waitlist items are validated even when they only update.
+    `name` and carry only the keys they set; waitlist items are validated even when they only update, their
+    `fields` (when given) by `waitlist_rules` (docs/waitlists.md).
     """
     if not isinstance(body, dict):
         raise ValidationFailedError(
@@ -368,7 +363,17 @@ def parse_contact_patch(body: Any) -> ContactPatch:
         if raw_list == "UNSUBSCRIBE":
             lists[key] = "UNSUBSCRIBE"
         elif isinstance(raw_list, list):
-            lists[key] = tuple(_parse_items(raw_list, specs, loc, errors, partial=True, kind=kind))
+            lists[key] = tuple(
+                _parse_items(
+                    raw_list,
+                    specs,
+                    loc,
+                    errors,
+                    partial=True,
+                    kind=kind,
+                    waitlist_rules=waitlist_rules,
+                )
+            )
         elif raw_list is None:
             errors.append(
                 FieldError(loc, "none is not an allowed value", "type_error.none.not_allowed")

@@ -16,6 +16,7 @@ from ctms_core.domain.permissions import Permission, Role
 from ctms_core.domain.updates import Cursor
 from ctms_core.ports.stripe import StripeRepository
 from ctms_core.ports.sync import AcousticConfigRepository, SyncQueue
+from ctms_core.ports.waitlist_rules import WaitlistFieldRuleRepository
 
 
 class ContactRepository(Protocol):
@@ -156,6 +157,7 @@ class UnitOfWork(Protocol):
     stripe: StripeRepository
     sync_queue: SyncQueue
     acoustic_config: AcousticConfigRepository
+    waitlist_rules: WaitlistFieldRuleRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -962,6 +962,10 @@ cli.add_command(sync)
 cli.add_command(healthcheck_sync)
 cli.add_command(acoustic)
 
+from ctms_entrypoints.cli.waitlists import waitlists  # noqa: E402 - registered on the group
+
+cli.add_command(waitlists)
+
 
 def main() -> None:
     cli()

@@ -24,6 +24,7 @@ from ctms_core.ports.health import DatabaseHealth
 from ctms_core.services.acoustic_admin import AcousticAdminService
 from ctms_core.services.auth import AuthService
 from ctms_core.services.contacts import ContactService
+from ctms_core.services.waitlist_rules import CachedWaitlistRules
 from ctms_entrypoints.container import Container
 from ctms_entrypoints.http.acoustic import AcousticHeartbeat
 from ctms_entrypoints.http.responses import DatabaseHealthReport
@@ -32,18 +33,24 @@ from ctms_entrypoints.settings import Settings
 
 
 class ContactsApi:
-    """What the contacts handlers use: the contact use cases, bearer authentication, and the public
-    base URL (`/updates` `next` links)."""
+    """What the contacts handlers use: the contact use cases, bearer authentication, the waitlist field
+    rules the bodies are validated with, and the public base URL (`/updates` `next` links)."""
 
-    __slots__ = ("auth", "contacts", "metrics", "server_prefix")
+    __slots__ = ("auth", "contacts", "metrics", "server_prefix", "waitlist_rules")
 
     def __init__(
-        self, contacts: ContactService, auth: AuthService, server_prefix: str, metrics: Metrics
+        self,
+        contacts: ContactService,
+        auth: AuthService,
+        server_prefix: str,
+        metrics: Metrics,
+        waitlist_rules: CachedWaitlistRules,
     ) -> None:
         self.contacts = contacts
         self.auth = auth
         self.server_prefix = server_prefix
         self.metrics = metrics
+        self.waitlist_rules = waitlist_rules
 
 
 class DatabaseHeartbeat:
@@ -109,6 +116,7 @@ def dependencies(
             auth=await _resolved(container.auth_service),
             server_prefix=settings.server_prefix,
             metrics=await _resolved(container.metrics),
+            waitlist_rules=await _resolved(container.waitlist_rules),
         )
 
     async def auth() -> AuthService:

@@ -10,7 +10,7 @@ documentation only: the core validates bodies (`ctms_core.domain.inputs`, `ctms_
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -39,6 +39,11 @@ from ctms_core.domain.stripe import (
     INTEGER_MIN,
     INVOICE_STATUSES,
     SUBSCRIPTION_STATUSES,
+)
+from ctms_core.domain.waitlist_rules import (
+    ANY_OTHER_WAITLIST,
+    SEEDED_WAITLIST_FIELD_RULES,
+    WaitlistFieldRule,
 )
 from ctms_entrypoints.http.errors import (
     ConflictDetail,
@@ -239,20 +244,49 @@ EmailIdPatch = Annotated[
         )
     ),
 ]
+
+
+def _waitlist_fields_schema(rules: Iterable[WaitlistFieldRule]) -> JsonSchema:
+    """The schema of a waitlist's `fields`, derived from the waitlist field rules as seeded
+    (docs/waitlists.md): the rules of every waitlist without rules of its own as properties, each
+    waitlist's own rules in words. The rules are data and may differ at run time."""
+
+    def rule_text(rule: WaitlistFieldRule) -> str:
+        required = ", required" if rule.required else ""
+        return f"`{rule.field}` (text of at most {rule.max_length} characters{required})"
+
+    open_rules = [rule for rule in rules if rule.waitlist == ANY_OTHER_WAITLIST]
+    own_rules: dict[str, list[WaitlistFieldRule]] = {}
+    for rule in rules:
+        if rule.waitlist != ANY_OTHER_WAITLIST:
+            own_rules.setdefault(rule.waitlist, []).append(rule)
+    shipped = [
+        f"`{waitlist}` accepts only {', '.join(rule_text(rule) for rule in ruled)}"
+        for waitlist, ruled in sorted(own_rules.items())
+    ]
+    checked = ", ".join(rule_text(rule) for rule in open_rules) or "no key"
+    shipped.append(f"any other waitlist accepts any key and checks {checked}")
+    schema: JsonSchema = {
+        "description": "Free-form (no NUL character in any key or text), checked by the waitlist "
+        "field rules. The rules are data that operators change at run time (`ctms waitlists rules`, "
+        f"enforced within `CTMS_WAITLIST_RULES_CACHE_SECONDS`); the rules as shipped: "
+        f"{'; '.join(shipped)}. A key a waitlist does not accept is a 422 "
+        "`extra fields not permitted`",
+        "properties": {
+            rule.field: {"anyOf": [*_text(rule.max_length), *([] if rule.required else [_NULL])]}
+            for rule in open_rules
+        },
+    }
+    required = [rule.field for rule in open_rules if rule.required]
+    if required:
+        schema["required"] = required
+    return schema
+
+
 WaitlistFields = Annotated[
     dict[str, Any],
     msgspec.Meta(
-        extra_json_schema={
-            "extra": {
-                "description": "Free-form (no NUL character in any key or text); `geo` and "
-                "`platform` are text of at most 100 characters; the `vpn` waitlist accepts only "
-                "those two keys, `relay` only `geo`",
-                "properties": {
-                    "geo": {"anyOf": [*_text(100), _NULL]},
-                    "platform": {"anyOf": [*_text(100), _NULL]},
-                },
-            }
-        }
+        extra_json_schema={"extra": _waitlist_fields_schema(sorted(SEEDED_WAITLIST_FIELD_RULES))}
     ),
 ]
 

@@ -76,18 +76,22 @@ class OutageSwitch:
 
 
 async def _store_migration_seed(uow: UnitOfWork) -> None:
-    """Store the rows the migrations seed (the standard permissions, the `admin` role), as a new
-    in-memory store holds them: emptying every table removed them, and the test database may have been
-    emptied by other integration tests before this tier took a copy."""
+    """Store the rows the migrations seed (the standard permissions, the `admin` role, the Acoustic
+    configuration, the waitlist field rules), as a new in-memory store holds them: emptying every table
+    removed them, and the test database may have been emptied by other integration tests before this
+    tier took a copy."""
     async with InMemoryUnitOfWork(InMemoryStore()) as seeded:
         permissions = await seeded.roles.list_permissions()
         roles = await seeded.roles.list_roles()
         acoustic_fields = await seeded.acoustic_config.fields()
         newsletter_mappings = await seeded.acoustic_config.newsletter_mappings()
+        waitlist_rules = await seeded.waitlist_rules.list()
     for tablename, field in acoustic_fields:
         await uow.acoustic_config.add_field(tablename, field)
     for source, destination in newsletter_mappings:
         await uow.acoustic_config.add_newsletter_mapping(source, destination)
+    for rule in waitlist_rules:
+        await uow.waitlist_rules.set(rule)
     for permission in permissions:
         await uow.roles.add_permission(permission.name, permission.description)
     for role in roles:

@@ -223,6 +223,7 @@ class ContactsUnreachableUnitOfWork:
         self.api_clients = self.inner.api_clients
         self.roles = self.inner.roles
         self.erasures = self.inner.erasures
+        self.waitlist_rules = self.inner.waitlist_rules
         self.contacts = cast(ContactRepository, UnreachableContacts(self.error))
         return self
 

@@ -176,8 +176,11 @@ async def lookup_contacts(
 async def create_contact(request: AnyRequest, contacts_api: Api) -> ASGIResponse:
     body = await read_json_body(request)
     await authenticate(request, contacts_api.auth, WRITE)
+    rules = await contacts_api.waitlist_rules.current()
     proposed = parse_body(
-        body, lambda value: parse_contact_input(value, require_email_id=False), []
+        body,
+        lambda value: parse_contact_input(value, require_email_id=False, waitlist_rules=rules),
+        [],
     )
     try:
         result = await contacts_api.contacts.create(proposed)
@@ -217,8 +220,11 @@ async def replace_contact(
     await authenticate(request, contacts_api.auth, WRITE)
     errors: list[FieldError] = []
     path_id = path_uuid("email_id", email_id, errors)
+    rules = await contacts_api.waitlist_rules.current()
     proposed = parse_body(
-        body, lambda value: parse_contact_input(value, require_email_id=True), errors
+        body,
+        lambda value: parse_contact_input(value, require_email_id=True, waitlist_rules=rules),
+        errors,
     )
     assert path_id is not None
     record_trace(request, [proposed.email["primary_email"]], body=body.value, with_body=True)
@@ -248,7 +254,10 @@ async def patch_contact(
     await authenticate(request, contacts_api.auth, WRITE)
     errors: list[FieldError] = []
     path_id = path_uuid("email_id", email_id, errors)
-    changes = parse_body(body, parse_contact_patch, errors)
+    rules = await contacts_api.waitlist_rules.current()
+    changes = parse_body(
+        body, lambda value: parse_contact_patch(value, waitlist_rules=rules), errors
+    )
     assert path_id is not None
     result = await contacts_api.contacts.patch(path_id, changes)
     if result.legacy_waitlists_used:
