@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,19 @@ import click
 
 from ctms_core.domain.redaction import redact_addresses
 from ctms_core.services.acoustic_admin import AcousticAdminService
+from ctms_entrypoints.awaitables import resolved
+from ctms_entrypoints.container import (
+    Container,
+    MissingConfigurationError,
+    build_container,
+    dispose,
+)
+from ctms_entrypoints.settings import Settings
+from ctms_entrypoints.worker.loop import SyncWorker
+from ctms_entrypoints.worker.metrics import BackgroundMetrics
 
 logger = logging.getLogger("ctms.bin.healthcheck_sync")
+worker_logger = logging.getLogger("ctms.bin.acoustic_sync")
 
 EXIT_NOT_FOUND = 4
 
@@ -34,20 +46,48 @@ def sync() -> None:
     """Run the Acoustic sync worker until SIGTERM/SIGINT (the contacts in flight are finished). A
     CTMS_DB_URL database must have been upgraded first (`ctms db upgrade`)."""
     from ctms_entrypoints.cli.main import _database, _settings
-    from ctms_entrypoints.container import MissingConfigurationError
     from ctms_entrypoints.http.app import load_version_document
     from ctms_entrypoints.observability.setup import set_up_observability
-    from ctms_entrypoints.worker.main import run_worker
 
     settings = _settings()
     set_up_observability(settings, load_version_document(settings))
     with _database(settings) as runtime:
         try:
-            code = asyncio.run(run_worker(runtime.settings))
+            code = asyncio.run(run_worker(build_container(runtime.settings)))
         except MissingConfigurationError as error:
             click.echo(str(error), err=True)
             sys.exit(1)
     sys.exit(code)
+
+
+async def run_worker(container: Container, stop: asyncio.Event | None = None) -> int:
+    """Run `container`'s sync worker until SIGTERM/SIGINT (or `stop`); the pass in progress finishes
+    first. The container is disposed on the way out."""
+    settings: Settings = container.settings()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    worker_logger.info(
+        "Setting up sync_service.",
+        extra={"sync_feature_flag": settings.acoustic_sync_feature_flag},
+    )
+    if not settings.acoustic_sync_feature_flag:
+        # R§4.2: with the flag off the loop does not run; stay alive (and healthy) until stopped
+        # rather than exit, so a supervisor does not restart the process forever.
+        worker_logger.info("CTMS_ACOUSTIC_SYNC_FEATURE_FLAG is false: not syncing.")
+    metrics: BackgroundMetrics = container.worker_metrics()
+    if settings.background_metrics_port:
+        metrics.serve(settings.background_metrics_port)
+    try:
+        worker: SyncWorker = await resolved(container.sync_worker)
+        await worker.run(stop)
+    finally:
+        await dispose(container)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    worker_logger.info("Sync worker stopped.")
+    return 0
 
 
 @click.command("healthcheck-sync")
