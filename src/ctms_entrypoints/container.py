@@ -41,6 +41,9 @@ from ctms_core.services.stripe import StripeIngestService
 from ctms_core.services.stripe_contacts import StripeContactToucher
 from ctms_core.services.sync import SyncPolicy, SyncService
 from ctms_entrypoints.awaitables import resolved
+from ctms_entrypoints.http.acoustic import AcousticHeartbeat
+from ctms_entrypoints.http.dependencies import ContactsApi, DatabaseHeartbeat, heartbeat_timeout
+from ctms_entrypoints.http.routes.stripe import StripeApi
 from ctms_entrypoints.observability.metrics import Metrics
 from ctms_entrypoints.settings import Settings
 from ctms_entrypoints.worker.loop import SyncWorker
@@ -243,6 +246,30 @@ class Container(containers.DeclarativeContainer):
         stripe_ingest_service,
         push_token_verifier,
         providers.Callable(_push_settings, settings),
+    )
+
+    # What the HTTP handlers receive (`ctms_entrypoints.http.dependencies`), one bundle per handler
+    # parameter.
+    contacts_api = providers.Singleton(
+        ContactsApi,
+        contacts=contact_service,
+        auth=auth_service,
+        server_prefix=settings.provided.server_prefix,
+        metrics=metrics,
+    )
+    heartbeat_timeout = providers.Callable(heartbeat_timeout, settings)
+    database_heartbeat = providers.Singleton(
+        DatabaseHeartbeat,
+        database_health,
+        heartbeat_timeout,
+        metrics,
+        providers.Singleton(AcousticHeartbeat, acoustic_admin_service, settings, heartbeat_timeout),
+    )
+    stripe_api = providers.Singleton(
+        StripeApi,
+        auth=auth_service,
+        ingest=stripe_ingest_service,
+        pubsub=pubsub_ingest_service,
     )
 
     # The sync worker (`ctms sync`, R§4). Its HTTP client is the container's only async Resource:
