@@ -42,7 +42,8 @@ from ctms_core.services.stripe_contacts import StripeContactToucher
 from ctms_core.services.sync import SyncPolicy, SyncService
 from ctms_entrypoints.awaitables import resolved
 from ctms_entrypoints.http.acoustic import AcousticHeartbeat
-from ctms_entrypoints.http.dependencies import ContactsApi, DatabaseHeartbeat, heartbeat_timeout
+from ctms_entrypoints.http.dependencies import ContactsApi, DatabaseHeartbeat
+from ctms_entrypoints.http.dependencies import heartbeat_timeout as _heartbeat_timeout
 from ctms_entrypoints.http.routes.stripe import StripeApi
 from ctms_entrypoints.observability.metrics import Metrics
 from ctms_entrypoints.settings import Settings
@@ -163,7 +164,7 @@ def _acoustic_gateway_if_integrated(
     settings: Settings, client: httpx.AsyncClient
 ) -> HttpxAcousticGateway | None:
     """The gateway when the integration is on; None otherwise (the worker then only marks contacts
-    synced, R§4.2)."""
+    synced, docs/acoustic.md)."""
     if not settings.acoustic_integration_feature_flag:
         return None
     return acoustic_gateway_from_settings(settings, client)
@@ -257,7 +258,7 @@ class Container(containers.DeclarativeContainer):
         server_prefix=settings.provided.server_prefix,
         metrics=metrics,
     )
-    heartbeat_timeout = providers.Callable(heartbeat_timeout, settings)
+    heartbeat_timeout = providers.Callable(_heartbeat_timeout, settings)
     database_heartbeat = providers.Singleton(
         DatabaseHeartbeat,
         database_health,
@@ -272,7 +273,7 @@ class Container(containers.DeclarativeContainer):
         pubsub=pubsub_ingest_service,
     )
 
-    # The sync worker (`ctms sync`, R§4). Its HTTP client is the container's only async Resource:
+    # The sync worker (`ctms sync`, docs/acoustic.md). Its HTTP client is the container's only async Resource:
     # opened on first use, closed by `dispose(container)`.
     acoustic_http_client = providers.Resource(_acoustic_http_client_resource, settings)
     acoustic_gateway = providers.Singleton(
