@@ -30,7 +30,7 @@ from ctms_adapters.postgres import PostgresUnitOfWorkFactory, create_engine
 from ctms_adapters.postgres.migrations import upgrade
 from ctms_adapters.system import SystemClock
 from ctms_core.services.sync import SyncPolicy, SyncService
-from ctms_entrypoints.worker.main import acoustic_http_client
+from ctms_entrypoints.container import acoustic_http_client
 
 
 async def run(url: str, base_url: str, args: argparse.Namespace) -> float:

@@ -1,18 +1,28 @@
 """The composition root: the only module that knows which adapter serves which port.
 
-Providers are plain Singletons (no async Resources): building the container connects to nothing, and the
-owner of the container disposes the engine (`await container.engine().dispose()`) when it stops.
-Tests and embedders swap the storage with `build_container(settings, **memory_storage())`.
+Every process gets its object graph here: the API (`create_app(container)`), the sync worker
+(`container.sync_worker`) and the command line (`ctms ...`). Building the container connects to nothing;
+the owner of the container releases what it opened with `await dispose(container)` when it stops.
+Tests and embedders swap any provider with `build_container(settings, **overrides)`, e.g. the storage
+with `build_container(settings, **memory_storage())` (docs/adr/0001-core-validation-and-composition.md).
+
+The only async Resource, the Acoustic HTTP client, is declared at the root; providers that depend on it
+(the gateway, the sync service, the worker) return awaitables, resolved with `resolved(provider)`, so
+that a test overriding the client with a plain object gets plain values.
 """
 
 from __future__ import annotations
 
+import math
+import random
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from dependency_injector import containers, providers
 
+from ctms_adapters.acoustic import HttpxAcousticGateway, SlotTransport
 from ctms_adapters.memory import InMemoryDatabaseHealth, InMemoryStore, InMemoryUnitOfWork
 from ctms_adapters.postgres import PostgresDatabaseHealth, PostgresUnitOfWorkFactory, create_engine
 from ctms_adapters.pubsub import GoogleOidcVerifier, JwksFetcher
@@ -29,9 +39,17 @@ from ctms_core.services.erasures import ErasureAuditService
 from ctms_core.services.pubsub import PubSubIngestService, PushSettings
 from ctms_core.services.stripe import StripeIngestService
 from ctms_core.services.stripe_contacts import StripeContactToucher
+from ctms_core.services.sync import SyncPolicy, SyncService
 from ctms_core.services.waitlist_rules import CachedWaitlistRules, WaitlistRulesAdminService
+from ctms_entrypoints.awaitables import resolved
+from ctms_entrypoints.http.acoustic import AcousticHeartbeat
+from ctms_entrypoints.http.dependencies import ContactsApi, DatabaseHeartbeat
+from ctms_entrypoints.http.dependencies import heartbeat_timeout as _heartbeat_timeout
+from ctms_entrypoints.http.routes.stripe import StripeApi
 from ctms_entrypoints.observability.metrics import Metrics
 from ctms_entrypoints.settings import Settings
+from ctms_entrypoints.worker.loop import SyncWorker
+from ctms_entrypoints.worker.metrics import BackgroundMetrics
 
 
 def _engine_from_settings(settings: Settings) -> Any:
@@ -92,6 +110,76 @@ def _push_settings(settings: Settings) -> PushSettings:
         audience=settings.pubsub_expected_audience,
         email=settings.pubsub_email,
     )
+
+
+# Requests one contact may make (AddRecipient + three relational tables), plus an OAuth refresh.
+_CALLS_PER_CONTACT = 5
+
+
+def sync_policy_from_settings(settings: Settings) -> SyncPolicy:
+    """R§4.9's settings; the lease outlasts the slowest possible pass."""
+    rounds = math.ceil(settings.acoustic_batch_limit / settings.acoustic_concurrency)
+    lease_s = rounds * _CALLS_PER_CONTACT * settings.acoustic_timeout_s + 60
+    return SyncPolicy(
+        batch_limit=settings.acoustic_batch_limit,
+        retry_limit=settings.acoustic_retry_limit,
+        concurrency=settings.acoustic_concurrency,
+        sync_enabled=settings.acoustic_sync_feature_flag,
+        integration_enabled=settings.acoustic_integration_feature_flag,
+        lease=timedelta(seconds=lease_s),
+        erasure_retention=settings.erasure_address_retention,
+    )
+
+
+def acoustic_gateway_from_settings(
+    settings: Settings, client: httpx.AsyncClient
+) -> HttpxAcousticGateway:
+    """The Acoustic gateway of `settings` over `client`; every credential and table id is required."""
+    required = {
+        "CTMS_ACOUSTIC_CLIENT_ID": settings.acoustic_client_id,
+        "CTMS_ACOUSTIC_CLIENT_SECRET": settings.acoustic_client_secret,
+        "CTMS_ACOUSTIC_REFRESH_TOKEN": settings.acoustic_refresh_token,
+        "CTMS_ACOUSTIC_MAIN_TABLE_ID": settings.acoustic_main_table_id,
+        "CTMS_ACOUSTIC_NEWSLETTER_TABLE_ID": settings.acoustic_newsletter_table_id,
+        "CTMS_ACOUSTIC_WAITLIST_TABLE_ID": settings.acoustic_waitlist_table_id,
+        "CTMS_ACOUSTIC_PRODUCT_SUBSCRIPTIONS_ID": settings.acoustic_product_subscriptions_id,
+    }
+    missing = [name for name, value in required.items() if value is None or value == ""]
+    if missing:
+        raise MissingConfigurationError("The Acoustic integration needs " + ", ".join(missing))
+    return HttpxAcousticGateway(
+        client,
+        base_url=settings.acoustic_api_base_url,
+        client_id=str(settings.acoustic_client_id),
+        client_secret=str(settings.acoustic_client_secret),
+        refresh_token=str(settings.acoustic_refresh_token),
+        main_table_id=str(settings.acoustic_main_table_id),
+        newsletter_table_id=str(settings.acoustic_newsletter_table_id),
+        waitlist_table_id=str(settings.acoustic_waitlist_table_id),
+        product_table_id=str(settings.acoustic_product_subscriptions_id),
+        timeout=settings.acoustic_timeout_s,
+    )
+
+
+def _acoustic_gateway_if_integrated(
+    settings: Settings, client: httpx.AsyncClient
+) -> HttpxAcousticGateway | None:
+    """The gateway when the integration is on; None otherwise (the worker then only marks contacts
+    synced, docs/acoustic.md)."""
+    if not settings.acoustic_integration_feature_flag:
+        return None
+    return acoustic_gateway_from_settings(settings, client)
+
+
+def acoustic_http_client(concurrency: int) -> httpx.AsyncClient:
+    """The HTTP client of the Acoustic uploads: a connection for each of the `concurrency` uploads in
+    flight, and one more for the OAuth refresh (see `SlotTransport`)."""
+    return httpx.AsyncClient(transport=SlotTransport(concurrency + 1))
+
+
+async def _acoustic_http_client_resource(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with acoustic_http_client(settings.acoustic_concurrency) as client:
+        yield client
 
 
 class Container(containers.DeclarativeContainer):
@@ -170,6 +258,59 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(_push_settings, settings),
     )
 
+    # What the HTTP handlers receive (`ctms_entrypoints.http.dependencies`), one bundle per handler
+    # parameter.
+    contacts_api = providers.Singleton(
+        ContactsApi,
+        contacts=contact_service,
+        auth=auth_service,
+        server_prefix=settings.provided.server_prefix,
+        metrics=metrics,
+        waitlist_rules=waitlist_rules,
+    )
+    heartbeat_timeout = providers.Callable(_heartbeat_timeout, settings)
+    database_heartbeat = providers.Singleton(
+        DatabaseHeartbeat,
+        database_health,
+        heartbeat_timeout,
+        metrics,
+        providers.Singleton(AcousticHeartbeat, acoustic_admin_service, settings, heartbeat_timeout),
+    )
+    stripe_api = providers.Singleton(
+        StripeApi,
+        auth=auth_service,
+        ingest=stripe_ingest_service,
+        pubsub=pubsub_ingest_service,
+    )
+
+    # The sync worker (`ctms sync`, docs/acoustic.md). Its HTTP client is the container's only async Resource:
+    # opened on first use, closed by `dispose(container)`.
+    acoustic_http_client = providers.Resource(_acoustic_http_client_resource, settings)
+    acoustic_gateway = providers.Singleton(
+        _acoustic_gateway_if_integrated, settings, acoustic_http_client
+    )
+    sync_policy = providers.Callable(sync_policy_from_settings, settings)
+    worker_metrics = providers.Singleton(BackgroundMetrics)
+    # Draws the retry backoff's jitter; tests fix it.
+    jitter = providers.Object(random.uniform)
+    sync_service = providers.Singleton(
+        SyncService,
+        uow_factory,
+        acoustic_gateway,
+        clock,
+        sync_policy,
+        observer=worker_metrics,
+        uniform=jitter,
+    )
+    sync_worker = providers.Singleton(
+        SyncWorker,
+        sync_service,
+        worker_metrics,
+        loop_min_secs=settings.provided.acoustic_loop_min_secs,
+        healthcheck_path=settings.provided.background_healthcheck_path,
+        pushgateway_url=settings.provided.prometheus_pushgateway_url,
+    )
+
 
 def memory_storage(store: InMemoryStore | None = None) -> dict[str, Any]:
     """Overrides that put the in-memory adapters behind every storage port."""
@@ -187,3 +328,12 @@ def build_container(settings: Settings, **overrides: Any) -> Container:
     for name, value in overrides.items():
         getattr(container, name).override(providers.Object(value))
     return container
+
+
+async def dispose(container: Container) -> None:
+    """Release what `container` opened: its async Resources (the Acoustic HTTP client) and the
+    database engine's connections. Safe on a container that opened nothing."""
+    await resolved(container.shutdown_resources)
+    engine = container.engine()
+    if engine is not None:
+        await engine.dispose()

@@ -27,9 +27,12 @@ from ctms_core.domain.inputs import parse_contact_input
 from ctms_core.services.api_clients import ClientCredentials
 from ctms_core.services.sync import SyncService
 from ctms_entrypoints.cli.main import cli
-from ctms_entrypoints.container import build_container
+from ctms_entrypoints.container import (
+    acoustic_gateway_from_settings,
+    build_container,
+    sync_policy_from_settings,
+)
 from ctms_entrypoints.runtime import ensure_runnable_schema
-from ctms_entrypoints.worker.main import acoustic_gateway, sync_policy
 from tests.http_harness import make_settings
 from tests.support.acoustic_sync import LIST_ID, NEWSLETTERS, PRODUCTS, WAITLISTS
 from tests.support.database import to_asyncpg_dsn
@@ -174,9 +177,9 @@ async def test_a_sync_pass_works_under_the_runtime_role(deployment: Deployment) 
             async with httpx.AsyncClient() as http:
                 sync = SyncService(
                     container.uow_factory(),
-                    acoustic_gateway(settings, http),
+                    acoustic_gateway_from_settings(settings, http),
                     container.clock(),
-                    sync_policy(settings),
+                    sync_policy_from_settings(settings),
                 )
                 synced = 0
                 while (stats := await sync.run_pass()).count_total:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from ctms_entrypoints.cli import main
-from ctms_entrypoints.cli.main import serve_defaults
+from ctms_entrypoints.cli.serve import serve_defaults
 from ctms_entrypoints.runtime import Runtime
 from ctms_entrypoints.settings import Settings
 

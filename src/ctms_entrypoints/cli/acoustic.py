@@ -5,59 +5,96 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from ctms_core.domain.redaction import redact_addresses
 from ctms_core.services.acoustic_admin import AcousticAdminService
+from ctms_entrypoints.awaitables import resolved
+from ctms_entrypoints.cli.context import EXIT_NOT_FOUND, CliContext, pass_ctms
+from ctms_entrypoints.container import (
+    Container,
+    MissingConfigurationError,
+    build_container,
+    dispose,
+)
+from ctms_entrypoints.http.app import load_version_document
+from ctms_entrypoints.settings import Settings
+from ctms_entrypoints.worker.loop import SyncWorker, healthcheck_age
+from ctms_entrypoints.worker.metrics import BackgroundMetrics
 
 logger = logging.getLogger("ctms.bin.healthcheck_sync")
+worker_logger = logging.getLogger("ctms.bin.acoustic_sync")
 
-EXIT_NOT_FOUND = 4
+T = TypeVar("T")
 
 
-def _admin_service(work: Any) -> Any:
-    from ctms_entrypoints.cli.main import _admin
+def _admin_service(ctms: CliContext, work: Callable[[AcousticAdminService], Awaitable[T]]) -> T:
+    """`ctms.admin` with the Acoustic administration service."""
 
-    async def run(container: Any) -> Any:
-        service: AcousticAdminService = container.acoustic_admin_service()
-        return await work(service)
+    async def run(container: Container) -> T:
+        return await work(container.acoustic_admin_service())
 
-    return _admin(run)
+    return ctms.admin(run)
 
 
 @click.command("sync")
-def sync() -> None:
+@pass_ctms
+def sync(ctms: CliContext) -> None:
     """Run the Acoustic sync worker until SIGTERM/SIGINT (the contacts in flight are finished). A
     CTMS_DB_URL database must have been upgraded first (`ctms db upgrade`)."""
-    from ctms_entrypoints.cli.main import _database, _settings
-    from ctms_entrypoints.container import MissingConfigurationError
-    from ctms_entrypoints.http.app import load_version_document
-    from ctms_entrypoints.observability.setup import set_up_observability
-    from ctms_entrypoints.worker.main import run_worker
-
-    settings = _settings()
-    set_up_observability(settings, load_version_document(settings))
-    with _database(settings) as runtime:
+    settings = ctms.settings()
+    ctms.set_up_observability(settings, load_version_document(settings))
+    with ctms.database(settings) as runtime:
         try:
-            code = asyncio.run(run_worker(runtime.settings))
+            code = asyncio.run(run_worker(build_container(runtime.settings)))
         except MissingConfigurationError as error:
             click.echo(str(error), err=True)
             sys.exit(1)
     sys.exit(code)
 
 
+async def run_worker(container: Container, stop: asyncio.Event | None = None) -> int:
+    """Run `container`'s sync worker until SIGTERM/SIGINT (or `stop`); the pass in progress finishes
+    first. The container is disposed on the way out."""
+    settings: Settings = container.settings()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    worker_logger.info(
+        "Setting up sync_service.",
+        extra={"sync_feature_flag": settings.acoustic_sync_feature_flag},
+    )
+    if not settings.acoustic_sync_feature_flag:
+        # R§4.2: with the flag off the loop does not run; stay alive (and healthy) until stopped
+        # rather than exit, so a supervisor does not restart the process forever.
+        worker_logger.info("CTMS_ACOUSTIC_SYNC_FEATURE_FLAG is false: not syncing.")
+    metrics: BackgroundMetrics = container.worker_metrics()
+    if settings.background_metrics_port:
+        metrics.serve(settings.background_metrics_port)
+    try:
+        worker: SyncWorker = await resolved(container.sync_worker)
+        await worker.run(stop)
+    finally:
+        await dispose(container)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    worker_logger.info("Sync worker stopped.")
+    return 0
+
+
 @click.command("healthcheck-sync")
-def healthcheck_sync() -> None:
+@pass_ctms
+def healthcheck_sync(ctms: CliContext) -> None:
     """Exit 0 when the worker's healthcheck file is younger than CTMS_BACKGROUND_HEALTHCHECK_AGE_S,
     else 1 (R§4.8)."""
-    from ctms_entrypoints.cli.main import _settings
-    from ctms_entrypoints.worker.loop import healthcheck_age
-
-    settings = _settings()
+    settings = ctms.settings()
     path, limit = settings.background_healthcheck_path, settings.background_healthcheck_age_s
     try:
         if path is None:
@@ -85,11 +122,12 @@ def fields() -> None:
 
 @fields.command("list")
 @click.option("--table", "-t", default=None, help="Only this table (main or waitlist).")
-def fields_list(table: str | None) -> None:
+@pass_ctms
+def fields_list(ctms: CliContext, table: str | None) -> None:
     async def work(service: AcousticAdminService) -> list[tuple[str, str]]:
         return await service.fields()
 
-    for tablename, field in _admin_service(work):
+    for tablename, field in _admin_service(ctms, work):
         if table is None or tablename == table:
             click.echo(f"- {tablename}.{field}")
 
@@ -97,22 +135,24 @@ def fields_list(table: str | None) -> None:
 @fields.command("add")
 @click.option("--table", "-t", default="main", show_default=True)
 @click.argument("field")
-def fields_add(table: str, field: str) -> None:
+@pass_ctms
+def fields_add(ctms: CliContext, table: str, field: str) -> None:
     async def work(service: AcousticAdminService) -> None:
         await service.add_field(table, field)
 
-    _admin_service(work)
+    _admin_service(ctms, work)
     click.echo(f"Added '{table}.{field}'.")
 
 
 @fields.command("remove")
 @click.option("--table", "-t", default="main", show_default=True)
 @click.argument("field")
-def fields_remove(table: str, field: str) -> None:
+@pass_ctms
+def fields_remove(ctms: CliContext, table: str, field: str) -> None:
     async def work(service: AcousticAdminService) -> bool:
         return await service.remove_field(table, field)
 
-    if not _admin_service(work):
+    if not _admin_service(ctms, work):
         click.echo(f"Unknown field '{table}.{field}'. Give up.", err=True)
         sys.exit(EXIT_NOT_FOUND)
     click.echo(f"Removed '{table}.{field}'.")
@@ -124,17 +164,19 @@ def newsletters() -> None:
 
 
 @newsletters.command("list")
-def newsletters_list() -> None:
+@pass_ctms
+def newsletters_list(ctms: CliContext) -> None:
     async def work(service: AcousticAdminService) -> list[tuple[str, str]]:
         return await service.newsletter_mappings()
 
-    for source, destination in _admin_service(work):
+    for source, destination in _admin_service(ctms, work):
         click.echo(f"- '{source}' → '{destination}'")
 
 
 @newsletters.command("add")
 @click.argument("mapping", metavar="SOURCE:DESTINATION")
-def newsletters_add(mapping: str) -> None:
+@pass_ctms
+def newsletters_add(ctms: CliContext, mapping: str) -> None:
     source, colon, destination = mapping.partition(":")
     if not colon or not source or not destination:
         raise click.BadParameter("expected SOURCE:DESTINATION", param_hint="MAPPING")
@@ -142,17 +184,18 @@ def newsletters_add(mapping: str) -> None:
     async def work(service: AcousticAdminService) -> None:
         await service.add_newsletter_mapping(source, destination)
 
-    _admin_service(work)
+    _admin_service(ctms, work)
     click.echo(f"Added '{source}' → '{destination}'.")
 
 
 @newsletters.command("remove")
 @click.argument("source")
-def newsletters_remove(source: str) -> None:
+@pass_ctms
+def newsletters_remove(ctms: CliContext, source: str) -> None:
     async def work(service: AcousticAdminService) -> str | None:
         return await service.remove_newsletter_mapping(source)
 
-    destination = _admin_service(work)
+    destination = _admin_service(ctms, work)
     if destination is None:
         click.echo(f"Unknown mapping '{source}'. Give up.", err=True)
         sys.exit(EXIT_NOT_FOUND)
@@ -166,7 +209,8 @@ def newsletters_remove(source: str) -> None:
     help="Primary e-mails to sync again, one per line (matched ignoring case).",
 )
 @click.option("--all-failed", is_flag=True, help="Every contact past the retry limit.")
-def resync(email_file: Path | None, all_failed: bool) -> None:
+@pass_ctms
+def resync(ctms: CliContext, email_file: Path | None, all_failed: bool) -> None:
     """Queue contacts for sync again, resetting their retries."""
     if (email_file is None) == (not all_failed):
         raise click.UsageError("Give exactly one of --email-file and --all-failed.")
@@ -179,20 +223,21 @@ def resync(email_file: Path | None, all_failed: bool) -> None:
         result = await service.resync_emails(lines)
         return result.queued, result.unknown
 
-    queued, unknown = _admin_service(work)
+    queued, unknown = _admin_service(ctms, work)
     for address in unknown:
         click.echo(f"{address} not found in CTMS", err=True)
     click.echo(f"Queued {queued} contacts for sync.")
 
 
 @acoustic.command("failed")
-def failed() -> None:
+@pass_ctms
+def failed(ctms: CliContext) -> None:
     """Contacts that exhausted their retries (CTMS_ACOUSTIC_RETRY_LIMIT), with their last error."""
 
     async def work(service: AcousticAdminService) -> Any:
         return await service.failed()
 
-    items = _admin_service(work)
+    items = _admin_service(ctms, work)
     if not items:
         click.echo("No contact past the retry limit.")
         return

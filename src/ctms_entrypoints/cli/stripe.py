@@ -11,6 +11,8 @@ import msgspec
 
 from ctms_core.domain.errors import BadRequestError, WriteConflictError
 from ctms_core.domain.stripe import ACTION_NAMES, UnknownStripeObject
+from ctms_entrypoints.cli.context import EXIT_FAILURE, CliContext, pass_ctms
+from ctms_entrypoints.container import Container
 
 _REPORTED_ACTIONS = tuple(name for name in ACTION_NAMES if name != "skipped")
 
@@ -25,14 +27,14 @@ def _objects(path: Path) -> list[Any]:
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-def ingest_stripe(files: tuple[Path, ...]) -> None:
+@pass_ctms
+def ingest_stripe(ctms: CliContext, files: tuple[Path, ...]) -> None:
     """Ingest Stripe objects from FILES (each one object or a list of objects) into the database.
 
     Progress goes to stderr; the last line sums up. Exits 1 if any object failed.
     """
-    from ctms_entrypoints.cli.main import _admin
 
-    async def work(container: Any) -> tuple[int, Counter[str], int, int]:
+    async def work(container: Container) -> tuple[int, Counter[str], int, int]:
         service = container.stripe_ingest_service()
         ingested, skipped, failed = 0, 0, 0
         actions: Counter[str] = Counter()
@@ -68,8 +70,8 @@ def ingest_stripe(files: tuple[Path, ...]) -> None:
                 )
         return ingested, actions, skipped, failed
 
-    ingested, actions, skipped, failed = _admin(work)
+    ingested, actions, skipped, failed = ctms.admin(work)
     counts = ", ".join(f"{name} {actions[name]}" for name in _REPORTED_ACTIONS)
     click.echo(f"Ingested {ingested} objects: {counts}; skipped {skipped}; failed {failed}.")
     if failed:
-        raise SystemExit(1)
+        raise SystemExit(EXIT_FAILURE)

@@ -10,6 +10,8 @@ import click
 
 from ctms_core.domain.waitlist_rules import ANY_OTHER_WAITLIST, WaitlistFieldRule
 from ctms_core.services.waitlist_rules import WaitlistRulesAdminService
+from ctms_entrypoints.cli.context import CliContext, pass_ctms
+from ctms_entrypoints.container import Container
 
 T = TypeVar("T")
 
@@ -19,15 +21,15 @@ _EFFECT = (
 )
 
 
-def _admin_service(work: Callable[[WaitlistRulesAdminService], Awaitable[T]]) -> T:
-    from ctms_entrypoints.cli.main import _admin
+def _admin_service(
+    ctms: CliContext, work: Callable[[WaitlistRulesAdminService], Awaitable[T]]
+) -> T:
+    """`ctms.admin` with the waitlist rules administration service."""
 
-    async def run(container: Any) -> T:
-        service: WaitlistRulesAdminService = container.waitlist_rules_admin_service()
-        return await work(service)
+    async def run(container: Container) -> T:
+        return await work(container.waitlist_rules_admin_service())
 
-    result: T = _admin(run)
-    return result
+    return ctms.admin(run)
 
 
 @click.group("waitlists")
@@ -52,13 +54,14 @@ def _rule_document(rule: WaitlistFieldRule) -> dict[str, Any]:
 
 @rules.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-def rules_list(as_json: bool) -> None:
+@pass_ctms
+def rules_list(ctms: CliContext, as_json: bool) -> None:
     """List the rules, by waitlist and field."""
 
     async def work(service: WaitlistRulesAdminService) -> list[WaitlistFieldRule]:
         return await service.list()
 
-    listed = _admin_service(work)
+    listed = _admin_service(ctms, work)
     if as_json:
         click.echo(json.dumps([_rule_document(rule) for rule in listed]))
         return
@@ -91,14 +94,15 @@ def rules_list(as_json: bool) -> None:
     show_default=True,
     help="Whether the key must be present and not null.",
 )
-def rules_set(waitlist: str, field: str, max_length: int, required: bool) -> None:
+@pass_ctms
+def rules_set(ctms: CliContext, waitlist: str, field: str, max_length: int, required: bool) -> None:
     """Add or replace the rule of key FIELD in the `fields` of waitlist WAITLIST (`*`: every waitlist
     without rules of its own). The first rule of a waitlist makes it accept only its ruled keys."""
 
     async def work(service: WaitlistRulesAdminService) -> WaitlistFieldRule:
         return await service.set(waitlist, field, max_length=max_length, required=required)
 
-    rule = _admin_service(work)
+    rule = _admin_service(ctms, work)
     state = "required" if rule.required else "optional"
     click.echo(
         f"Set {rule.waitlist}.{rule.field}: at most {rule.max_length} characters, {state}. {_EFFECT}"
@@ -108,12 +112,13 @@ def rules_set(waitlist: str, field: str, max_length: int, required: bool) -> Non
 @rules.command("remove")
 @click.argument("waitlist")
 @click.argument("field")
-def rules_remove(waitlist: str, field: str) -> None:
+@pass_ctms
+def rules_remove(ctms: CliContext, waitlist: str, field: str) -> None:
     """Remove the rule of key FIELD of waitlist WAITLIST. Without any rule left, the waitlist accepts
     any key again."""
 
     async def work(service: WaitlistRulesAdminService) -> None:
         await service.remove(waitlist, field)
 
-    _admin_service(work)
+    _admin_service(ctms, work)
     click.echo(f"Removed {waitlist}.{field}. {_EFFECT}")

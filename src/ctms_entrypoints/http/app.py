@@ -12,16 +12,15 @@ import msgspec
 from litestar import Litestar
 from litestar.static_files import create_static_files_router
 
-from ctms_entrypoints.container import Container
 from ctms_entrypoints.http.context import log_fields
-from ctms_entrypoints.http.dependencies import dependencies
+from ctms_entrypoints.http.dependencies import AppContainer, dependencies
 from ctms_entrypoints.http.errors import AnyRequest, exception_handlers
 from ctms_entrypoints.http.openapi import STATIC_PATH, openapi_config, requires_api_bearer
 from ctms_entrypoints.http.read_deadline import read_body_by_deadline
 from ctms_entrypoints.http.routes.acoustic import ACOUSTIC_ROUTES
 from ctms_entrypoints.http.routes.contacts import CONTACT_ROUTES
 from ctms_entrypoints.http.routes.platform import PLATFORM_ROUTES
-from ctms_entrypoints.http.routes.stripe import STRIPE_ROUTES, stripe_dependencies
+from ctms_entrypoints.http.routes.stripe import STRIPE_ROUTES
 from ctms_entrypoints.http.routes.token import token
 from ctms_entrypoints.http.slashes import redirect_trailing_slash
 from ctms_entrypoints.observability.access_log import AccessLogMiddleware, record_exception
@@ -116,7 +115,7 @@ def _path_template_recorder() -> Callable[[AnyRequest], Awaitable[None]]:
     return record
 
 
-def create_app(container: Container) -> Litestar:
+def create_app(container: AppContainer) -> Litestar:
     """The HTTP API, wired to `container`'s services, wrapped in the access log and request metrics."""
     settings: Settings = container.settings()
     version_document = load_version_document(settings)
@@ -140,10 +139,7 @@ def create_app(container: Container) -> Litestar:
             *ACOUSTIC_ROUTES,
             create_static_files_router(path=STATIC_PATH, directories=[STATIC_DIRECTORY]),
         ],
-        dependencies={
-            **dependencies(container, settings, version_document),
-            **stripe_dependencies(container),
-        },
+        dependencies=dependencies(container, version_document),
         exception_handlers=exception_handlers(),
         middleware=[
             redirect_trailing_slash,

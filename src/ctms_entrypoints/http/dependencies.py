@@ -1,7 +1,11 @@
-"""What handlers receive as Litestar dependencies, built from the container.
+"""What handlers receive as Litestar dependencies: the bundles the composition root
+(`ctms_entrypoints.container`) builds, by the parameter name handlers declare.
 
-Each value is resolved once per application (`use_cache`) from container providers, so services stay
-singletons owned by the container and tests swap them by overriding providers before `create_app`.
+This module declares the bundles' classes and which container provider serves each handler parameter;
+the container builds them. Each value is resolved once per application (`use_cache`), so bundles stay
+singletons owned by the container and tests swap them by overriding providers before `create_app`. The
+HTTP package never imports the container module (that would be an import cycle): `create_app` takes any
+object with the providers of `AppContainer`.
 
 Every handler asks for one dependency at most: Litestar resolves several dependencies of one handler
 concurrently in a task group, which costs more per request than the whole of a bearer-authenticated
@@ -13,19 +17,18 @@ cannot check `Protocol` types and would rebuild dataclasses on every request.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from litestar.di import Provide
 
 from ctms_core.ports.health import DatabaseHealth
-from ctms_core.services.acoustic_admin import AcousticAdminService
+from ctms_core.services.api_clients import ApiClientService
 from ctms_core.services.auth import AuthService
 from ctms_core.services.contacts import ContactService
 from ctms_core.services.waitlist_rules import CachedWaitlistRules
-from ctms_entrypoints.container import Container
+from ctms_entrypoints.awaitables import resolved
 from ctms_entrypoints.http.acoustic import AcousticHeartbeat
 from ctms_entrypoints.http.responses import DatabaseHealthReport
 from ctms_entrypoints.observability.metrics import Metrics
@@ -99,51 +102,53 @@ def heartbeat_timeout(settings: Settings) -> float:
     )
 
 
-async def _resolved(provider: Callable[[], Any]) -> Any:
-    """A provider's value, awaited when the provider is async (an async Resource or a test fake)."""
-    value = provider()
-    return await value if inspect.isawaitable(value) else value
+# A container provider: called, it gives the value, or an awaitable of it when it depends on an async
+# Resource.
+Provider = Callable[[], Any | Awaitable[Any]]
 
 
-def dependencies(
-    container: Container, settings: Settings, version_document: bytes
-) -> dict[str, Provide]:
-    """The application-wide dependencies, by the parameter name handlers declare."""
+class AppContainer(Protocol):
+    """The providers `create_app` takes from the composition root (`ctms_entrypoints.container`)."""
 
-    async def contacts_api() -> ContactsApi:
-        return ContactsApi(
-            contacts=await _resolved(container.contact_service),
-            auth=await _resolved(container.auth_service),
-            server_prefix=settings.server_prefix,
-            metrics=await _resolved(container.metrics),
-            waitlist_rules=await _resolved(container.waitlist_rules),
-        )
+    @property
+    def settings(self) -> Callable[[], Settings]: ...
+    @property
+    def metrics(self) -> Callable[[], Metrics]: ...
+    @property
+    def api_client_service(self) -> Callable[[], ApiClientService]: ...
+    @property
+    def contacts_api(self) -> Provider: ...
+    @property
+    def auth_service(self) -> Provider: ...
+    @property
+    def database_heartbeat(self) -> Provider: ...
+    @property
+    def acoustic_admin_service(self) -> Provider: ...
+    @property
+    def stripe_api(self) -> Provider: ...
 
-    async def auth() -> AuthService:
-        service: AuthService = await _resolved(container.auth_service)
-        return service
 
-    async def database_heartbeat() -> DatabaseHeartbeat:
-        health = await _resolved(container.database_health)
-        timeout = heartbeat_timeout(settings)
-        acoustic = AcousticHeartbeat(
-            await _resolved(container.acoustic_admin_service), settings, timeout
-        )
-        return DatabaseHeartbeat(health, timeout, await _resolved(container.metrics), acoustic)
-
-    async def acoustic_admin() -> AcousticAdminService:
-        service: AcousticAdminService = await _resolved(container.acoustic_admin_service)
-        return service
-
-    async def metrics() -> Metrics:
-        registry: Metrics = await _resolved(container.metrics)
-        return registry
-
+def dependencies(container: AppContainer, version_document: bytes) -> dict[str, Provide]:
+    """The application-wide dependencies, by the parameter name handlers declare: each one a container
+    provider."""
+    served: dict[str, Provider] = {
+        "contacts_api": container.contacts_api,
+        "auth": container.auth_service,
+        "database_heartbeat": container.database_heartbeat,
+        "metrics": container.metrics,
+        "acoustic_admin": container.acoustic_admin_service,
+        "stripe_api": container.stripe_api,
+    }
     return {
-        "contacts_api": Provide(contacts_api, use_cache=True),
-        "auth": Provide(auth, use_cache=True),
-        "database_heartbeat": Provide(database_heartbeat, use_cache=True),
-        "metrics": Provide(metrics, use_cache=True),
-        "acoustic_admin": Provide(acoustic_admin, use_cache=True),
+        **{name: Provide(_resolver(provider), use_cache=True) for name, provider in served.items()},
         "version_document": Provide(lambda: version_document, use_cache=True, sync_to_thread=False),
     }
+
+
+def _resolver(provider: Provider) -> Callable[[], Awaitable[Any]]:
+    """An async Litestar dependency resolving `provider` (async, so Litestar runs it on the loop)."""
+
+    async def resolve() -> Any:
+        return await resolved(provider)
+
+    return resolve

@@ -2,7 +2,7 @@
 Acoustic recovers (SPEC §9 "Reliability", issue #9).
 
 Contacts are written through the real use cases (`ContactService`) on PostgreSQL while the worker of
-`ctms sync` (`build_worker`: its gateway, policy and loop) runs against the fake Acoustic server. The
+`ctms sync` (the container's `sync_worker`: its gateway, policy and loop) runs against the fake Acoustic server. The
 tests look where an operator would: `/__heartbeat__`'s backlog, the worker's metrics, the
 `pending_acoustic` rows and the list of `ctms acoustic failed`. Outages are longer, in attempts, than a
 contact's retry budget (`CTMS_ACOUSTIC_RETRY_LIMIT`), so a contact that paid for them would end failed.
@@ -31,9 +31,10 @@ from ctms_core.domain.contact import Contact
 from ctms_core.domain.inputs import ContactPatch, parse_contact_input
 from ctms_core.domain.sync import PendingSync, SyncPassStats
 from ctms_core.services.contacts import ContactService
+from ctms_entrypoints.awaitables import resolved
+from ctms_entrypoints.container import build_container, sync_policy_from_settings
 from ctms_entrypoints.settings import Settings
 from ctms_entrypoints.worker.loop import SyncWorker
-from ctms_entrypoints.worker.main import build_worker, sync_policy
 from ctms_entrypoints.worker.metrics import CONSTANT_LABELS, BackgroundMetrics
 from tests.support.acoustic_sync import (
     LIST_ID,
@@ -100,17 +101,22 @@ class Deployment:
     def metrics(self) -> RecordingMetrics:
         return self.workers[0][1]
 
-    def start_worker(self) -> None:
+    async def start_worker(self) -> None:
+        """One more `ctms sync` process: a container of its own, on the app's database."""
         metrics = RecordingMetrics()
-        policy = dataclasses.replace(sync_policy(self.settings), **self.policy_overrides)
-        worker = build_worker(
-            self.settings,
-            self.app.container,
-            self.http,
-            metrics,
-            policy=policy,
-            uniform=lambda low, high: high,  # no jitter: pauses are exactly the backoff steps
+        policy = dataclasses.replace(
+            sync_policy_from_settings(self.settings), **self.policy_overrides
         )
+        container = build_container(
+            self.settings,
+            uow_factory=self.app.container.uow_factory(),
+            clock=self.app.container.clock(),
+            acoustic_http_client=self.http,
+            worker_metrics=metrics,
+            sync_policy=policy,
+            jitter=lambda low, high: high,  # no jitter: pauses are exactly the backoff steps
+        )
+        worker: SyncWorker = await resolved(container.sync_worker)
         self.workers.append((worker, metrics, asyncio.create_task(worker.run(self.stop))))
 
     def assert_workers_running(self) -> None:
@@ -294,7 +300,7 @@ async def deployed(
             },
         )
         for _ in range(workers):
-            deployment.start_worker()
+            await deployment.start_worker()
         try:
             yield deployment
         finally:

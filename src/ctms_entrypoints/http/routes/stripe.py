@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from litestar import Request, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.response.base import ASGIResponse
 
 from ctms_core.domain.errors import BadRequestError, NotAuthenticatedError
@@ -69,19 +69,6 @@ class StripeApi:
     auth: AuthService
     ingest: StripeIngestService[Any]
     pubsub: PubSubIngestService
-
-
-def stripe_dependencies(container: Any) -> dict[str, Provide]:
-    """`stripe_api` for the handlers below, from the container's providers."""
-
-    async def stripe_api() -> StripeApi:
-        return StripeApi(
-            auth=container.auth_service(),
-            ingest=container.stripe_ingest_service(),
-            pubsub=container.pubsub_ingest_service(),
-        )
-
-    return {"stripe_api": Provide(stripe_api, use_cache=True)}
 
 
 def _context(request: AnyRequest) -> dict[str, Any]:
@@ -234,4 +221,4 @@ async def stripe_from_pubsub(
 
 STRIPE_ROUTES = [stripe, stripe_from_pubsub]
 
-__all__ = ["NOT_FROM_PUBSUB", "STRIPE_ROUTES", "StripeApi", "stripe_dependencies"]
+__all__ = ["NOT_FROM_PUBSUB", "STRIPE_ROUTES", "StripeApi"]
