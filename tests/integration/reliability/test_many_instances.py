@@ -274,6 +274,8 @@ async def token(http: httpx.AsyncClient, client_id: str, client_secret: str) -> 
 async def test_two_api_processes_and_two_workers_survive_restarts_kills_and_revocation(
     database_url: str, tmp_path: Path
 ) -> None:
+    """The phases of the module docstring, in one deployment: the kill first, so the lease of the
+    killed worker's batch runs out while the restarts and the revocation happen."""
     with (
         throwaway_database(database_url, origin="the test database's server") as url,
         running_fake_acoustic(latency_s=ACOUSTIC_LATENCY_S) as fake,
