@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import json
 import random
 import signal
@@ -102,7 +103,7 @@ async def until(
     deadline = time.monotonic() + deadline_s
     while True:
         outcome = condition()
-        if not isinstance(outcome, bool):
+        if inspect.isawaitable(outcome):
             outcome = await outcome
         if outcome:
             return
@@ -195,15 +196,15 @@ async def row_locked(dsn: str, email_id: uuid.UUID) -> AsyncIterator[asyncpg.Con
         await connection.close()
 
 
-async def lock_waiters(dsn: str) -> int:
-    """Sessions of the test database waiting for a lock."""
+async def a_session_waits_for_a_lock(dsn: str) -> bool:
+    """Whether a session of the test database is waiting for a lock."""
     connection = await asyncpg.connect(dsn, timeout=10)
     try:
-        count: int = await connection.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        waiting: bool = await connection.fetchval(
+            "SELECT exists(SELECT FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock')"
         )
-        return count
+        return waiting
     finally:
         await connection.close()
 
@@ -239,7 +240,9 @@ async def rolling_restart(
                 direct.patch(f"/ctms/{email_id}", json={"email": {"first_name": "in flight"}})
             )
             await until(
-                lambda: lock_waiters(dsn), "the PATCH waits on the row lock", PHASE_DEADLINE_S
+                lambda: a_session_waits_for_a_lock(dsn),
+                "the PATCH waits on the row lock",
+                PHASE_DEADLINE_S,
             )
             api.ask_to_stop()
             await api.wait_until_refusing()
