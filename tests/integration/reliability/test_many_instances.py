@@ -1,13 +1,15 @@
 """Many instances on one PostgreSQL (issue #19, docs/deployment.md "Many instances"): two `ctms serve`
 processes behind a round-robin front and two `ctms sync` workers against the fake Acoustic, under mixed
-load (POST / PATCH / GET through the front), through a rolling restart, a worker killed mid-batch and a
-revoked client.
+load (POST / PATCH / GET through the front), through a rolling restart (the front drops the process
+before SIGTERM, as the endpoint removal during `preStop` does), a worker killed mid-batch and a revoked
+client.
 
 Everything is a real process on loopback, started the way a deployment starts it: the database is
 migrated first (`upgrade`, the migration job), then the processes start on it. Every wait has a deadline
 and every process is stopped by its PID in `finally`. What is asserted never depends on timing: the
 phases wait for the conditions they need (a PATCH waiting on a row lock the test holds, both workers with
-an upload in flight at the fake), and only the deadlines are times.
+an upload in flight at the fake), and only the deadlines are times, but for the revocation, whose
+documented bound is a time (`CTMS_TOKEN_CACHE_SECONDS`).
 """
 
 from __future__ import annotations
@@ -65,9 +67,8 @@ WORKER_SETTINGS = {
     "CTMS_ACOUSTIC_LOOP_MIN_SECS": "0.5",
 }
 PHASE_DEADLINE_S = 60.0
-DRAIN_DEADLINE_S = (
-    150.0  # the 70 s lease of the killed worker's batch, with room for a loaded machine
-)
+# The 70 s lease of the killed worker's batch, with room for a loaded machine.
+DRAIN_DEADLINE_S = 150.0
 
 
 def deployment_environment(
