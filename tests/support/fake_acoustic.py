@@ -6,7 +6,7 @@ never block other requests, so it serves concurrent sync workers (and any event 
 
 It keeps what Acoustic would hold (recipients per list keyed by `email_id`, relational rows keyed by
 `email_id` + the table's name column), a call log with the parsed request and its raw XML, and counters
-of concurrent requests (overall and per recipient). Faults are scripted with `fail_next(kind, times)`
+of concurrent requests (overall, per recipient, and per bearer token: one token is one worker). Faults are scripted with `fail_next(kind, times)`
 or `fail_every(nth, kind)`; `go_down("refused" | "5xx")` and `come_back()` simulate an outage, and
 `latency_s` may be changed while the server runs (a slow Acoustic).
 """
@@ -124,6 +124,7 @@ class FakeAcoustic:
     _valid_tokens: set[str] = field(default_factory=set)
     _in_flight: int = 0
     _in_flight_per_recipient: dict[str, int] = field(default_factory=dict)
+    _in_flight_per_authorization: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _down: OutageKind | None = None
@@ -187,6 +188,12 @@ class FakeAcoustic:
         """XML API requests being answered right now."""
         with self._lock:
             return self._in_flight
+
+    def uploaders_in_flight(self) -> int:
+        """Distinct access tokens with an XML API request being answered right now: each sync worker
+        holds its own token, so this counts the workers in the middle of an upload."""
+        with self._lock:
+            return sum(1 for count in self._in_flight_per_authorization.values() if count)
 
     def fail_token(
         self, times: int = 1, *, status: int = 400, error: str = "invalid_grant"
@@ -263,9 +270,11 @@ class FakeAcoustic:
                     return script
         return None
 
-    def _enter(self, email_id: str | None) -> None:
+    def _enter(self, email_id: str | None, authorization: str) -> None:
         with self._lock:
             self._in_flight += 1
+            by_token = self._in_flight_per_authorization
+            by_token[authorization] = by_token.get(authorization, 0) + 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             if email_id is not None:
                 count = self._in_flight_per_recipient.get(email_id, 0) + 1
@@ -273,9 +282,10 @@ class FakeAcoustic:
                 previous = self.max_in_flight_per_recipient.get(email_id, 0)
                 self.max_in_flight_per_recipient[email_id] = max(previous, count)
 
-    def _leave(self, email_id: str | None) -> None:
+    def _leave(self, email_id: str | None, authorization: str) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._in_flight_per_authorization[authorization] -= 1
             if email_id is not None:
                 self._in_flight_per_recipient[email_id] -= 1
 
@@ -413,11 +423,11 @@ class _Handler(BaseHTTPRequestHandler):
         except (ET.ParseError, ValueError):
             self._xml(200, fault_body("Invalid XML Request", "51"))
             return
-        fake._enter(call.email_id)
+        fake._enter(call.email_id, call.authorization)
         try:
             self._answer(fake, call)
         finally:
-            fake._leave(call.email_id)
+            fake._leave(call.email_id, call.authorization)
 
     def _answer(self, fake: FakeAcoustic, call: FakeCall) -> None:
         if fake.latency_s:
