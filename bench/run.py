@@ -1,4 +1,4 @@
-"""CTMS load benchmark (issue #8, SPEC §9): one command seeds a database, starts the API and drives it.
+"""CTMS load benchmark (issue #8, docs/contract.md §16.1): one command seeds a database, starts the API and drives it.
 
     .venv/bin/python bench/run.py                     # 100k contacts, 20 s per scenario, 32 connections
     .venv/bin/python bench/run.py --workers 1,2       # compare uvicorn worker counts
@@ -34,7 +34,7 @@ from ctms_bench.loadgen import LABELS, ScenarioResult, Workload
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MB = 1024 * 1024
 
-# SPEC §9 / issue #8: minimum throughput as a share of GET /__lbheartbeat__ on the same server.
+# docs/contract.md §16.1 / issue #8: minimum throughput as a share of GET /__lbheartbeat__ on the same server.
 RATIO_TARGETS = {"get_by_id": 0.50, "get_by_email": 0.40, "post": 0.25, "patch": 0.25}
 P99_OVER_P50_MAX = 4.0
 RSS_LIMIT_MB = 150.0

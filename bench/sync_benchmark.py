@@ -1,4 +1,4 @@
-"""Sync benchmark (SPEC §9): one worker's contacts/s against the fake Acoustic with injected latency.
+"""Sync benchmark (docs/contract.md §16.2): one worker's contacts/s against the fake Acoustic with injected latency.
 
     python bench/sync_benchmark.py [--contacts 2000] [--latency 0.05] [--concurrency 10] [--batch 100]
 

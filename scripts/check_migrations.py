@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Flag destructive operations in alembic revisions: the rolling-deploy check of SPEC §4 item 15.
+"""Flag destructive operations in alembic revisions: the rolling-deploy check of docs/contract.md §1.6.
 
 CTMS deploys with the previous release still running while `ctms db upgrade` runs, so every revision must
 keep working with the previous release's code (expand), and removing what that code still uses waits

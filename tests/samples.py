@@ -1,4 +1,4 @@
-"""The sample contacts of the v3 test suite (reference R§3.9), as POST bodies.
+"""The sample contacts of the v3 test suite (docs/contract.md §5), as POST bodies.
 
 Ids the reference abbreviates (the maximal contact's mofo ids) are completed with fixed values. Every
 function returns a fresh dict, so a test may modify what it gets.

@@ -1,1 +1,1 @@
-"""The CTMS load benchmark (issue #8, SPEC §9): `python bench/run.py --help`."""
+"""The CTMS load benchmark (issue #8, docs/contract.md §16.1): `python bench/run.py --help`."""

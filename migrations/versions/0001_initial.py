@@ -1,6 +1,6 @@
 """Initial schema: contacts (emails + amo, fxa, mofo, newsletters, waitlists), API clients, roles.
 
-R§1 of the v3.3 reference with the fixes of SPEC §5–§7: `timestamptz` everywhere, primary e-mails unique
+docs/contract.md §1 with the fixes of docs/contract.md §1.6, §14; docs/compatibility.md §2: `timestamptz` everywhere, primary e-mails unique
 case-insensitively, satellites deleted with their contact (ON DELETE CASCADE), `waitlists.subscribed` and
 `api_client.enabled` NOT NULL default true, `waitlists.fields` JSONB, `api_client.last_access` and
 `credentials_changed_at`, role link tables unique per pair. Self-contained on purpose: a migration must

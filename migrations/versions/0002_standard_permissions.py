@@ -1,4 +1,4 @@
-"""Seed the standard permissions and the `admin` role (SPEC §7, R§10.2 item 6).
+"""Seed the standard permissions and the `admin` role (docs/contract.md §14.1).
 
 Permissions `contacts:read`, `contacts:write`, `contacts:delete`, `stripe:ingest` and `admin`, and a role
 `admin` holding `admin`. Rows that already exist (a database where an operator created them) are kept.

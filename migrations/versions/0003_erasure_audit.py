@@ -1,4 +1,4 @@
-"""The erasure audit trail (SPEC §7): one row per erased contact, no plain e-mail address.
+"""The erasure audit trail (docs/contract.md §14.2): one row per erased contact, no plain e-mail address.
 
 Revision ID: 0003_erasure_audit
 Revises: 0002_standard_permissions

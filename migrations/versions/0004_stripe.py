@@ -1,4 +1,4 @@
-"""The Stripe mirror (R§1.8): customers, prices, subscriptions and their items, invoices and their lines.
+"""The Stripe mirror (docs/contract.md §1.5): customers, prices, subscriptions and their items, invoices and their lines.
 
 Revision ID: 0004_stripe
 Revises: 0003_erasure_audit

@@ -1,4 +1,4 @@
-"""The Acoustic sync queue and configuration (R§1.6–§1.7, seeds of R§13.2, SPEC §7).
+"""The Acoustic sync queue and configuration (docs/contract.md §1.4, seeds of docs/contract.md §9).
 
 Revision ID: 0005_acoustic_sync
 Revises: 0004_stripe
@@ -17,7 +17,7 @@ down_revision: str | None = "0004_stripe"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# R§13.2, as the v3 migrations seeded them (a copy: migrations never import application code).
+# docs/contract.md §9.7, as the v3 migrations seeded them (a copy: migrations never import application code).
 MAIN_FIELDS = [
     "sfdc_id",
     "email",

@@ -117,7 +117,7 @@ _CALLS_PER_CONTACT = 5
 
 
 def sync_policy_from_settings(settings: Settings) -> SyncPolicy:
-    """R§4.9's settings; the lease outlasts the slowest possible pass."""
+    """docs/contract.md §9.2's settings; the lease outlasts the slowest possible pass."""
     rounds = math.ceil(settings.acoustic_batch_limit / settings.acoustic_concurrency)
     lease_s = rounds * _CALLS_PER_CONTACT * settings.acoustic_timeout_s + 60
     return SyncPolicy(
@@ -195,7 +195,7 @@ class Container(containers.DeclarativeContainer):
     database_health = providers.Singleton(PostgresDatabaseHealth, engine)
 
     erasure_salt = providers.Callable(_erasure_salt, settings)
-    # One registry per process (R§8.1: per-process metrics).
+    # One registry per process (docs/contract.md §11.5: per-process metrics).
     metrics = providers.Singleton(Metrics)
 
     contact_service = providers.Singleton(
@@ -238,7 +238,7 @@ class Container(containers.DeclarativeContainer):
         retry_limit=settings.provided.acoustic_retry_limit,
     )
 
-    # Stripe ingestion (R§2.12) and the Pub/Sub push endpoint (R§2.13); the JWKS client is built on first use.
+    # Stripe ingestion (docs/contract.md §8.1) and the Pub/Sub push endpoint (docs/contract.md §8.2); the JWKS client is built on first use.
     stripe_ingest_service = providers.Singleton(
         StripeIngestService,
         uow_factory,

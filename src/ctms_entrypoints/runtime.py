@@ -3,7 +3,7 @@
 With `CTMS_DB_URL` set, CTMS uses that database and never changes its schema: migrations are a deploy step
 (`ctms db upgrade`), and a process only checks at start that the schema is one this release can run on
 (docs/deployment.md, docs/adr/0006-schema-revisions-at-start.md). Without it, CTMS runs on the embedded
-PostgreSQL in `CTMS_DATA_DIR/postgres` (SPEC §8), migrated on start, and in that development mode also
+PostgreSQL in `CTMS_DATA_DIR/postgres` (docs/contract.md §15), migrated on start, and in that development mode also
 keeps a generated `CTMS_SECRET_KEY` and the development API client's credentials in `CTMS_DATA_DIR` (files
 readable only by their owner) so a restart keeps both.
 """

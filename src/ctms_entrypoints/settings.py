@@ -1,4 +1,4 @@
-"""Typed, immutable settings read from `CTMS_*` environment variables (R§6, SPEC §4.14).
+"""Typed, immutable settings read from `CTMS_*` environment variables (docs/contract.md §12).
 
 Every variable of CTMS v3.3 keeps its name and its *code* default (not the older docs' numbers).
 Rules shared by all variables:
@@ -91,9 +91,9 @@ def _env(name: str) -> dict[str, str]:
 class Settings:
     """Configuration of every CTMS process; field `x` is read from `CTMS_X` unless noted."""
 
-    # --- R§6.1 API process ---------------------------------------------------------------------
+    # --- docs/contract.md §12 API process ---------------------------------------------------------
     #: PostgreSQL URL: `postgres://`, `postgresql://` or `postgresql+asyncpg://`. None → `ctms
-    #: serve`/`ctms sync` start the embedded server in `data_dir` (SPEC §8). See `async_db_url`.
+    #: serve`/`ctms sync` start the embedded server in `data_dir` (docs/contract.md §15). See `async_db_url`.
     db_url: str | None = None
     db_pool_size: int = 5
     db_max_overflow: int = 10
@@ -129,7 +129,7 @@ class Settings:
     acoustic_max_retry_backlog: int | None = None
     sentry_dsn: str | None = field(default=None, metadata=_env("SENTRY_DSN"))
 
-    # --- R§6.2 background sync -----------------------------------------------------------------
+    # --- docs/contract.md §12 background sync -----------------------------------------------------
     #: Run the sync loop at all.
     acoustic_sync_feature_flag: bool = False
     #: Actually call Acoustic (false → the loop drains the queue without uploading).
@@ -159,7 +159,7 @@ class Settings:
     #: CTMS_DATA_DIR: data directory of the embedded PostgreSQL used when `db_url` is None.
     data_dir: Path = field(default_factory=default_data_dir)
     #: CTMS_ENFORCE_PERMISSIONS: when false, API clients without any role keep full access
-    #: (v3 behaviour); when true, every route requires its permission (SPEC §7).
+    #: (v3 behaviour); when true, every route requires its permission (docs/contract.md §14.1).
     enforce_permissions: bool = False
     #: CTMS_ERASURE_HASH_SALT: keys the hashes of erased addresses in the erasure audit trail (SPEC
     #: §7). None → derived from `secret_key`; set it to keep the hashes comparable across key rotations.
@@ -182,7 +182,7 @@ class Settings:
     #: rules it read before reading them again (decimals allowed); a rule changed with
     #: `ctms waitlists rules` is enforced within this time (docs/waitlists.md). 0 → read on every write.
     waitlist_rules_cache_seconds: float = 60.0
-    #: CTMS_MAX_BODY_BYTES: larger request bodies are refused with 413 (SPEC §9).
+    #: CTMS_MAX_BODY_BYTES: larger request bodies are refused with 413 (docs/contract.md §16.4).
     max_body_bytes: int = 1_048_576
     #: CTMS_ACOUSTIC_BASE_URL: Acoustic API base URL; None → derived from the server number.
     #: Points the worker at a fake Acoustic in tests and benchmarks.

@@ -669,7 +669,7 @@ class ErasureAuditRepositoryContract:
             assert await uow.erasures.list() == []
 
 
-# --- Stripe (R§1.8) ----------------------------------------------------------------------------------------
+# --- Stripe (docs/contract.md §1.5) ------------------------------------------------------------------------
 
 _STRIPE_WHEN = datetime(2021, 6, 1, tzinfo=UTC)
 _STRIPE_STAMPS = {"create_timestamp": _STRIPE_WHEN, "update_timestamp": _STRIPE_WHEN}

@@ -1,4 +1,4 @@
-"""A migrated throwaway PostgreSQL database for the integration tests (SPEC §8).
+"""A migrated throwaway PostgreSQL database for the integration tests (docs/contract.md §15).
 
 The database comes from `tests.support.database`: `CTMS_TEST_DB_URL`'s server, else the embedded one. No
 database is an error with the reason, never a skip. Fixtures are lazy: only tests that ask for the

@@ -1,4 +1,4 @@
-"""`HttpxAcousticGateway` against the fake Acoustic server over real HTTP (R§4.7, SPEC §7)."""
+"""`HttpxAcousticGateway` against the fake Acoustic server over real HTTP (docs/contract.md §9)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ async def test_a_second_upload_updates_the_recipient_and_its_rows_in_place(
 async def test_an_erasure_removes_the_recipient_and_its_relational_rows(
     fake: FakeAcoustic, client: httpx.AsyncClient
 ) -> None:
-    """SPEC §7: after erase, Acoustic holds nothing for the contact; erasing again still succeeds."""
+    """docs/contract.md §14.2: after erase, Acoustic holds nothing for the contact; erasing again still succeeds."""
     gateway = gateway_for(fake, client)
     contact = maximal()
     await gateway.upload(map_contact(contact, [], default_configuration()))

@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL adapter: start, reuse, recover, stop, die with its owner (SPEC §8).
+"""The embedded PostgreSQL adapter: start, reuse, recover, stop, die with its owner (docs/contract.md §15).
 
 Most tests are synchronous because the adapter is: queries go through a private event loop.
 """

@@ -1,4 +1,4 @@
-"""No secret, bearer token or untraced e-mail address in any log line (SPEC §9, R§7.2).
+"""No secret, bearer token or untraced e-mail address in any log line (docs/contract.md §11.2, §16.4).
 
 Every log line the application emits while it serves a representative set of requests on PostgreSQL —
 tokens, contacts created with plain and traced addresses, reads by id and by address, PATCH, DELETE,

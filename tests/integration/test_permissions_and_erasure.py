@@ -1,4 +1,4 @@
-"""Permissions and erasure on PostgreSQL (SPEC §7, R§9.2, R§10.2 items 6–7): the `ctms roles`,
+"""Permissions and erasure on PostgreSQL (docs/contract.md §13.1, §13.2, §14.1): the `ctms roles`,
 `ctms permissions`, `ctms clients grant|revoke|show`, `ctms delete-bulk` and `ctms audit erasures`
 commands, and the HTTP permission checks and erasure audit over the real adapters."""
 

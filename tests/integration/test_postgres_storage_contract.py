@@ -199,7 +199,7 @@ async def test_save_keeps_the_row_and_create_timestamp_of_items_that_stay(
 async def test_a_locked_read_sees_what_the_previous_lock_holder_committed(
     uow_factory: PostgresUnitOfWorkFactory,
 ) -> None:
-    """Concurrent read-modify-write of one contact loses no update (SPEC §9)."""
+    """Concurrent read-modify-write of one contact loses no update (docs/contract.md §16.3)."""
     contact = make_contact(
         amo=Amo(user_id="1", create_timestamp=DEFAULT_TIME, update_timestamp=DEFAULT_TIME)
     )
@@ -244,8 +244,7 @@ async def test_a_locked_read_sees_what_the_previous_lock_holder_committed(
 async def test_odd_stored_rows_still_read(
     uow_factory: PostgresUnitOfWorkFactory, empty_database: AsyncEngine
 ) -> None:
-    """NULL flags read as False, a NULL format as the default, a non-object `fields` as {} (SPEC §6
-    item 14)."""
+    """NULL flags read as False, a NULL format as the default, a non-object `fields` as {} (docs/contract.md §4.1)."""
     contact = make_contact(
         amo=Amo(user_id="1", create_timestamp=DEFAULT_TIME, update_timestamp=DEFAULT_TIME),
         fxa=Fxa(fxa_id="f"),
@@ -352,7 +351,7 @@ async def test_the_contact_count_is_never_negative(empty_database: AsyncEngine) 
 async def test_a_dropped_connection_fails_one_unit_of_work_and_the_next_reconnects(
     database_url: str, empty_database: AsyncEngine
 ) -> None:
-    """After a database restart the service recovers by itself (SPEC §9 reliability)."""
+    """After a database restart the service recovers by itself (docs/contract.md §16.3 reliability)."""
     engine = create_engine(
         database_url, pool_size=1, max_overflow=0, pool_timeout=5, pool_recycle=-1, echo=False
     )

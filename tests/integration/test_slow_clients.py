@@ -1,4 +1,4 @@
-"""Slow clients cannot hold a connection (issue #16 defect 7, SPEC §9, docs/deployment.md).
+"""Slow clients cannot hold a connection (issue #16 defect 7, docs/contract.md §16, docs/deployment.md).
 
 The API runs under uvicorn on loopback as `ctms serve` runs it (`ReadDeadlineHttpToolsProtocol`), with a
 short `CTMS_REQUEST_READ_TIMEOUT_SECONDS`. Clients trickle a byte at a time, far longer than the deadline:

@@ -1,4 +1,4 @@
-"""The sync worker on PostgreSQL against the fake Acoustic server (issue #5 "Done when", SPEC §7)."""
+"""The sync worker on PostgreSQL against the fake Acoustic server (issue #5 "Done when", docs/contract.md §9)."""
 
 from __future__ import annotations
 

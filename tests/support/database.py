@@ -1,4 +1,4 @@
-"""Provision a throwaway PostgreSQL database for the integration tests (SPEC §8).
+"""Provision a throwaway PostgreSQL database for the integration tests (docs/contract.md §15).
 
 ``CTMS_TEST_DB_URL`` points at an existing server (CI uses the machine's); without it the embedded
 server runs in a temporary directory. Either way the tests get a fresh database of their own, and

@@ -1,4 +1,4 @@
-"""A fake Acoustic Campaign server over real HTTP, speaking the wire format of R§4.7.
+"""A fake Acoustic Campaign server over real HTTP, speaking the wire format of docs/contract.md §9.4.
 
 `running_fake_acoustic()` starts a `ThreadingHTTPServer` on 127.0.0.1 in a background thread and yields
 a `FakeAcoustic` whose `base_url` the gateway is pointed at. One thread per request: latency and hangs

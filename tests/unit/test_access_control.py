@@ -1,4 +1,4 @@
-"""Operation permissions (SPEC §7, R§10.2 items 6–7): the rule, its administration, bearer
+"""Operation permissions (docs/contract.md §13.1, §14.1): the rule, its administration, bearer
 authorization, and the erasure audit written by ContactService.delete."""
 
 from __future__ import annotations

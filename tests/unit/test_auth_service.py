@@ -1,4 +1,4 @@
-"""Token issuing, bearer authentication, revocation and last-access tracking (R§2.2–§2.3, SPEC §7)."""
+"""Token issuing, bearer authentication, revocation and last-access tracking (docs/contract.md §2.2, §3.1, §3.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""scripts/check_migrations.py: destructive operations in expand revisions fail CI (SPEC §4 item 15)."""
+"""scripts/check_migrations.py: destructive operations in expand revisions fail CI (docs/contract.md §1.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Validation of POST/PUT/PATCH bodies (R§3.1–§3.5, R§3.7.2, SPEC §6 items 4, 11, 12 and duplicates)."""
+"""Validation of POST/PUT/PATCH bodies (docs/contract.md §4.4, §5.1, §5.2, §5.7, §5.8, §5.9, §6.3 and duplicates)."""
 
 from __future__ import annotations
 

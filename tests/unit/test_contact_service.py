@@ -1,4 +1,4 @@
-"""ContactService on the in-memory adapters: the contact rules of R§2.4–§2.11 with SPEC §6 fixes."""
+"""ContactService on the in-memory adapters: the contact rules of docs/contract.md §4.1, §4.2, §4.3, §4.4, §4.5, §4.6, §4.7, §7; docs/compatibility.md §2 fixes."""
 
 from __future__ import annotations
 
@@ -235,7 +235,7 @@ async def test_put_creates_then_replaces(act: ContactActions) -> None:
 
 
 async def test_put_keeps_unchanged_children_untouched(act: ContactActions) -> None:
-    """SPEC §6 item 1: children that stay keep their create timestamp; unchanged ones keep both."""
+    """docs/contract.md §4.3: children that stay keep their create timestamp; unchanged ones keep both."""
     first = (await act.put(sample("maximal"))).contact
     body = sample("maximal")
     body["newsletters"][1]["lang"] = "de"  # common-voice changes
@@ -338,7 +338,7 @@ async def test_basket_round_trip_post_modify_put(
 
 
 async def test_put_without_legacy_keys_sets_waitlists_exactly(act: ContactActions) -> None:
-    """SPEC §6 item 18: the legacy path does not keep vpn/relay alive when a PUT has no waitlists."""
+    """docs/contract.md §6.1: the legacy path does not keep vpn/relay alive when a PUT has no waitlists."""
     body = sample("maximal")
     await act.put(body)
     body["waitlists"] = []
@@ -667,7 +667,7 @@ async def test_waitlist_patch_rules(act: ContactActions) -> None:
     assert len(everything.waitlists) == len(untouched.waitlists)
 
 
-# --- legacy waitlists (R§3.7.1 examples, SPEC §6 fixes 17–21) -------------------------------------------
+# --- legacy waitlists (docs/contract.md §6.1, §6.2 examples, docs/contract.md §6.1, §6.2, §6.3) ---------
 
 
 def _waitlists(contact: Contact) -> dict[str, tuple[bool, dict[str, Any], str | None]]:

@@ -1,4 +1,4 @@
-"""Field coercion and validation rules of R§3.2 and SPEC §6 (lenient like v3.3, sized like the columns)."""
+"""Field coercion and validation rules of docs/contract.md §5.2; docs/compatibility.md §2 (lenient like v3.3, sized like the columns)."""
 
 from __future__ import annotations
 

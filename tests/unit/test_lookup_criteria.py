@@ -1,4 +1,4 @@
-"""Alternate-identifier lookup rules (R§2.9)."""
+"""Alternate-identifier lookup rules (docs/contract.md §4.6)."""
 
 from __future__ import annotations
 

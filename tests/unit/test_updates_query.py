@@ -1,4 +1,4 @@
-"""`/updates` query rules and the v3.3-compatible cursor (R§2.11, SPEC §6 items 5–8)."""
+"""`/updates` query rules and the v3.3-compatible cursor (docs/contract.md §2.6, §7)."""
 
 from __future__ import annotations
 

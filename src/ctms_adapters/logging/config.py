@@ -1,5 +1,5 @@
 """One logging pipeline for the process: structlog events and stdlib records (uvicorn, sqlalchemy, alembic,
-ctms) rendered by the same `ProcessorFormatter`, as MozLog JSON lines or a coloured console (R§7.1)."""
+ctms) rendered by the same `ProcessorFormatter`, as MozLog JSON lines or a coloured console (docs/contract.md §11.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The MozLog JSON envelope CTMS v3 wrote through dockerflow's `JsonLogFormatter` (R§7.1)."""
+"""The MozLog JSON envelope CTMS v3 wrote through dockerflow's `JsonLogFormatter` (docs/contract.md §11.1)."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class MozLogRenderer:
         exc_info = exc_info_tuple(event_dict.get("exc_info"))
         if exc_info is None and isinstance(record, logging.LogRecord) and record.exc_info:
             exc_info = exc_info_tuple(record.exc_info)
-        # Exception text and warnings may quote what failed: addresses are blanked there (SPEC §9).
+        # Exception text and warnings may quote what failed: addresses are blanked there (docs/contract.md §16.4).
         if exc_info is not None:
             fields["error"] = redact_addresses(repr(exc_info[1]))
             fields["traceback"] = redact_addresses("".join(traceback.format_exception(*exc_info)))

@@ -1,6 +1,6 @@
 """What the access log may show of a request: headers, query and path with secrets and addresses blanked
-and every value's size bounded (R§7.2, SPEC §9, docs/observability.md), and which e-mail addresses ask
-to be traced (R§2.2)."""
+and every value's size bounded (docs/contract.md §11.2, §16.4, docs/observability.md), and which e-mail addresses ask
+to be traced (docs/contract.md §2.2)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ MAX_LOGGED_ITEMS = 64
 # starts `eyJ`), a CTMS client secret (`secret_…`).
 _AUTH_SCHEMES = frozenset({"bearer", "basic", "digest", "negotiate", "token"})
 
-# v3 matched `+trace-me-mozilla-`; its documentation said `+trace_me_mozilla_`: both are accepted (SPEC §4.11).
+# v3 matched `+trace-me-mozilla-`; its documentation said `+trace_me_mozilla_`: both are accepted (docs/contract.md §11.1, §11.2).
 
 HeaderPairs = Iterable[tuple[bytes, bytes]] | Iterable[tuple[str, str]]
 
@@ -137,7 +137,7 @@ def redact_query(
 def redact_path(path: str) -> str:
     """`path` with every segment that is sensitive (`DELETE /ctms/{primary_email}`, a token) shown as
     `[OMITTED]`, cut to `MAX_LOGGED_CHARS`: addresses never reach the logs except through the documented
-    tracing (SPEC §9)."""
+    tracing (docs/contract.md §16.4)."""
     if not is_sensitive(path):
         return _bounded(path)
     return _bounded("/".join(loggable(segment) for segment in path.split("/")))

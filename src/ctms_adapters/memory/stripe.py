@@ -1,4 +1,4 @@
-"""The Stripe tables kept in dictionaries, with the database's unique index and foreign keys (R§1.8).
+"""The Stripe tables kept in dictionaries, with the database's unique index and foreign keys (docs/contract.md §1.5).
 
 Like `store.py`, a unit of work holds the store's lock and works on a private copy of the tables, published
 only by `commit()`. `StripeTables` is the unit of copying, so the application's main in-memory unit of work

@@ -1,4 +1,4 @@
-"""The Acoustic sync tables (R§1.6–§1.7 with the fixes of SPEC §7), on the shared `metadata`.
+"""The Acoustic sync tables (docs/contract.md §1.4, §9), on the shared `metadata`.
 
 `pending_acoustic` has no foreign key to `emails`: an erasure row outlives its contact. `version` is
 bumped by every enqueue (an edit during an upload is synced again), `claimed_until` is the lease of the

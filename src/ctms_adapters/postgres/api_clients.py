@@ -97,7 +97,7 @@ _DELETE = delete(api_client).where(
 
 def _client(row: Sequence[Any]) -> ApiClient:
     values = dict(zip((*_FIELDS, *_GRANTS), row, strict=True))
-    # NULL behaves as disabled (R§1.5); the column is NOT NULL today, older data may not be.
+    # NULL behaves as disabled (docs/contract.md §1.3); the column is NOT NULL today, older data may not be.
     values["enabled"] = bool(values["enabled"])
     values["roles"] = tuple(sorted(values["roles"] or ()))
     values["permissions"] = frozenset(values["permissions"] or ())

@@ -6,11 +6,11 @@ PostgreSQL builds, per contact, `{"email": {...}, "amo": {...}|null, "fxa": ...,
 `json_agg` subqueries, with keys named after the fields of the domain structs. msgspec decodes that text
 straight into `Contact` (timestamps, dates and UUIDs included) in one C-level pass: no per-column Python
 work on the hot path. Items are aggregated `ORDER BY name COLLATE "C"`, byte order of UTF-8, which is
-code-point order whatever the database's collation (SPEC §6 item 15).
+code-point order whatever the database's collation (docs/contract.md §5.8).
 
 Stored rows that do not fit the domain types (a NULL boolean, a NULL format, a `fields` that is not an
 object, ...) fail the typed decode; they are then decoded leniently, value by value, so a read never fails
-on odd data (SPEC §6 item 14).
+on odd data (docs/contract.md §4.1).
 """
 
 from __future__ import annotations

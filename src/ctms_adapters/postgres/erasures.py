@@ -1,4 +1,4 @@
-"""`ErasureAuditRepository` on PostgreSQL: the `erasure_audit` table (SPEC §7)."""
+"""`ErasureAuditRepository` on PostgreSQL: the `erasure_audit` table (docs/contract.md §14.2)."""
 
 from __future__ import annotations
 

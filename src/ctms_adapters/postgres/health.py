@@ -37,7 +37,7 @@ class PostgresDatabaseHealth:
 
     async def estimate_contact_count(self) -> int:
         """`pg_class.reltuples` of `emails`, an exact count (capped) when PostgreSQL has no estimate
-        yet; never negative (SPEC §6 item 26)."""
+        yet; never negative (docs/contract.md §10)."""
         async with self._engine.connect() as connection:
             count = await connection.scalar(_ESTIMATE, {"exact_limit": EXACT_COUNT_LIMIT})
         return max(int(count or 0), 0)

@@ -1,4 +1,4 @@
-"""`RoleRepository` on PostgreSQL: roles, permissions and their grants (R§1.9), with SQLAlchemy Core.
+"""`RoleRepository` on PostgreSQL: roles, permissions and their grants (docs/contract.md §1.3), with SQLAlchemy Core.
 
 Administration is rare and small: clarity wins over round trips here (the hot path reads a client's
 grants together with the client, in `api_clients`).

@@ -1,4 +1,4 @@
-"""`StripeRepository` on PostgreSQL (R§1.8), on the unit of work's `TransactionScope`.
+"""`StripeRepository` on PostgreSQL (docs/contract.md §1.5), on the unit of work's `TransactionScope`.
 
 Locking reads (`for_update=True`) and writes begin the transaction; locks are taken in `stripe_id` order so
 two ingesters of one customer queue behind each other instead of deadlocking. Every row is written with an
@@ -221,7 +221,7 @@ class PostgresStripeRepository:
     async def delete_invoice_line_items(self, stripe_ids: Collection[str]) -> None:
         await self._delete(stripe_invoice_line_item, "stripe_id", stripe_ids)
 
-    # --- products (R§5.5) ------------------------------------------------------------------------------
+    # --- products (docs/contract.md §8.5) --------------------------------------------------------------
 
     async def accounts_for_fxa_ids(self, fxa_ids: Sequence[str]) -> dict[str, StripeAccount]:
         """Four queries whatever the number of FxA ids: customers, subscriptions, items, prices."""

@@ -1,4 +1,4 @@
-"""`SyncQueue` and `AcousticConfigRepository` on PostgreSQL (R§1.6–§1.7, SPEC §7).
+"""`SyncQueue` and `AcousticConfigRepository` on PostgreSQL (docs/contract.md §1.4, §9).
 
 Claiming is one statement: an UPDATE that leases the rows a `SELECT … FOR UPDATE SKIP LOCKED` picked, so
 concurrent workers each get different rows without waiting for one another, and the lease keeps the rows

@@ -1,6 +1,6 @@
 """The database schema as SQLAlchemy Core metadata: the single source the migrations are checked against.
 
-Shapes follow R§1 (column sizes, index names of v3.3 where it had them) with the fixes of SPEC §5–§7: every
+Shapes follow docs/contract.md §1 (column sizes, index names of v3.3 where it had them) with the fixes of docs/contract.md §1.6, §14; docs/compatibility.md §2: every
 timestamp is `timestamptz`, primary e-mails are unique case-insensitively, satellites cascade on delete,
 `api_client.enabled` is NOT NULL, and the role link tables are unique per pair. Ids come from the
 application (no `uuid-ossp`/`pgcrypto`, which the embedded server lacks).
@@ -40,7 +40,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def _timestamps() -> tuple[Column[object], Column[object]]:
-    """The "TS pair" of R§1: set by the application, `now()` when it does not say."""
+    """The "TS pair" of docs/contract.md §1: set by the application, `now()` when it does not say."""
     return (
         Column(
             "create_timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()
@@ -79,7 +79,7 @@ emails = Table(
     Column("unsubscribe_reason", Text),
     *_timestamps(),
 )
-# Case-insensitive uniqueness (SPEC §5); also serves lookups by primary e-mail.
+# Case-insensitive uniqueness (docs/contract.md §1.6); also serves lookups by primary e-mail.
 Index("idx_email_primary_unique_email_lower", func.lower(emails.c.primary_email), unique=True)
 # Keyset pagination of GET /updates.
 Index("bulk_read_index", emails.c.update_timestamp, emails.c.email_id)
@@ -167,7 +167,7 @@ api_client = Table(
     Column("hashed_secret", String, nullable=False),
     *_timestamps(),
     Column("last_access", DateTime(timezone=True)),
-    # When the secret was rotated or the client disabled: tokens issued before are revoked (SPEC §7).
+    # When the secret was rotated or the client disabled: tokens issued before are revoked (docs/contract.md §3.2).
     Column("credentials_changed_at", DateTime(timezone=True)),
 )
 
@@ -212,7 +212,7 @@ api_client_roles = Table(
     UniqueConstraint("api_client_id", "role_id"),
 )
 
-# The proof of every erasure (SPEC §7): no plain address, and no foreign keys, so records outlive the
+# The proof of every erasure (docs/contract.md §14.2): no plain address, and no foreign keys, so records outlive the
 # contact and the API client they name.
 erasure_audit = Table(
     "erasure_audit",
@@ -232,7 +232,7 @@ erasure_audit = Table(
 # Everything a contact is made of; deleting the `emails` row removes the rest by cascade.
 CONTACT_TABLES = (emails, amo, fxa, mofo, newsletters, waitlists)
 
-# The Stripe mirror (R§1.8). Stripe objects arrive in any order, so only items and line items reference
+# The Stripe mirror (docs/contract.md §1.5). Stripe objects arrive in any order, so only items and line items reference
 # their parent and their price; customers reach a contact only through `fxa.fxa_id = stripe_customer.fxa_id`.
 stripe_customer = Table(
     "stripe_customer",

@@ -77,7 +77,7 @@ class PostgresUnitOfWork:
         if scope is not None:
             await scope.close(exc)
 
-    @reporting_write_conflicts  # integrity/deadlock errors at commit → 409 (R§13.1)
+    @reporting_write_conflicts  # integrity/deadlock errors at commit → 409 (docs/contract.md §2.6)
     async def commit(self) -> None:
         await self._active_scope().commit()
 

@@ -1,4 +1,4 @@
-"""Turning the database errors a retry can cure into the core's 409 errors (R§13.1).
+"""Turning the database errors a retry can cure into the core's 409 errors (docs/contract.md §2.6).
 
 An integrity error (a concurrent transaction inserted the same key first) becomes `WriteConflictError`
 ("Write conflict, try again"); a deadlock, serialization failure or lock timeout becomes

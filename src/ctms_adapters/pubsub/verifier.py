@@ -1,4 +1,4 @@
-"""`PushTokenVerifier` for Google-signed OIDC ID tokens (R§2.13, SPEC §6 item 27), with joserfc.
+"""`PushTokenVerifier` for Google-signed OIDC ID tokens (docs/contract.md §8.2), with joserfc.
 
 Only RS256 is accepted (`alg: none`, HS* with the public key as secret and every other algorithm are
 refused before any key is looked at); the key must come from the issuer's key set by `kid`; `iss` must be

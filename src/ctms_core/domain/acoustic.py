@@ -1,15 +1,15 @@
-"""Contact → Acoustic rows: the pure mapping of R§4.3–§4.5, with the fixes of R§12.4 items 31–32.
+"""Contact → Acoustic rows: the pure mapping of docs/contract.md §9.2, §9.3.
 
 `map_contact` turns one contact (and its Stripe-derived products) into an `AcousticRecord`: the main-table
-row (column → text), the newsletter, waitlist and product relational rows, and the log facts of R§7.3
+row (column → text), the newsletter, waitlist and product relational rows, and the log facts of docs/contract.md §11.3
 (`newsletters_skipped`, `skipped_fields`, `fxa_created_date_*`, `trace`). Every value is text, formatted by
-`acoustic_text` (R§4.3 "F").
+`acoustic_text` (docs/contract.md §9.3 "F").
 
 Differences from v3.3, on purpose:
 
-* Aware datetimes are converted to UTC before formatting (R§12.4 item 32); naive ones are taken as UTC.
+* Aware datetimes are converted to UTC before formatting (docs/contract.md §9.3); naive ones are taken as UTC.
 * A waitlist `fields` value that is not a string (number, list, object…) is sent as text (JSON for lists
-  and objects) instead of breaking the XML serialisation (R§12.4 item 31).
+  and objects) instead of breaking the XML serialisation (docs/contract.md §9.2).
 * Flat waitlist columns (`<name>_waitlist_<field>`) split on the first `_waitlist_`, so names with more
   underscores map instead of crashing the sync.
 * `email_id` is always sent as a main-table column (it is the sync key), even when the configuration
@@ -55,7 +55,7 @@ __all__ = [
 DATETIME_FORMAT: Final = "%m/%d/%Y %H:%M:%S"
 DATE_FORMAT: Final = "%m/%d/%Y"
 
-# R§13.2: the `acoustic_field` rows seeded by the v3 migrations, in their listed order.
+# docs/contract.md §9.7: the `acoustic_field` rows seeded by the v3 migrations, in their listed order.
 DEFAULT_MAIN_FIELDS: Final[tuple[str, ...]] = (
     "sfdc_id",
     "email",
@@ -119,15 +119,15 @@ DEFAULT_NEWSLETTER_MAPPING: Final[Mapping[str, str]] = {
     "test-pilot": "sub_test_pilot",
 }
 
-# Main-table booleans sent as "1"/"0"; every other boolean is "Yes"/"No" (R§4.4).
+# Main-table booleans sent as "1"/"0"; every other boolean is "Yes"/"No" (docs/contract.md §9.3).
 _NUMERIC_BOOLEAN_COLUMNS: Final = frozenset(
     {"double_opt_in", "has_opted_out_of_email", "fxa_account_deleted", "amo_email_opt_in"}
 )
-# Candidates never reported in `skipped_fields` (R§4.4).
+# Candidates never reported in `skipped_fields` (docs/contract.md §9.3).
 _KNOWN_IGNORED: Final = frozenset(
     {"email.update_timestamp", "amo.create_timestamp", "amo.update_timestamp"}
 )
-# Waitlist attributes a flat `<name>_waitlist_<field>` column reads before looking into `fields` (R§4.4).
+# Waitlist attributes a flat `<name>_waitlist_<field>` column reads before looking into `fields` (docs/contract.md §9.3).
 _WAITLIST_ATTRIBUTES: Final = frozenset(
     {"name", "source", "subscribed", "unsub_reason", "create_timestamp", "update_timestamp"}
 )
@@ -182,7 +182,7 @@ PRODUCT_COLUMNS: Final[tuple[str, ...]] = (
 
 
 class AcousticConfiguration(msgspec.Struct, frozen=True, kw_only=True):
-    """What to send (R§1.7): main-table columns, extra waitlist `fields` keys, newsletter → `sub_*` column.
+    """What to send (docs/contract.md §1.4): main-table columns, extra waitlist `fields` keys, newsletter → `sub_*` column.
 
     Read from the `acoustic_field` / `acoustic_newsletter_mapping` tables on every sync pass, so operators
     can change it without a restart.
@@ -194,7 +194,7 @@ class AcousticConfiguration(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def default_configuration() -> AcousticConfiguration:
-    """The configuration the v3 migrations seeded (R§13.2)."""
+    """The configuration the v3 migrations seeded (docs/contract.md §9.7)."""
     return AcousticConfiguration(
         main_fields=frozenset(DEFAULT_MAIN_FIELDS),
         waitlist_fields=frozenset(DEFAULT_WAITLIST_FIELDS),
@@ -203,7 +203,7 @@ def default_configuration() -> AcousticConfiguration:
 
 
 class AcousticRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything one contact upload sends, plus the per-contact log facts of R§7.3.
+    """Everything one contact upload sends, plus the per-contact log facts of docs/contract.md §11.3.
 
     `main` is the main-table row in request order; relational rows are in upload order. All values are
     text. `fxa_created_date_converted` is `success`, `failure` or `skipped` (no fxa or a null date).
@@ -229,7 +229,7 @@ class AcousticRecord(msgspec.Struct, frozen=True, kw_only=True):
         return len(self.products)
 
     def log_context(self) -> dict[str, Any]:
-        """The contact-level fields of the per-contact sync log (R§4.6, R§7.3); `trace` only when set."""
+        """The contact-level fields of the per-contact sync log (docs/contract.md §9.4, §11.3); `trace` only when set."""
         context: dict[str, Any] = {
             "email_id": str(self.email_id),
             "newsletter_count": self.newsletter_count,
@@ -245,7 +245,7 @@ class AcousticRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AcousticDeletion(msgspec.Struct, frozen=True, kw_only=True):
-    """What erasing a contact removes from Acoustic (SPEC §7): the main-table recipient and the contact's
+    """What erasing a contact removes from Acoustic (docs/contract.md §9.5): the main-table recipient and the contact's
     relational rows.
 
     The names (newsletter slugs, waitlist names, product ids) are the rows CTMS knew when the contact was
@@ -271,7 +271,7 @@ def deletion_of(contact: Contact, products: Iterable[Product] = ()) -> AcousticD
     )
 
 
-# --- value formatting (R§4.3 "F") ---------------------------------------------------------------------------
+# --- value formatting (docs/contract.md §9.3 "F") -----------------------------------------------------------
 
 
 def acoustic_datetime(value: datetime) -> str:
@@ -288,7 +288,7 @@ def _acoustic_date(value: date | datetime) -> str:
 
 
 def acoustic_text(value: Any) -> str:
-    """R§4.3's F, total: booleans `Yes`/`No`, datetimes and dates in Acoustic's formats (UTC), UUIDs
+    """docs/contract.md §9.3's F, total: booleans `Yes`/`No`, datetimes and dates in Acoustic's formats (UTC), UUIDs
     canonical, null empty; numbers in decimal; lists and objects as compact JSON; anything else `str()`."""
     if value is None:
         return ""
@@ -354,7 +354,7 @@ def _fxa_created_date(value: str | None) -> tuple[str, str, str]:
     return acoustic_datetime(parsed), "success", "str"
 
 
-# --- main table (R§4.4) -----------------------------------------------------------------------------------
+# --- main table (docs/contract.md §9.3) -------------------------------------------------------------------
 
 
 def _email_candidates(email: Email) -> Iterable[tuple[str, str, Any]]:
@@ -434,7 +434,7 @@ def _main_row(
     return row, skipped, created_converted, created_type
 
 
-# --- relational rows (R§4.5) ------------------------------------------------------------------------------
+# --- relational rows (docs/contract.md §9.3) --------------------------------------------------------------
 
 
 def _newsletter_row(email_id: str, newsletter: Newsletter) -> dict[str, str]:
@@ -500,7 +500,7 @@ def _product_row(email_id: str, product: Product) -> dict[str, str]:
 def map_contact(
     contact: Contact, products: Iterable[Product], configuration: AcousticConfiguration
 ) -> AcousticRecord:
-    """Convert one contact for upload (R§4.3–§4.5). Total: never raises on stored contact data."""
+    """Convert one contact for upload (docs/contract.md §9.3). Total: never raises on stored contact data."""
     email_id = str(contact.email.email_id)
     main, skipped_fields, created_converted, created_type = _main_row(contact, configuration)
     mapping = configuration.newsletter_mapping

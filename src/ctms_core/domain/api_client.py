@@ -13,7 +13,7 @@ TOKEN_NAMESPACE = "api_client"  # noqa: S105 - the `sub` claim prefix, not a sec
 
 class ApiClient(msgspec.Struct, frozen=True, kw_only=True):
     """`credentials_changed_at` is when the secret was last rotated or the client disabled; tokens issued
-    before it are revoked (SPEC §7). Creating a client is not a change, so it starts as None.
+    before it are revoked (docs/contract.md §3.2). Creating a client is not a change, so it starts as None.
 
     `roles` (sorted names) and `permissions` (every permission those roles grant) are read with the
     client, in the same query; repositories ignore them on `add`/`save` (roles are granted through the
@@ -46,7 +46,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def credentials_version(client: ApiClient) -> int:
     """Which credentials of the client are current: `credentials_changed_at` in whole microseconds
     since the epoch (exact, unlike a float), 0 while they never changed. Tokens carry the version they
-    were issued under, so a rotation or a disabling revokes them whatever their timing (SPEC §7)."""
+    were issued under, so a rotation or a disabling revokes them whatever their timing (docs/contract.md §3.2)."""
     changed_at = client.credentials_changed_at
     if changed_at is None:
         return 0

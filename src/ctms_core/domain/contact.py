@@ -1,10 +1,10 @@
 """The contact aggregate: an e-mail identity with its optional satellites and subscriptions.
 
-Field order in each struct is the order of the v3.3 JSON output (R§3.4), so adapters can render a contact
+Field order in each struct is the order of the v3.3 JSON output (docs/contract.md §5.8), so adapters can render a contact
 without reordering. Structs are frozen: a use case builds the next state with `msgspec.structs.replace`.
 
 Sizes, defaults and coercions of every input field live in the `*_FIELDS` tables next to each struct; they
-are the column sizes of R§1 so an oversized value is rejected before it reaches a database.
+are the column sizes of docs/contract.md §1 so an oversized value is rejected before it reaches a database.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class Waitlist(msgspec.Struct, frozen=True, kw_only=True):
 
 class Contact(msgspec.Struct, frozen=True, kw_only=True):
     """A contact as stored. `amo`/`fxa`/`mofo` are None when no row exists ("default objects are not
-    stored", R§3.2); `newsletters` and `waitlists` are sorted by name in code-point order (SPEC §6 item 15).
+    stored", docs/contract.md §5.2); `newsletters` and `waitlists` are sorted by name in code-point order (docs/contract.md §5.8).
     """
 
     email: Email
@@ -120,7 +120,7 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
     fxa_primary_email: str | None
 
 
-# --- input rules (R§3.2) ----------------------------------------------------------------------------------
+# --- input rules (docs/contract.md §5.2) ------------------------------------------------------------------
 
 EMAIL_FIELDS: tuple[f.Field, ...] = (
     f.Field("primary_email", f.email_address(255), nullable=False, required=True),
@@ -202,7 +202,7 @@ def data_of(struct: msgspec.Struct, names: Iterable[str]) -> dict[str, Any]:
 
 
 def is_default_group(group: str, struct: Amo | Fxa | Mofo) -> bool:
-    """True when every data field equals the schema default: such an object is not stored (R§3.2)."""
+    """True when every data field equals the schema default: such an object is not stored (docs/contract.md §5.2)."""
     return data_of(struct, GROUP_DATA[group]) == data_of(GROUP_TYPES[group](), GROUP_DATA[group])
 
 
@@ -210,11 +210,11 @@ Item = TypeVar("Item", Newsletter, Waitlist)
 
 
 def sort_by_name(items: Iterable[Item]) -> tuple[Item, ...]:
-    """Code-point order, whatever the database collation (SPEC §6 item 15)."""
+    """Code-point order, whatever the database collation (docs/contract.md §5.8)."""
     return tuple(sorted(items, key=lambda item: item.name))
 
 
-# --- read-side computed fields (R§3.7.3) -------------------------------------------------------------------
+# --- read-side computed fields (docs/contract.md §6.4) -----------------------------------------------------
 
 
 def _text_or_none(value: Any) -> str | None:

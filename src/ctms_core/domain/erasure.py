@@ -1,4 +1,4 @@
-"""The audit trail of contact erasures (SPEC §7): proof that an address was erased, without keeping it.
+"""The audit trail of contact erasures (docs/contract.md §14.2): proof that an address was erased, without keeping it.
 
 A record keeps when, which API client (None for the command line), the erased `email_id` and a keyed hash
 of the lower-cased primary e-mail: HMAC-SHA256 with a salt only the operators hold, so the trail can

@@ -1,6 +1,6 @@
 """The errors of the core, one class per outcome a caller must tell apart.
 
-Each error carries the `detail` the v3.3 contract shows to clients (R§13.1), so every driving adapter renders
+Each error carries the `detail` the v3.3 contract shows to clients (docs/contract.md §2.6), so every driving adapter renders
 the same words; the HTTP layer only maps classes to status codes.
 """
 
@@ -49,7 +49,7 @@ class ContactConflictError(CoreError):
     """A unique identifier of the contact is already used by another contact.
 
     `fields` names every clashing unique field (`primary_email`, `basket_token`, `fxa_id`, `mofo_email_id`,
-    `email_id`), so clients can tell which identifier collided (SPEC §7).
+    `email_id`), so clients can tell which identifier collided (docs/contract.md §14.3).
     """
 
     def __init__(self, detail: str, fields: Sequence[str]) -> None:
@@ -114,7 +114,7 @@ class NotAuthenticatedError(AuthenticationError):
 
 
 class ClientDisabledError(CoreError):
-    """The API client exists but is disabled: 400 as in v3.3 (R§2.2 step 5)."""
+    """The API client exists but is disabled: 400 as in v3.3 (docs/contract.md §2.2)."""
 
     detail = "API Client has been disabled"
     reason = "Client disabled"
@@ -145,7 +145,7 @@ class PreconditionFailedError(CoreError):
 
 class WriteConflictError(CoreError):
     """A concurrent transaction wrote the same rows first (an integrity error at write or commit): the
-    client may simply retry (409, R§13.1)."""
+    client may simply retry (409, docs/contract.md §2.6)."""
 
     detail = "Write conflict, try again"
 

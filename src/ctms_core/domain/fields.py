@@ -2,11 +2,11 @@
 
 Every group of the contact contract (email, amo, fxa, mofo, newsletter and waitlist items) is described as a
 tuple of `Field`s; `parse_object` applies them and collects *all* errors with their location, so a client
-learns about every bad value of a body at once (SPEC §2).
+learns about every bad value of a body at once (docs/compatibility.md §1).
 
-Coercion is deliberately lenient like CTMS v3.3 (R§3.2 "Type leniency"): numbers are accepted for strings
+Coercion is deliberately lenient like CTMS v3.3 (docs/contract.md §5.5): numbers are accepted for strings
 (`1337` → `"1337"`), booleans accept `true/false/1/0/yes/no/on/off/t/f/y/n` in any case. Sizes are the
-database column sizes, so an oversized value is a 422 and never a database error (SPEC §6 item 12).
+database column sizes, so an oversized value is a 422 and never a database error (docs/contract.md §5.2).
 Messages follow the wording v3.3 clients have seen (pydantic v1) where one exists.
 """
 
@@ -166,7 +166,7 @@ _URL = re.compile(
 
 
 def url(value: Any) -> str:
-    """An absolute URL like pydantic v1 `AnyUrl` (R§3.2 "URL rules"); IDN hosts become punycode."""
+    """An absolute URL like pydantic v1 `AnyUrl` (docs/contract.md §5.5); IDN hosts become punycode."""
     if not isinstance(value, str):
         raise InvalidValue("str type expected", "type_error.str")
     candidate = value.strip()
@@ -212,7 +212,7 @@ def _holds_nul(value: Any) -> bool:
 
 
 def email_address(max_length: int) -> Coercer:
-    """The primary e-mail rule of SPEC §6 item 11: one `@`, both sides non-empty, no whitespace."""
+    """The primary e-mail rule of docs/contract.md §5.2: one `@`, both sides non-empty, no whitespace."""
     as_text = text(max_length)
 
     def coerce(value: Any) -> str:

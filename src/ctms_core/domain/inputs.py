@@ -1,4 +1,4 @@
-"""Request bodies of the contact write operations, validated into typed inputs (R§3.1–§3.5).
+"""Request bodies of the contact write operations, validated into typed inputs (docs/contract.md §5.1, §5.2, §5.7, §5.8, §5.9).
 
 `parse_contact_input` reads a POST or PUT body, `parse_contact_patch` a PATCH body. Both take the decoded
 JSON (any Python value), report every invalid value at once as `ValidationFailedError`, and never touch
@@ -60,7 +60,7 @@ class ContactInput(msgspec.Struct, frozen=True, kw_only=True):
     mofo: Mofo | None = None
     newsletters: tuple[Newsletter, ...] = ()
     waitlists: tuple[Waitlist, ...] = ()
-    # Legacy waitlist keys (R§3.7); UNSET when the body does not carry the key at all.
+    # Legacy waitlist keys (docs/contract.md §6); UNSET when the body does not carry the key at all.
     vpn_waitlist: LegacyVpnInput = UNSET
     relay_waitlist: LegacyRelayInput = UNSET
 
@@ -153,7 +153,7 @@ def _parse_legacy(
 def _check_relay_country(
     newsletters: Any, waitlists: Any, relay_waitlist: Any, errors: list[FieldError]
 ) -> None:
-    """R§3.7.2: subscribing to a `relay-*` newsletter needs a country (no 500 for "DELETE")."""
+    """docs/contract.md §6.3: subscribing to a `relay-*` newsletter needs a country (no 500 for "DELETE")."""
     if not isinstance(newsletters, list | tuple):
         return
     wants_relay = any(
@@ -205,9 +205,9 @@ def parse_contact_input(
     """Validate a POST (`require_email_id=False`) or PUT (`True`) body.
 
     Rules: `email.primary_email` required; `email.email_id` optional for POST (null or absent → the server
-    generates one), required for PUT; when given it must be a version-4 UUID (R§3.3). Omitted fields take
+    generates one), required for PUT; when given it must be a version-4 UUID (docs/contract.md §5.7). Omitted fields take
     their defaults; all-default `amo`/`fxa`/`mofo` objects are dropped. Newsletter and waitlist names must
-    be unique within the body (SPEC §6). Each waitlist item's `fields` is checked by `waitlist_rules`
+    be unique within the body (docs/compatibility.md §2). Each waitlist item's `fields` is checked by `waitlist_rules`
     (docs/waitlists.md; the API passes the rules in force, others get the seeded ones).
     """
     errors: list[FieldError] = []
@@ -290,11 +290,11 @@ def parse_contact_input(
 def parse_contact_patch(
     body: Any, *, waitlist_rules: WaitlistFieldRules = SEEDED_RULES
 ) -> ContactPatch:
-    """Validate a PATCH body (R§2.7).
+    """Validate a PATCH body (docs/contract.md §4.4).
 
     Rules: every key optional and only present keys count; `amo`/`fxa`/`mofo` may be `"DELETE"`,
     `newsletters`/`waitlists` may be `"UNSUBSCRIBE"`; an explicit `null` or any other string for a whole
-    group is a 422 (SPEC §6 item 4); `email.primary_email` may be omitted but never null; list items need a
+    group is a 422 (docs/contract.md §4.4); `email.primary_email` may be omitted but never null; list items need a
     `name` and carry only the keys they set; waitlist items are validated even when they only update, their
     `fields` (when given) by `waitlist_rules` (docs/waitlists.md).
     """

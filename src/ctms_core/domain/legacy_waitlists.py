@@ -1,4 +1,4 @@
-"""The v3.3 translation of legacy waitlist input into waitlist changes (R§3.7.1), with SPEC §6 fixes 17–21.
+"""The v3.3 translation of legacy waitlist input into waitlist changes (docs/contract.md §6.1, §6.2), with docs/contract.md §6.1, §6.2, §6.3.
 
 Old clients sign up for VPN and Relay with `vpn_waitlist` / `relay_waitlist` objects and `*-waitlist`
 newsletters. This module turns that input into *partial* waitlist items (`{"name": ..., <only the keys to
@@ -13,7 +13,7 @@ change>}`), which each verb then applies with its normal rules. Being partial is
   `"newsletters": "UNSUBSCRIBE"` as v3.3 did;
 * `used` (the legacy request counter) is true only when legacy keys were sent and changed something:
   GET documents echo all-null `vpn_waitlist`/`relay_waitlist` objects, which are not legacy requests;
-* an all-null `vpn_waitlist` creates no waitlist (v3.3 created an empty one, R§12.2 item 19), so a GET → PUT
+* an all-null `vpn_waitlist` creates no waitlist (v3.3 created an empty one, docs/contract.md §6.2), so a GET → PUT
   round trip is lossless.
 """
 

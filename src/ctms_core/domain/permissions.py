@@ -1,4 +1,4 @@
-"""Operation permissions (SPEC §7, R§10.2 item 6): what an API client may do, granted through roles.
+"""Operation permissions (docs/contract.md §14.1): what an API client may do, granted through roles.
 
 A client holds roles; a role groups permissions. The rule of `is_permitted`:
 

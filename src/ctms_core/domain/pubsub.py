@@ -1,4 +1,4 @@
-"""Google Pub/Sub push envelopes (R§2.13, R§13.4) and the push endpoint's authentication errors."""
+"""Google Pub/Sub push envelopes (docs/contract.md §8.2) and the push endpoint's authentication errors."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ ACCEPTED_NOT_PROCESSED: Final = "Accepted but not processed"
 
 
 class PushAuthenticationError(AuthenticationError):
-    """401 `Could not validate credentials`; `reason` is the `auth_fail` log value of R§7.2, `claims` the
+    """401 `Could not validate credentials`; `reason` is the `auth_fail` log value of docs/contract.md §11.2, `claims` the
     verified token's claims when the failure came after verification (for the `pubsub_*` log fields)."""
 
     def __init__(self, reason: str, claims: Mapping[str, Any] | None = None) -> None:

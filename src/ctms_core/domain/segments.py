@@ -1,10 +1,10 @@
-"""Products and their marketing segments, derived from a contact's Stripe data (R§3.8, R§5.5).
+"""Products and their marketing segments, derived from a contact's Stripe data (docs/contract.md §8.5).
 
 Differences from v3.3, on purpose:
 
 * `changed` of a `canceled` subscription falls back to `canceled_at`, then `current_period_end` when Stripe
-  sent no `ended_at` (SPEC §6, R§12.5 item 42): computing products never fails.
-* `sub_count` counts the distinct *subscriptions* holding the product, not their items (R§12.5 item 43).
+  sent no `ended_at` (docs/compatibility.md §2; docs/contract.md §8.5): computing products never fails.
+* `sub_count` counts the distinct *subscriptions* holding the product, not their items (docs/contract.md §8.5).
   The `re-` prefix follows it: one subscription holding two items of a product is not a re-subscription
   (v3.3 table case 9 gave `re-…` with a count of 2; we give the unprefixed segment with a count of 1).
 * The latest subscription of a product is the one with the greatest `current_period_end`; ties are broken
@@ -39,7 +39,7 @@ PAYMENT_SERVICES: Final = ("stripe", "unknown")
 
 
 class Product(msgspec.Struct, frozen=True, kw_only=True):
-    """One product a contact subscribed to, in the field order of R§3.8."""
+    """One product a contact subscribed to, in the field order of docs/contract.md §8.5."""
 
     payment_service: str
     product_id: str

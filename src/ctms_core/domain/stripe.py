@@ -1,13 +1,13 @@
-"""The Stripe data CTMS mirrors (R§1.8) and the parsing of incoming Stripe objects (R§5.1–§5.2).
+"""The Stripe data CTMS mirrors (docs/contract.md §1.5) and the parsing of incoming Stripe objects (docs/contract.md §8.3).
 
-Stored rows are frozen structs whose fields are the columns of R§1.8; timestamps are timezone-aware UTC
+Stored rows are frozen structs whose fields are the columns of docs/contract.md §1.5; timestamps are timezone-aware UTC
 datetimes. `create_timestamp`/`update_timestamp` are CTMS bookkeeping: they never take part in change
 detection (`same_data`).
 
 Parsing turns a Stripe JSON object (a mapping decoded from JSON) into the rows it describes, validating the
 whole object before anything is written: required keys, types, column sizes and Stripe's real enumerations
-(invoice status `uncollectible`, subscription status `paused`; SPEC §6 items 37–45). The same parse runs for
-new and for already known objects, so validation never depends on whether a row exists (R§12.5 item 40).
+(invoice status `uncollectible`, subscription status `paused`; docs/contract.md §8.2, §8.3, §8.5, §18.3). The same parse runs for
+new and for already known objects, so validation never depends on whether a row exists (docs/contract.md §8.3).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ INVOICE_STATUSES: Final = ("draft", "open", "paid", "uncollectible", "void")
 PRICE_INTERVALS: Final = ("day", "week", "month", "year")
 LINE_ITEM_TYPES: Final = ("subscription", "invoiceitem")
 
-#: Top-level `object` values CTMS ingests (R§5.1); `line_item` only arrives inside an invoice.
+#: Top-level `object` values CTMS ingests (docs/contract.md §8.3); `line_item` only arrives inside an invoice.
 SUPPORTED_OBJECTS: Final = ("customer", "subscription", "subscription_item", "price", "invoice")
 
 ACTION_NAMES: Final = ("created", "updated", "no_change", "deleted", "skipped")
@@ -49,13 +49,13 @@ INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1
 
 
 class StripeRequestNotRecognized(BadRequestError):
-    """The body is not a Stripe object at all: not a JSON object, or without `object`/`id` (R§2.12)."""
+    """The body is not a Stripe object at all: not a JSON object, or without `object`/`id` (docs/contract.md §8.1)."""
 
     detail = "Request JSON is not recognized."
 
 
 class StripeObjectError(BadRequestError):
-    """A Stripe object lacks data the ingester needs or holds an invalid value (400, R§2.12).
+    """A Stripe object lacks data the ingester needs or holds an invalid value (400, docs/contract.md §8.1).
 
     `detail` is the contract's fixed text; `reason` says what exactly is wrong, for logs.
     """
@@ -93,7 +93,7 @@ class FxaIdConflict(CoreError):
         self.fxa_id = fxa_id
 
 
-# --- stored rows (R§1.8) -----------------------------------------------------------------------------------
+# --- stored rows (docs/contract.md §1.5) -------------------------------------------------------------------
 
 
 class StripeCustomer(msgspec.Struct, frozen=True, kw_only=True):
@@ -250,7 +250,7 @@ _ABSENT: Any = object()
 
 
 def from_stripe_timestamp(value: Any) -> datetime | None:
-    """Stripe's integer unix seconds as a UTC datetime; `0` and `null` mean "no time" (R§5.1)."""
+    """Stripe's integer unix seconds as a UTC datetime; `0` and `null` mean "no time" (docs/contract.md §8.3)."""
     if value is None or value == 0:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
@@ -388,7 +388,7 @@ class _Reader:
 
 
 def object_type_and_id(data: Any) -> tuple[str, str]:
-    """The `object` and `id` of a Stripe object, or `StripeRequestNotRecognized` (R§2.12)."""
+    """The `object` and `id` of a Stripe object, or `StripeRequestNotRecognized` (docs/contract.md §8.1)."""
     if not isinstance(data, Mapping):
         raise StripeRequestNotRecognized()
     object_type, stripe_id = data.get("object"), data.get("id")
@@ -400,7 +400,7 @@ def object_type_and_id(data: Any) -> tuple[str, str]:
 
 
 def parse_customer(data: Any) -> CustomerPayload:
-    """A customer (R§5.2): `description` is the FxA id; a deleted customer needs nothing but its id."""
+    """A customer (docs/contract.md §8.3): `description` is the FxA id; a deleted customer needs nothing but its id."""
     reader = _Reader(data, "customer")
     reader.expect_object("customer")
     stripe_id = reader.identifier("id")
@@ -425,7 +425,7 @@ def parse_customer(data: Any) -> CustomerPayload:
 
 
 def parse_price(data: Any) -> StripePrice:
-    """A price (R§5.2): currency is three letters, stored lower-cased; `recurring` is null for one-time
+    """A price (docs/contract.md §8.3): currency is three letters, stored lower-cased; `recurring` is null for one-time
     prices."""
     reader = _Reader(data, "price")
     reader.expect_object("price")
@@ -541,7 +541,7 @@ def parse_invoice(data: Any) -> InvoicePayload:
 
 
 def parse_stripe_object(data: Any) -> StripePayload:
-    """Dispatch on `object` (R§5.1): `StripeRequestNotRecognized` without `object`/`id`,
+    """Dispatch on `object` (docs/contract.md §8.3): `StripeRequestNotRecognized` without `object`/`id`,
     `UnknownStripeObject` for a type CTMS does not ingest, `StripeObjectError` for invalid content."""
     object_type, stripe_id = object_type_and_id(data)
     match object_type:
@@ -559,11 +559,11 @@ def parse_stripe_object(data: Any) -> StripePayload:
             raise UnknownStripeObject(object_type, stripe_id)
 
 
-# --- ingest actions (R§5.4) --------------------------------------------------------------------------------
+# --- ingest actions (docs/contract.md §8.4) ----------------------------------------------------------------
 
 
 class IngestActions:
-    """What ingestion did, as action name → set of `"<label>:<id>"` strings (R§5.4)."""
+    """What ingestion did, as action name → set of `"<label>:<id>"` strings (docs/contract.md §8.4)."""
 
     def __init__(self) -> None:
         self._actions: dict[str, set[str]] = {}

@@ -1,13 +1,13 @@
-"""The Acoustic sync queue's vocabulary and the sync policy (R§4.1–§4.2 with the fixes of SPEC §7).
+"""The Acoustic sync queue's vocabulary and the sync policy (docs/contract.md §9).
 
 A contact has at most one pending row. Enqueueing an edit resets its retry count and bumps its `version`,
 so an edit made while a worker uploads the contact is noticed when the worker completes: the row survives
-and is synced again (no lost edits, R§12.4 item 30). Erasures are pending rows too (`operation="erase"`),
+and is synced again (no lost edits, docs/contract.md §9.1). Erasures are pending rows too (`operation="erase"`),
 carrying what to remove from Acoustic.
 
 Failed attempts wait `retry_delay` before the next one: exponential backoff with full jitter, capped.
 
-Outages are not the contact's fault (SPEC §9 "Reliability": Acoustic down → nothing lost). A failure is
+Outages are not the contact's fault (docs/contract.md §16.3: Acoustic down → nothing lost). A failure is
 `rejected` (Acoustic answered and refused this contact), `outage` (no usable answer: timeout, connection
 refused or dropped, HTTP 5xx, a body that is not XML, the OAuth endpoint down or refusing the grant) or
 `error` (anything else, e.g. a bug). Rejections and errors always use one of the contact's retries. An
@@ -74,14 +74,14 @@ class PendingSync(msgspec.Struct, frozen=True, kw_only=True):
 class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
     """`backlog`: rows still to be attempted (retry below the limit); `retry_backlog`: rows that
     failed at least once since their last enqueue (a retry counted, or an error recorded by an outage
-    that kept the retry count), past the limit included (R§4.1 "Counts")."""
+    that kept the retry count), past the limit included (docs/contract.md §9.1)."""
 
     backlog: int
     retry_backlog: int
 
 
 class SyncPassStats(msgspec.Struct, kw_only=True):
-    """What one pass did: the context of the `sync_service cycle complete` log (R§4.2, R§7.3)."""
+    """What one pass did: the context of the `sync_service cycle complete` log (docs/contract.md §9.2, §11.3)."""
 
     batch_limit: int
     retry_limit: int
@@ -90,8 +90,8 @@ class SyncPassStats(msgspec.Struct, kw_only=True):
     retry_backlog: int | None = None
     count_total: int = 0
     counts: dict[str, int] = msgspec.field(default_factory=dict)
-    # Seconds between the last enqueue and the upload, the largest among first attempts (R§4.2 step 7,
-    # with the fix of R§12.4 item 35: the oldest, not the last).
+    # Seconds between the last enqueue and the upload, the largest among first attempts (docs/contract.md §9.2,
+    # with the fix of docs/contract.md §11.6: the oldest, not the last).
     age_s: float | None = None
     # While Acoustic is down: how long this worker waits before it tries again.
     outage_pause_s: float | None = None

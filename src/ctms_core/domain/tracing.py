@@ -1,7 +1,7 @@
-"""Traced addresses: test accounts whose requests are logged in full (R§2.2 "Tracing").
+"""Traced addresses: test accounts whose requests are logged in full (docs/contract.md §2.7).
 
 The marker is `+trace-me-mozilla-` before the `@` (the code of v3.3); the `+trace_me_mozilla_` spelling of
-its documentation is accepted too (SPEC §4 item 11).
+its documentation is accepted too (docs/contract.md §11.1, §11.2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`GET /updates`: query rules and the keyset cursor (R§2.11 with SPEC §6 fixes 5–8).
+"""`GET /updates`: query rules and the keyset cursor (docs/contract.md §2.6, §7).
 
 Pages are ordered by `(update_timestamp, email_id)` and a page starts strictly after the cursor's pair, so
 paging never repeats a contact and always ends, however many contacts share one timestamp. The cursor keeps
@@ -88,7 +88,7 @@ def parse_updates_query(params: Mapping[str, str]) -> UpdatesQuery:
     """Validate the query string of `GET /updates`; every problem is a 422 located at `["query", name]`.
 
     Rules: `start` required (ISO 8601 or unix seconds); `end` optional (empty = now); `limit` 1..1000
-    (empty = 100; 0 is refused, SPEC §6 item 7); `after` a cursor; `mofo_relevant` a boolean word or empty.
+    (empty = 100; 0 is refused, docs/contract.md §7.1); `after` a cursor; `mofo_relevant` a boolean word or empty.
     """
     errors: list[FieldError] = []
 

@@ -1,7 +1,7 @@
 """The Acoustic port: upload one contact's rows, erase one contact, and the errors a sync may meet.
 
 Every `AcousticError` is transient from the worker's point of view: it retries the contact with backoff
-(SPEC §7, "the worker never crashes on upstream trouble"). The gateway itself never retries, except that
+(docs/contract.md §9.2, "the worker never crashes on upstream trouble"). The gateway itself never retries, except that
 it refreshes an expired OAuth access token once and repeats that one request.
 """
 
@@ -38,8 +38,8 @@ TABLES: Final[tuple[AcousticTable, ...]] = ("main", "newsletter", "waitlist", "p
 
 
 class AcousticCall(msgspec.Struct, frozen=True, kw_only=True):
-    """One XML API request: the labels of the `ctms_background_acoustic_request*` metrics (R§8.2) and the
-    `<table>_status` / `<table>_duration_s` log fields (R§4.6)."""
+    """One XML API request: the labels of the `ctms_background_acoustic_request*` metrics (docs/contract.md §11.6) and the
+    `<table>_status` / `<table>_duration_s` log fields (docs/contract.md §9.4)."""
 
     table: AcousticTable
     method: AcousticMethod
@@ -116,7 +116,7 @@ class AcousticGateway(Protocol):
     """Acoustic Campaign's XML API, as CTMS uses it."""
 
     async def upload(self, record: AcousticRecord) -> UploadReport:
-        """Send one contact (R§4.6): `AddRecipient` on the main table (sync field `email_id`, update if
+        """Send one contact (docs/contract.md §9.4): `AddRecipient` on the main table (sync field `email_id`, update if
         found), then `InsertUpdateRelationalTable` for the newsletter, waitlist and product rows, each
         skipped when the contact has no such rows. The first failure stops the sequence and raises an
         `AcousticError` whose `calls` include the requests made; the whole contact is resent next time.
@@ -124,7 +124,7 @@ class AcousticGateway(Protocol):
         ...
 
     async def erase(self, deletion: AcousticDeletion) -> UploadReport:
-        """Remove one contact (SPEC §7): `DeleteRelationalTableData` for its rows in each relational table,
+        """Remove one contact (docs/contract.md §9.5): `DeleteRelationalTableData` for its rows in each relational table,
         then `RemoveRecipient` on the main table. Idempotent for the recipient: one already gone counts as
         removed, so a retried erasure completes. Failures raise like `upload`.
         """

@@ -11,5 +11,5 @@ class DatabaseHealth(Protocol):
         ...
 
     async def estimate_contact_count(self) -> int:
-        """A cheap, never negative estimate of the number of contacts (SPEC §6 item 26)."""
+        """A cheap, never negative estimate of the number of contacts (docs/contract.md §10)."""
         ...

@@ -1,4 +1,4 @@
-"""Verifying the OIDC bearer token Google Pub/Sub sends with each push (R§2.13, SPEC §6 item 27)."""
+"""Verifying the OIDC bearer token Google Pub/Sub sends with each push (docs/contract.md §8.2)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Storage port for the mirrored Stripe data (R§1.8). Repositories never commit: the unit of work does.
+"""Storage port for the mirrored Stripe data (docs/contract.md §1.5). Repositories never commit: the unit of work does.
 
 `for_update=True` locks the row until the transaction ends (`SELECT … FOR UPDATE` in PostgreSQL); a locking
 read of a missing row locks nothing. `save_*` inserts or replaces the row with the same `stripe_id`.
-Prices are read without a lock (they are shared by many customers, R§5.2); a database adapter should write
+Prices are read without a lock (they are shared by many customers, docs/contract.md §8.3); a database adapter should write
 them with an upsert (`INSERT … ON CONFLICT DO UPDATE`) so two transactions creating the same price both
 succeed.
 """
@@ -33,7 +33,7 @@ class StripeRepository(Protocol):
     async def find_customer_by_fxa_id(
         self, fxa_id: str, *, for_update: bool = False
     ) -> StripeCustomer | None:
-        """The customer whose `fxa_id` equals `fxa_id` (unique, R§1.8)."""
+        """The customer whose `fxa_id` equals `fxa_id` (unique, docs/contract.md §1.5)."""
         ...
 
     async def save_customer(self, customer: StripeCustomer) -> None:
@@ -72,7 +72,7 @@ class StripeRepository(Protocol):
     ) -> StripeSubscriptionItem | None: ...
 
     async def save_subscription_item(self, item: StripeSubscriptionItem) -> None:
-        """Insert or replace; the subscription and the price must exist (foreign keys, R§1.8)."""
+        """Insert or replace; the subscription and the price must exist (foreign keys, docs/contract.md §1.5)."""
         ...
 
     async def subscription_item_ids(
@@ -105,7 +105,7 @@ class StripeRepository(Protocol):
     ) -> StripeInvoiceLineItem | None: ...
 
     async def save_invoice_line_item(self, line_item: StripeInvoiceLineItem) -> None:
-        """Insert or replace; the invoice and the price must exist (foreign keys, R§1.8)."""
+        """Insert or replace; the invoice and the price must exist (foreign keys, docs/contract.md §1.5)."""
         ...
 
     async def invoice_line_item_ids(
@@ -116,7 +116,7 @@ class StripeRepository(Protocol):
 
     async def delete_invoice_line_items(self, stripe_ids: Collection[str]) -> None: ...
 
-    # reads for the product-segment algorithm (R§5.5)
+    # reads for the product-segment algorithm (docs/contract.md §8.5)
     async def accounts_for_fxa_ids(self, fxa_ids: Sequence[str]) -> dict[str, StripeAccount]:
         """For each FxA id that has a Stripe customer: the customer, its subscriptions, their items and
         the prices of those items. FxA ids without a customer are absent from the result."""

@@ -75,7 +75,7 @@ class SyncQueue(Protocol):
 
 
 class AcousticConfigRepository(Protocol):
-    """The `acoustic_field` and `acoustic_newsletter_mapping` tables (R§1.7)."""
+    """The `acoustic_field` and `acoustic_newsletter_mapping` tables (docs/contract.md §1.4)."""
 
     async def load(self) -> AcousticConfiguration: ...
 

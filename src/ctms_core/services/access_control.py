@@ -1,5 +1,5 @@
 """Administration of roles and permissions (the `ctms roles|permissions ...` commands and `ctms clients
-grant|revoke`, R§10.2 items 6–7)."""
+grant|revoke`, docs/contract.md §13.1, §14.1)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _commands(intro: str, commands: list[str]) -> str:
 class AccessControlService:
     """Roles, permissions and their grants, one transaction per operation.
 
-    Rules (R§10.2 item 7): names are unique — creating a duplicate, or granting what is already granted
+    Rules (docs/contract.md §13.1): names are unique — creating a duplicate, or granting what is already granted
     to a role, is a `PreconditionFailedError` (CLI exit 10); so is revoking what is not granted. A role
     still assigned to clients or still holding permissions, and a permission still granted to roles,
     cannot be deleted: the error lists the revoke commands to run first. Unknown names are

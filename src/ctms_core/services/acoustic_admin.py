@@ -1,4 +1,4 @@
-"""Acoustic administration (R§9.4 with the fixes of R§12.4 item 34): the sync configuration, resync of
+"""Acoustic administration (docs/contract.md §13.4): the sync configuration, resync of
 contacts, and the contacts that exhausted their retries."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class AcousticAdminService:
         self.retry_limit = retry_limit
 
     async def backlog(self) -> QueueCounts:
-        """Backlog and retry backlog of the sync queue (the heartbeat's check, R§2.14)."""
+        """Backlog and retry backlog of the sync queue (the heartbeat's check, docs/contract.md §10)."""
         async with self._uow_factory() as uow:
             return await uow.sync_queue.counts(self.retry_limit)
 

@@ -1,4 +1,4 @@
-"""The products (R§3.8) of contacts, read inside a unit of work, for the Acoustic rows and erasures."""
+"""The products (docs/contract.md §8.5) of contacts, read inside a unit of work, for the Acoustic rows and erasures."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Administration of API clients (the `ctms clients ...` commands, R§9.1 and R§10.2 item 7)."""
+"""Administration of API clients (the `ctms clients ...` commands, docs/contract.md §13.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""OAuth2 client-credentials tokens and bearer authentication (R§2.2, R§2.3, SPEC §7)."""
+"""OAuth2 client-credentials tokens and bearer authentication (docs/contract.md §2.2, §3.1, §3.2)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class AuthService:
     ) -> IssuedToken:
         """POST /token: exchange client credentials for an HS256 access token.
 
-        Rules (R§2.3): missing credentials, an unknown client, a disabled client and a wrong secret are all
+        Rules (docs/contract.md §3.1): missing credentials, an unknown client, a disabled client and a wrong secret are all
         refused alike (`TokenRequestRejectedError`, whose `reason` only the log sees), and cost alike: the
         secret is verified in every case, against a dummy hash of the same argon2 costs for an unknown
         client, so the answer's timing does not tell which client ids exist.
@@ -90,7 +90,7 @@ class AuthService:
         (`TooManyAttemptsError`, 429) before any check, even with the right secret, until the window has
         passed. Attempts that could not be checked (the database failed) are not counted.
         The token carries `sub = "api_client:<id>"`, `exp`, `iat` and the client's credentials version
-        (for revocation, SPEC §7).
+        (for revocation, docs/contract.md §3.2).
         """
         if not client_id or not client_secret:
             raise TokenRequestRejectedError("No credentials")
@@ -135,7 +135,7 @@ class AuthService:
         return self._dummy_hash
 
     def client_id_of(self, token: str) -> str | None:
-        """The client id a well-signed token names, for logs and metrics before the lookup (R§2.2)."""
+        """The client id a well-signed token names, for logs and metrics before the lookup (docs/contract.md §2.2)."""
         try:
             claims = self._tokens.decode(token, now=self._clock.now())
         except InvalidTokenError:
@@ -148,7 +148,7 @@ class AuthService:
     async def authenticate(self, token: str) -> ApiClient:
         """Resolve a bearer token to an enabled API client.
 
-        Rules (R§2.2): a bad signature, expiry or a `sub` without `:` → "No or bad token"; a namespace other
+        Rules (docs/contract.md §2.2): a bad signature, expiry or a `sub` without `:` → "No or bad token"; a namespace other
         than `api_client` → "Bad namespace"; an unknown client → "No client record" (all 401); a disabled
         client → `ClientDisabledError` (400, as v3.3). A token issued before the client's credentials last
         changed (secret rotated, client disabled) is revoked → 401 "Token revoked"; a v3 token without `iat`
@@ -162,7 +162,7 @@ class AuthService:
         roles and permissions (read with it, in the same query) for `authorize`.
 
         A token that passed every check is trusted for `recheck_interval` (never past its `exp`) without
-        decoding it or reading the client again: the hot path of every API call (SPEC §9). Rotating a
+        decoding it or reading the client again: the hot path of every API call (docs/contract.md §16.1). Rotating a
         secret, disabling a client or changing its roles therefore takes effect within that interval
         (`CTMS_TOKEN_CACHE_SECONDS`, 1 s by default; 0 checks every request). Refusals are never
         remembered.

@@ -1,4 +1,4 @@
-"""Contact use cases: one transaction each, the rules of R§2.4–§2.11 with the fixes of SPEC §6."""
+"""Contact use cases: one transaction each, the rules of docs/contract.md §4.1, §4.2, §4.3, §4.4, §4.5, §4.6, §4.7, §7; docs/compatibility.md §2."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def _stamped(child: Child, *, created: datetime | None, updated: datetime) -> Ch
 
 def _next_child(previous: Child | None, proposed: Child, now: datetime) -> Child:
     """Keep a child's identity: its create timestamp stays, and its update timestamp moves only when its
-    data changed (SPEC §6 item 1)."""
+    data changed (docs/contract.md §4.3)."""
     if previous is None:
         return _stamped(proposed, created=now, updated=now)
     if _same_data(previous, proposed):
@@ -113,7 +113,7 @@ def _next_child(previous: Child | None, proposed: Child, now: datetime) -> Child
 
 
 def _replay_matches(stored: Contact, proposed: ContactInput) -> bool:
-    """Idempotent equality of R§3.6: a POST replay equals the stored contact on every input field."""
+    """Idempotent equality of docs/contract.md §5.10: a POST replay equals the stored contact on every input field."""
     if data_of(stored.email, EMAIL_DATA) != proposed.email:
         return False
     for group in ("amo", "fxa", "mofo"):
@@ -137,7 +137,7 @@ def _apply_item_changes(
     make: Callable[..., Item],
     now: datetime,
 ) -> tuple[Item, ...]:
-    """PATCH rules for newsletters and waitlists (R§2.7 steps 6–7).
+    """PATCH rules for newsletters and waitlists (docs/contract.md §4.4).
 
     `"UNSUBSCRIBE"` unsubscribes every item. A list updates items by name with only the keys given (no
     implicit re-subscription: `{"name": "x"}` leaves an unsubscribed item unsubscribed) and creates an
@@ -211,9 +211,9 @@ class ContactService:
         return contact
 
     async def create(self, proposed: ContactInput) -> ContactWriteResult:
-        """POST /ctms (R§2.5).
+        """POST /ctms (docs/contract.md §4.2).
 
-        Rules: without `email_id` the server generates one. If the id exists, an identical replay (R§3.6)
+        Rules: without `email_id` the server generates one. If the id exists, an identical replay (docs/contract.md §5.10)
         returns the stored contact unchanged (`created=False`, nothing written) and any difference is a
         conflict. A generated id is new, so it is not looked up first (one database round trip less per
         sign-up); should it exist all the same, the insert's clash on `email_id` is the same conflict.
@@ -252,12 +252,12 @@ class ContactService:
         )
 
     async def replace(self, email_id: uuid.UUID, proposed: ContactInput) -> ContactWriteResult:
-        """PUT /ctms/{email_id} (R§2.6): create or replace the whole contact.
+        """PUT /ctms/{email_id} (docs/contract.md §4.3): create or replace the whole contact.
 
         Rules: the body's `email_id` must equal the path's. Omitted fields take their defaults; absent or
         all-default satellites are removed; the newsletter and waitlist sets become exactly the body's
-        (legacy input translated first, R§3.7). Items that stay keep their create timestamp, and their
-        update timestamp moves only when their data changed (SPEC §6 item 1).
+        (legacy input translated first, docs/contract.md §6). Items that stay keep their create timestamp, and their
+        update timestamp moves only when their data changed (docs/contract.md §4.3).
         """
         if proposed.email_id != email_id:
             raise UnprocessableRequestError("email_id in path must match email_id in contact")
@@ -302,12 +302,12 @@ class ContactService:
         )
 
     async def patch(self, email_id: uuid.UUID, changes: ContactPatch) -> ContactWriteResult:
-        """PATCH /ctms/{email_id} (R§2.7): change only what the body mentions.
+        """PATCH /ctms/{email_id} (docs/contract.md §4.4): change only what the body mentions.
 
         Rules: `email.email_id` may not differ from the path (checked before existence). `"DELETE"`
         removes a satellite; an object creates it (unless all-default) or updates only the given keys, and
         a satellite that ends up all-default is removed. Newsletters/waitlists follow
-        `_apply_item_changes`; legacy waitlist input is translated first (R§3.7). The e-mail's update
+        `_apply_item_changes`; legacy waitlist input is translated first (docs/contract.md §6). The e-mail's update
         timestamp always moves, even for `{}`. Conflicts leave nothing changed.
 
         Concurrency (optimistic): the contact is read without a lock, and the save applies only if it
@@ -378,7 +378,7 @@ class ContactService:
         )
 
     async def delete(self, primary_email: str, *, erased_by: str | None = None) -> list[Identity]:
-        """DELETE /ctms/{primary_email} and `ctms delete-bulk` (R§2.8, SPEC §7): erase every contact whose
+        """DELETE /ctms/{primary_email} and `ctms delete-bulk` (docs/contract.md §4.5, §14.2): erase every contact whose
         primary e-mail matches ignoring case, with all its rows; returns their identities as they were.
 
         Each erased contact leaves an audit record in the same transaction: the time, `erased_by` (the
@@ -421,7 +421,7 @@ class ContactService:
         return [identity_of(contact) for contact in contacts]
 
     async def lookup(self, criteria: LookupCriteria) -> list[Contact]:
-        """GET /ctms (R§2.9): contacts matching every given identifier (possibly several, or none).
+        """GET /ctms (docs/contract.md §4.6): contacts matching every given identifier (possibly several, or none).
 
         A value with a NUL character matches nothing (no stored text can hold one)."""
         if any("\x00" in str(value) for value in criteria.given().values()):
@@ -436,7 +436,7 @@ class ContactService:
         return identity_of(await self.get(email_id))
 
     async def updates(self, query: UpdatesQuery) -> UpdatesPage:
-        """GET /updates (R§2.11, SPEC §6 items 5–8): one page in `(update_timestamp, email_id)` order.
+        """GET /updates (docs/contract.md §2.6, §7): one page in `(update_timestamp, email_id)` order.
 
         Rules: `end` defaults to now; a full page hands out the cursor of its last contact (the next page,
         possibly empty, starts strictly after it); a shorter page is the last one (`after` None).
@@ -471,7 +471,8 @@ class ContactService:
         proposed: ContactInput, stored: Mapping[str, Waitlist]
     ) -> tuple[tuple[Waitlist, ...], LegacyTranslation]:
         if proposed.waitlists:
-            return proposed.waitlists, NO_TRANSLATION  # modern clients win (R§3.7.1)
+            # modern clients win (docs/contract.md §6.1, §6.2)
+            return proposed.waitlists, NO_TRANSLATION
         translation = translate_legacy_waitlists(
             newsletters=_signals_of_items(proposed.newsletters),
             unsubscribe_all_newsletters=False,

@@ -1,4 +1,4 @@
-"""The erasure audit trail, read side (`ctms audit erasures`, SPEC §7), and the bound on how long an
+"""The erasure audit trail, read side (`ctms audit erasures`, docs/contract.md §14.2), and the bound on how long an
 erased contact's address waits for its erasure to reach Acoustic (docs/permissions.md, "Erasure")."""
 
 from __future__ import annotations

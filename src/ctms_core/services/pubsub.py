@@ -1,4 +1,4 @@
-"""The Pub/Sub push endpoint's use cases (R§2.13 with SPEC §4 item 7): authenticate a push, then ingest
+"""The Pub/Sub push endpoint's use cases (docs/contract.md §8.2): authenticate a push, then ingest
 the Stripe objects it carries, one transaction per object."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class PushOutcome:
         self.actions.setdefault(action, set()).update(labels)
 
     def ingest_actions(self) -> dict[str, list[str]]:
-        """The merged `ingest_actions` log field (R§5.4): sorted keys, sorted values."""
+        """The merged `ingest_actions` log field (docs/contract.md §8.4): sorted keys, sorted values."""
         return {action: sorted(self.actions[action]) for action in sorted(self.actions)}
 
 

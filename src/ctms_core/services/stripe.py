@@ -1,4 +1,4 @@
-"""Stripe ingestion (R§5.1–§5.4 with the fixes of SPEC §6 items 37–45) and the products read model."""
+"""Stripe ingestion (docs/contract.md §8.2, §8.3, §8.4, §8.5, §18.3) and the products read model."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ ContactToucher = Callable[[Uow, tuple[str, ...]], Awaitable[tuple[uuid.UUID, ...
 class IngestResult:
     """What ingesting one Stripe object did.
 
-    `actions` is the `ingest_actions` log field (R§5.4: action name → sorted `"<label>:<id>"` strings).
+    `actions` is the `ingest_actions` log field (docs/contract.md §8.4: action name → sorted `"<label>:<id>"` strings).
     `fxa_ids` are the FxA ids of the contacts whose Stripe data the object concerns (sorted): the caller
     resolves them to contacts (`fxa.fxa_id`) and queues those for Acoustic sync. `fxa_id_conflict` is the FxA
     id whose previous customer was deleted to resolve a conflict. `customer_email` is the customer
@@ -122,7 +122,7 @@ class _Ingestion:
         proposed: Row,
         save: Callable[[Row], Awaitable[None]],
     ) -> Row:
-        """Create, update or leave a row, recording `created`/`updated`/`no_change` (R§5.1)."""
+        """Create, update or leave a row, recording `created`/`updated`/`no_change` (docs/contract.md §8.3)."""
         if existing is None:
             row = replace(proposed, create_timestamp=self.now, update_timestamp=self.now)
             action = "created"
@@ -222,7 +222,7 @@ class _Ingestion:
 
     async def delete_customer_and_data(self, customer_id: str, fxa_id: str) -> None:
         """Delete a customer with its subscriptions, their items, its invoices and their line items
-        (the fix of R§12.5 item 41: nothing is left orphaned)."""
+        (the fix of docs/contract.md §8.3: nothing is left orphaned)."""
         repository = self.repository
         subscription_ids = await repository.subscription_ids_of_customer(
             customer_id, for_update=True
@@ -365,7 +365,7 @@ class StripeIngestService(Generic[Uow]):
         )
 
     async def products_for(self, fxa_id: str) -> list[Product]:
-        """The products of the contact with this FxA id (R§3.8), sorted by product id; [] without a
+        """The products of the contact with this FxA id (docs/contract.md §8.5), sorted by product id; [] without a
         Stripe customer."""
         return (await self.products_for_many([fxa_id])).get(fxa_id, [])
 

@@ -1,5 +1,5 @@
 """The contacts a Stripe ingest touched: FxA ids resolved through `fxa.fxa_id`, queued for Acoustic sync in
-the ingest's own transaction (R§2.12–§2.13: "touched contacts are queued for sync")."""
+the ingest's own transaction (docs/contract.md §8.1, §8.2: "touched contacts are queued for sync")."""
 
 from __future__ import annotations
 

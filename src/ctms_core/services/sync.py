@@ -1,11 +1,11 @@
-"""SyncService: drain the Acoustic sync queue in passes (R§4.2 with the fixes of SPEC §7).
+"""SyncService: drain the Acoustic sync queue in passes (docs/contract.md §9).
 
 One pass claims a batch of due rows (leased, so concurrent workers never take the same contact), reads
 the Acoustic configuration and the contacts with their products, then uploads (or erases) with at most
 `concurrency` contacts in flight. Each contact is then completed — its row deleted unless an edit arrived
 during the upload, in which case the row stays for the next pass — or failed with exponential backoff and
 jitter. Nothing a contact does can stop the pass: Acoustic errors and unexpected exceptions alike become
-a retry, so the worker never crashes on upstream trouble (R§12.4 item 31).
+a retry, so the worker never crashes on upstream trouble (docs/contract.md §9.2).
 
 Failures are recorded once the pass is over, when it is known whether Acoustic answered anything: a pass
 that only found Acoustic unreachable is an outage, which costs the contacts no retry and pauses this
@@ -65,7 +65,7 @@ contact_logger = logging.getLogger("ctms.acoustic_service")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SyncPolicy:
-    """The knobs of R§4.9 plus this rewrite's concurrency, lease and backoff."""
+    """The knobs of docs/contract.md §9.2 plus this rewrite's concurrency, lease and backoff."""
 
     batch_limit: int = 20
     retry_limit: int = 6
@@ -104,7 +104,7 @@ class _Failure:
 
 
 class SyncObserver(Protocol):
-    """Metrics hooks (R§8.2): every Acoustic request, every contact consumed."""
+    """Metrics hooks (docs/contract.md §11.6): every Acoustic request, every contact consumed."""
 
     def acoustic_call(self, call: AcousticCall) -> None: ...
 
@@ -148,12 +148,12 @@ class SyncService:
         self.outage = AcousticOutage()
 
     async def counts(self) -> QueueCounts:
-        """Backlog and retry backlog (R§4.1 "Counts")."""
+        """Backlog and retry backlog (docs/contract.md §9.1)."""
         async with self._uow_factory() as uow:
             return await uow.sync_queue.counts(self.policy.retry_limit)
 
     async def run_pass(self) -> SyncPassStats:
-        """Claim one batch and sync it; the statistics of the pass (R§4.2 `sync_records`).
+        """Claim one batch and sync it; the statistics of the pass (docs/contract.md §9.2 `sync_records`).
 
         Rules: while Acoustic is down (`self.outage` paused) the pass only counts the backlog. Failed
         contacts are recorded at the end of the pass: with a retry used and per-contact backoff, or, when
@@ -305,7 +305,7 @@ class SyncService:
         """Upload or erase one contact and complete its row, or return the failure to record once the
         pass is over. Never raises."""
         if not self.policy.integration_enabled or (item.operation == "sync" and contact is None):
-            # Integration off (R§4.9), or a contact deleted since (its erasure is its own row).
+            # Integration off (docs/contract.md §9.2), or a contact deleted since (its erasure is its own row).
             await self._complete(item)
             return "skipped"
         context: dict[str, Any] = {"email_id": str(item.email_id)}

@@ -1,5 +1,5 @@
-"""`ctms sync`, `ctms healthcheck-sync` and `ctms acoustic …` (R§9.3–§9.4 with the fixes of R§12.4 item
-34: addresses match ignoring case, commands exit non-zero on failure, `fields list -t` filters)."""
+"""`ctms sync`, `ctms healthcheck-sync` and `ctms acoustic …` (docs/contract.md §13.3, §13.4:
+addresses match ignoring case, commands exit non-zero on failure, `fields list -t` filters)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ async def run_worker(container: Container, stop: asyncio.Event | None = None) ->
         extra={"sync_feature_flag": settings.acoustic_sync_feature_flag},
     )
     if not settings.acoustic_sync_feature_flag:
-        # R§4.2: with the flag off the loop does not run; stay alive (and healthy) until stopped
+        # docs/contract.md §9.2: with the flag off the loop does not run; stay alive (and healthy) until stopped
         # rather than exit, so a supervisor does not restart the process forever.
         worker_logger.info("CTMS_ACOUSTIC_SYNC_FEATURE_FLAG is false: not syncing.")
     metrics: BackgroundMetrics = container.worker_metrics()
@@ -93,7 +93,7 @@ async def run_worker(container: Container, stop: asyncio.Event | None = None) ->
 @pass_ctms
 def healthcheck_sync(ctms: CliContext) -> None:
     """Exit 0 when the worker's healthcheck file is younger than CTMS_BACKGROUND_HEALTHCHECK_AGE_S,
-    else 1 (R§4.8)."""
+    else 1 (docs/contract.md §9.6)."""
     settings = ctms.settings()
     path, limit = settings.background_healthcheck_path, settings.background_healthcheck_age_s
     try:

@@ -5,7 +5,7 @@ Command modules import this module and never each other; `cli/main.py` assembles
 the context (`ctx.obj`) that `@pass_ctms` hands to each command.
 
 Exit codes: 0 success, 1 failure, 2 usage error, 4 not found, 10 conflict or failed precondition
-(the codes of the later `ctms-cli`, R§10.2 item 7).
+(the codes of the later `ctms-cli`, docs/contract.md §13.1).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
 
 def confirm(question: str, yes: bool) -> bool:
     """Whether to go on with a destructive command: `--yes`, or the operator says so. Declining prints
-    `Operation cancelled.` (and the command exits 0, R§10.2 item 7)."""
+    `Operation cancelled.` (and the command exits 0, docs/contract.md §13.1)."""
     if yes or click.confirm(question, default=False):
         return True
     click.echo("Operation cancelled.")

@@ -23,7 +23,7 @@ PROGRESS_EVERY = 100
 
 
 def _addresses(emails: Iterable[str], email_file: Path | None) -> list[str]:
-    """File lines (right-stripped, blank lines skipped), then `--email` values (R§9.2)."""
+    """File lines (right-stripped, blank lines skipped), then `--email` values (docs/contract.md §13.2)."""
     addresses: list[str] = []
     if email_file is not None:
         with email_file.open(encoding="utf-8") as lines:

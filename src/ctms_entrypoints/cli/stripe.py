@@ -1,4 +1,4 @@
-"""`ctms ingest-stripe FILE...`: load Stripe objects from JSON files (R§9.5), one transaction per object."""
+"""`ctms ingest-stripe FILE...`: load Stripe objects from JSON files (docs/contract.md §13.5), one transaction per object."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Acoustic part of `/__heartbeat__` (R§2.14, R§11.10): the sync backlog against its limits."""
+"""The Acoustic part of `/__heartbeat__` (docs/contract.md §10): the sync backlog against its limits."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ _APPLICATION_ROOT = Path(__file__).resolve().parents[3]
 
 def load_version_document(settings: Settings) -> bytes:
     """`version.json` as served by `/__version__`: `settings.version_file`, else `version.json` in the
-    working directory or at the application root; `{}` when there is none (R§2.14)."""
+    working directory or at the application root; `{}` when there is none (docs/contract.md §10)."""
     if settings.version_file is not None:
         candidates = [settings.version_file]
     else:
@@ -69,7 +69,7 @@ def _template_of(handler: Any) -> str:
 
 def _route_metric_specs(app: Litestar) -> list[RouteMetricsSpec]:
     """Every handler and method with the status codes its OpenAPI operation documents (200 for routes
-    outside the document, 307 for `/`), and whether it needs a bearer token (R§8.1 pre-initialisation)."""
+    outside the document, 307 for `/`), and whether it needs a bearer token (docs/contract.md §11.5 pre-initialisation)."""
     documented = app.openapi_schema.paths or {}
     specs: list[RouteMetricsSpec] = []
     for route in app.routes:
@@ -97,7 +97,7 @@ def _path_template_recorder() -> Callable[[AnyRequest], Awaitable[None]]:
     """A before-request hook that records the matched handler's own path template.
 
     Litestar merges `/ctms/{email_id}` and `/ctms/{primary_email}` into one route and reports a single
-    template for both, so logs and metrics take the template from the handler instead (R§8.1 labels).
+    template for both, so logs and metrics take the template from the handler instead (docs/contract.md §11.5 labels).
     """
     templates: dict[int, str] = {}
 

@@ -1,9 +1,9 @@
-"""Bearer authentication of API clients (R§2.2) and the credentials of `POST /token` (R§2.3).
+"""Bearer authentication of API clients (docs/contract.md §2.2) and the credentials of `POST /token` (docs/contract.md §3.1).
 
 Handlers call `authenticate` themselves, at the point v3.3 did it: after the body was decoded (malformed
 JSON is a 422 even for anonymous callers) and before anything else is validated (missing credentials beat
 an invalid body: 401). Each handler names the permissions its operation needs (any one of them suffices),
-checked once the client is known, so 401/400 come before 403 (R§10.2 item 6).
+checked once the client is known, so 401/400 come before 403 (docs/contract.md §14.1).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ async def authenticate(
     try:
         client = await auth.authenticate(token)
     except Exception as error:
-        # The client id a well-signed token names is logged even when it is refused (R§2.2). Decoding
+        # The client id a well-signed token names is logged even when it is refused (docs/contract.md §2.2). Decoding
         # it only on failure spares the hot path a second signature check; the log sees the same.
         client_id = auth.client_id_of(token)
         if client_id is not None:

@@ -1,8 +1,8 @@
-"""Per-request facts the access log reports (R§7.2): who called, how authentication went, what to trace.
+"""Per-request facts the access log reports (docs/contract.md §11.2): who called, how authentication went, what to trace.
 
 Handlers and the authentication helpers write them into a dict that lives in the request's ASGI scope
 state under `ACCESS_LOG_STATE_KEY` (the key `observability.access_log` reads), created on first use:
-every request gets its own, so nothing leaks between concurrent requests (SPEC §6 item 47).
+every request gets its own, so nothing leaks between concurrent requests (docs/contract.md §11.2).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ctms_core.domain.tracing import is_traced
 
 ACCESS_LOG_STATE_KEY = "log_context"
 
-# R§2.2: v3 traced `+trace-me-mozilla-` addresses; its docs said `+trace_me_mozilla_`; both are accepted.
+# docs/contract.md §2.2: v3 traced `+trace-me-mozilla-` addresses; its docs said `+trace_me_mozilla_`; both are accepted.
 
 
 class AccessLogFields(TypedDict, total=False):
@@ -56,7 +56,7 @@ def record_trace(
     with_body: bool = False,
 ) -> None:
     """Log `trace` (the traced addresses, sorted, comma-joined) and, for writes, `trace_json` (the
-    request's JSON), when any of `primary_emails` is a tracing address (R§2.2)."""
+    request's JSON), when any of `primary_emails` is a tracing address (docs/contract.md §2.2)."""
     traced = sorted({email for email in primary_emails if is_traced(email)})
     if not traced:
         return

@@ -9,7 +9,7 @@ object with the providers of `AppContainer`.
 
 Every handler asks for one dependency at most: Litestar resolves several dependencies of one handler
 concurrently in a task group, which costs more per request than the whole of a bearer-authenticated
-`GET /ctms/{email_id}` otherwise does (the hot path, SPEC §9). So the contacts handlers share one
+`GET /ctms/{email_id}` otherwise does (the hot path, docs/contract.md §16.1). So the contacts handlers share one
 `ContactsApi`. Values are plain objects: Litestar passes dependencies through its signature model, which
 cannot check `Protocol` types and would rebuild dataclasses on every request.
 """
@@ -58,7 +58,7 @@ class ContactsApi:
 
 class DatabaseHeartbeat:
     """The database part of `/__heartbeat__`: one ping, bounded by `timeout` seconds, timed in whole
-    milliseconds (SPEC §6 item 25). A healthy check also refreshes the `ctms_contacts_total` gauge."""
+    milliseconds (docs/contract.md §10). A healthy check also refreshes the `ctms_contacts_total` gauge."""
 
     def __init__(
         self,
@@ -88,7 +88,7 @@ class DatabaseHeartbeat:
                     self._metrics.set_contacts_total(await self._health.estimate_contact_count())
             except Exception:  # noqa: S110 - the gauge is best effort; the ping decided health
                 pass
-        # The Acoustic backlog check (R§2.14 step 2) only when the database answered.
+        # The Acoustic backlog check (docs/contract.md §10) only when the database answered.
         acoustic = await self._acoustic.check() if up and self._acoustic is not None else {}
         return DatabaseHealthReport(up=up, time_ms=time_ms, acoustic=acoustic)
 

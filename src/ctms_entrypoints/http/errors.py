@@ -1,4 +1,4 @@
-"""How errors become HTTP responses: the v3.3 status codes and `{"detail": ...}` bodies (R§13.1).
+"""How errors become HTTP responses: the v3.3 status codes and `{"detail": ...}` bodies (docs/contract.md §2.6).
 
 The core's errors carry their `detail`; this module only picks the status code and the body's shape.
 Litestar looks a raised exception up by its class hierarchy, so the most specific entry wins.
@@ -68,7 +68,7 @@ class ErrorDetail(msgspec.Struct, frozen=True):
 
 
 class ConflictDetail(msgspec.Struct, frozen=True):
-    """The v3.3 `detail`, plus the unique fields another contact already holds (SPEC §7)."""
+    """The v3.3 `detail`, plus the unique fields another contact already holds (docs/contract.md §14.3)."""
 
     detail: str
     conflicts: list[str]

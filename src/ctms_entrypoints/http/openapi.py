@@ -291,7 +291,7 @@ WaitlistFields = Annotated[
 ]
 
 
-# One `@` with text on both sides, no whitespace (Python's `str.isspace`) and no NUL (SPEC §6 item 11).
+# One `@` with text on both sides, no whitespace (Python's `str.isspace`) and no NUL (docs/contract.md §5.2).
 _NOT_IN_ADDRESS = f"@\\x00{WHITESPACE}"
 EMAIL_ADDRESS_PATTERN = f"^[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}]+$"
 PrimaryEmail = Annotated[
@@ -455,7 +455,7 @@ class TokenRequestSchema(msgspec.Struct, kw_only=True):
     scope: Annotated[str, msgspec.Meta(description="Ignored")] | UnsetType = UNSET
 
 
-# Stripe objects (R§5.1–§5.2), as `ctms_core.domain.stripe` parses them. Keys not listed are ignored.
+# Stripe objects (docs/contract.md §8.3), as `ctms_core.domain.stripe` parses them. Keys not listed are ignored.
 
 _FIRST_SECOND = -62135596800  # 0001-01-01T00:00:00Z
 _LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z

@@ -1,4 +1,4 @@
-"""Reading request input the way CTMS v3.3 did (R§2.2), before the core validates it.
+"""Reading request input the way CTMS v3.3 did (docs/contract.md §2.2), before the core validates it.
 
 Bodies are read as raw bytes and decoded here, not by Litestar: v3.3 rejected malformed JSON *before*
 authentication but every other body problem *after* it, and its 422 items have their own shape.

@@ -1,4 +1,4 @@
-"""The JSON bodies of the API, in the exact key order of CTMS v3.3 (R§3.4), and how they are encoded.
+"""The JSON bodies of the API, in the exact key order of CTMS v3.3 (docs/contract.md §5.8), and how they are encoded.
 
 Each body is a msgspec Struct whose field order is the wire order; msgspec encodes it straight to bytes.
 Timestamps are rendered as `datetime.isoformat()` in UTC (`2020-12-05T19:21:50.908000+00:00`, no `Z`,
@@ -93,14 +93,14 @@ class WaitlistSchema(msgspec.Struct, frozen=True):
 
 
 class VpnWaitlistSchema(msgspec.Struct, frozen=True):
-    """Computed from the subscribed `vpn` waitlist (R§3.7.3)."""
+    """Computed from the subscribed `vpn` waitlist (docs/contract.md §6.4)."""
 
     geo: str | None
     platform: str | None
 
 
 class RelayWaitlistSchema(msgspec.Struct, frozen=True):
-    """Computed from the first subscribed `relay*` waitlist with a `geo` (R§3.7.3)."""
+    """Computed from the first subscribed `relay*` waitlist with a `geo` (docs/contract.md §6.4)."""
 
     geo: str | None
 
@@ -156,7 +156,7 @@ class LbHeartbeatResponse(msgspec.Struct, frozen=True):
 
 
 class AcousticConfigurationResponse(msgspec.Struct, frozen=True):
-    """`GET /acoustic_configuration` (R§2.14): fields by table name, newsletter slug → column."""
+    """`GET /acoustic_configuration` (docs/contract.md §10): fields by table name, newsletter slug → column."""
 
     sync_fields: dict[str, list[str]]
     newsletter_mappings: dict[str, str]
@@ -268,7 +268,7 @@ def single_contact_body(contact: Contact) -> CTMSSingleResponse:
 
 
 def updates_body(page: UpdatesPage, server_prefix: str) -> CTMSBulkResponse:
-    """The page, with a `next` link that repeats the query with `after` (SPEC §6 item 6: URL-encoded,
+    """The page, with a `next` link that repeats the query with `after` (docs/contract.md §7.3: URL-encoded,
     `mofo_relevant` kept)."""
     start, end = timestamp(page.start), timestamp(page.end)
     assert start is not None

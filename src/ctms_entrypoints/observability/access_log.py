@@ -1,4 +1,4 @@
-"""The per-request access log (R§7.2) and request metrics (R§8.1), as a pure ASGI middleware.
+"""The per-request access log (docs/contract.md §11.2) and request metrics (docs/contract.md §11.5), as a pure ASGI middleware.
 
 Wrap the whole application with it (outside the framework's router, so requests for unknown paths are
 logged too). For each HTTP request it gives the request a fresh context dict at
@@ -110,7 +110,7 @@ def record_exception(exception: BaseException, scope: Scope) -> None:
 
 
 def authenticated_client_id(context: MutableMapping[str, Any]) -> str | None:
-    """The id of the client that authenticated during the request, or None (SPEC §6 item 24)."""
+    """The id of the client that authenticated during the request, or None (docs/contract.md §11.5)."""
     api_client_id = context.get(ContextKey.API_CLIENT_ID)
     if isinstance(api_client_id, str):
         return api_client_id

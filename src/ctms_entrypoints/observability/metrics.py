@@ -1,4 +1,4 @@
-"""The API's Prometheus metrics (R§8.1), recorded with the OpenTelemetry SDK and exposed by its Prometheus
+"""The API's Prometheus metrics (docs/contract.md §11.5), recorded with the OpenTelemetry SDK and exposed by its Prometheus
 exporter in the classic text format.
 
 Every `Metrics` owns its meter provider and its registries, never the global ones, so a process builds one
@@ -39,7 +39,7 @@ __all__ = [
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_DURATION_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
-# The `client_id` of pre-initialised API series when no API client is enabled (R§8.1).
+# The `client_id` of pre-initialised API series when no API client is enabled (docs/contract.md §11.5).
 NO_CLIENT_LABEL = "none"
 
 # Instrument names; the exporter appends `_total` to counters and the unit to the histogram.
@@ -270,7 +270,7 @@ class Metrics:
     # -- start-up --------------------------------------------------------------------------------------
 
     def preinitialise(self, routes: Iterable[RouteLike], client_ids: Sequence[str]) -> None:
-        """Create the zero-valued series of R§8.1: every method × documented status for
+        """Create the zero-valued series of docs/contract.md §11.5: every method × documented status for
         `ctms_requests_total`, every method × status family for the duration histogram, and, for secured
         routes, every method × family × enabled client id (`"none"` without clients) for
         `ctms_api_requests_total`."""

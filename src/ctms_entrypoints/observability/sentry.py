@@ -1,4 +1,4 @@
-"""Sentry for the API and worker processes (R§7.4, SPEC §4.13): unhandled errors only, no client errors,
+"""Sentry for the API and worker processes (docs/contract.md §11.4): unhandled errors only, no client errors,
 no local variables, and no secrets or e-mail addresses in what leaves the process."""
 
 from __future__ import annotations

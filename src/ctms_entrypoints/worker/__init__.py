@@ -1,1 +1,1 @@
-"""`ctms sync`: the Acoustic sync worker (R§4.2, SPEC §7)."""
+"""`ctms sync`: the Acoustic sync worker (docs/contract.md §9)."""

@@ -1,4 +1,4 @@
-"""The sync loop (R§4.2): passes paced by `CTMS_ACOUSTIC_LOOP_MIN_SECS`, a healthcheck file touched after
+"""The sync loop (docs/contract.md §9.2): passes paced by `CTMS_ACOUSTIC_LOOP_MIN_SECS`, a healthcheck file touched after
 each pass, metrics recorded and pushed, and a graceful stop that lets the pass in progress finish."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ logger = logging.getLogger("ctms.bin.acoustic_sync")
 
 
 def write_healthcheck(path: Path | None, now: Callable[[], datetime] | None = None) -> None:
-    """Write the current UTC time in ISO format (R§4.8); nothing without a path."""
+    """Write the current UTC time in ISO format (docs/contract.md §9.6); nothing without a path."""
     if path is None:
         return
     moment = (now or (lambda: datetime.now(UTC)))()
@@ -28,7 +28,7 @@ def write_healthcheck(path: Path | None, now: Callable[[], datetime] | None = No
 
 
 def sleep_after(pass_duration: float, stats: SyncPassStats, loop_min_secs: float) -> float:
-    """No sleep after a full batch; else what remains of `loop_min_secs` (R§4.2 step 3)."""
+    """No sleep after a full batch; else what remains of `loop_min_secs` (docs/contract.md §9.2)."""
     if stats.count_total >= stats.batch_limit:
         return 0.0
     return max(0.0, loop_min_secs - pass_duration)

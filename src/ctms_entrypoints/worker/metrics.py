@@ -1,7 +1,7 @@
-"""The worker's metrics (R§8.2) on a private prometheus_client registry: served on the worker's own
+"""The worker's metrics (docs/contract.md §11.6) on a private prometheus_client registry: served on the worker's own
 `/metrics` port and pushed to the Pushgateway after every pass.
 
-prometheus_client rather than the API's OpenTelemetry set-up: R§8.2's names (`…_requests_duration`
+prometheus_client rather than the API's OpenTelemetry set-up: docs/contract.md §11.6's names (`…_requests_duration`
 without a unit suffix, gauges with `_s`) and the constant labels are exact here, and the Pushgateway
 client comes with it.
 """
@@ -30,7 +30,7 @@ _CALL = (*_CONSTANT, "method", "status", "table")
 
 
 class BackgroundMetrics:
-    """The R§8.2 series; also the sync service's `SyncObserver`."""
+    """The docs/contract.md §11.6 series; also the sync service's `SyncObserver`."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)

@@ -1,4 +1,4 @@
-"""The HTTP behaviour suite on PostgreSQL over real HTTP (issue #3, SPEC §8).
+"""The HTTP behaviour suite on PostgreSQL over real HTTP (issue #3, docs/contract.md §15).
 
 The test modules of tests/unit/http run again here (each module of this package re-exports one of them),
 with the same fixtures backed by the real adapters: `build_container` with the migrated throwaway

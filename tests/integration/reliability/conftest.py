@@ -1,4 +1,4 @@
-"""Fixtures of the fault-injection tests (issue #9, SPEC §9 "Reliability").
+"""Fixtures of the fault-injection tests (issue #9, docs/contract.md §16.3).
 
 `stoppable_database` is a PostgreSQL cluster of its own (the embedded server in a temporary directory),
 so a test can stop and start it without disturbing the shared test database. It listens on its Unix

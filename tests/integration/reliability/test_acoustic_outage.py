@@ -1,5 +1,5 @@
 """Acoustic down, slow or faulty for a while: the sync backlog grows, nothing is lost, and it drains once
-Acoustic recovers (SPEC §9 "Reliability", issue #9).
+Acoustic recovers (docs/contract.md §16.3, issue #9).
 
 Contacts are written through the real use cases (`ContactService`) on PostgreSQL while the worker of
 `ctms sync` (the container's `sync_worker`: its gateway, policy and loop) runs against the fake Acoustic server. The

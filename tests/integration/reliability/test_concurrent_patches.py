@@ -1,4 +1,4 @@
-"""Concurrent PATCHes of one contact lose no update (SPEC §9 "Reliability", issue #9).
+"""Concurrent PATCHes of one contact lose no update (docs/contract.md §16.3, issue #9).
 
 20 clients each send 50 PATCHes to the same contact against PostgreSQL, client `i` toggling only the
 newsletter `n-i`; other writers change distinct e-mail fields, `amo` and `mofo`. Every request must
@@ -77,7 +77,7 @@ async def test_twenty_clients_patching_one_contact_lose_no_update(database_url: 
         final = await app.http.get(f"/ctms/{email_id}", headers=headers)
         assert final.status_code == 200, final.text
         stored = {item["name"]: item["subscribed"] for item in final.json()["newsletters"]}
-        # A client whose first PATCH unsubscribes an unknown name creates nothing (R§2.7), but every
+        # A client whose first PATCH unsubscribes an unknown name creates nothing (docs/contract.md §4.4), but every
         # client's later PATCHes subscribe it, so every name exists with its last value.
         expected = {
             newsletter(number): subscribed_after(number, PATCHES_PER_CLIENT - 1)

@@ -1,5 +1,5 @@
 """PostgreSQL stops mid-run, and the pool runs dry: the API answers 503 with a JSON body within the pool
-timeout, never a hang or a raw 500, and recovers without a restart (SPEC §9 "Reliability", issue #9)."""
+timeout, never a hang or a raw 500, and recovers without a restart (docs/contract.md §16.3, issue #9)."""
 
 from __future__ import annotations
 

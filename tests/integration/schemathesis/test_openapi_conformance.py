@@ -1,4 +1,4 @@
-"""schemathesis against `/openapi.json` on PostgreSQL (SPEC §9 "Reliability", issue #9).
+"""schemathesis against `/openapi.json` on PostgreSQL (docs/contract.md §16.3, issue #9).
 
 For every operation the document declares, schemathesis generates valid (positive) and invalid
 (negative) requests and checks each response: no 5xx, the status code and content type are declared for

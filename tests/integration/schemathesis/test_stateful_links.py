@@ -1,5 +1,5 @@
 """Stateful schemathesis on PostgreSQL: contact workflows chained by the document's OpenAPI links
-(SPEC §9 "Reliability", issue #9).
+(docs/contract.md §16.3, issue #9).
 
 schemathesis builds a state machine from the links of `/openapi.json`: a response carrying a contact
 (`POST /ctms` 201/200, `GET`/`PUT`/`PATCH /ctms/{email_id}`) leads to reading, replacing, changing,

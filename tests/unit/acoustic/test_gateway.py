@@ -123,7 +123,7 @@ def record(*, newsletters: int = 1, waitlists: int = 0, products: int = 1) -> Ac
 async def test_an_upload_adds_the_recipient_then_fills_the_relational_tables_that_have_rows() -> (
     None
 ):
-    """R§4.6: AddRecipient, then InsertUpdateRelationalTable per non-empty table, in order."""
+    """docs/contract.md §9.4: AddRecipient, then InsertUpdateRelationalTable per non-empty table, in order."""
     acoustic = ScriptedAcoustic()
     gateway: AcousticGateway = make_gateway(acoustic)
 
@@ -152,7 +152,7 @@ async def test_an_upload_adds_the_recipient_then_fills_the_relational_tables_tha
 
 
 async def test_requests_post_the_document_as_the_xml_form_field_with_a_bearer_token() -> None:
-    """R§4.7: `POST <base>/XMLAPI`, form field `xml`, `Authorization: Bearer <token>`."""
+    """docs/contract.md §9.4: `POST <base>/XMLAPI`, form field `xml`, `Authorization: Bearer <token>`."""
     acoustic = ScriptedAcoustic()
 
     await make_gateway(acoustic).upload(record(newsletters=0, products=0))
@@ -175,7 +175,7 @@ async def test_the_xml_body_format_posts_text_xml() -> None:
 
 
 async def test_the_token_grant_sends_the_refresh_token_form_to_the_oauth_endpoint() -> None:
-    """R§4.7 token refresh: `grant_type=refresh_token` with client id and secret."""
+    """docs/contract.md §9.4 token refresh: `grant_type=refresh_token` with client id and secret."""
     acoustic = ScriptedAcoustic()
 
     await make_gateway(acoustic).upload(record(newsletters=0, products=0))
@@ -358,7 +358,7 @@ async def test_each_kind_of_upstream_trouble_maps_to_its_error_class(
 
 
 async def test_an_erasure_deletes_relational_rows_by_key_then_removes_the_recipient() -> None:
-    """SPEC §7: DeleteRelationalTableData per table (full keys when known), then RemoveRecipient."""
+    """docs/contract.md §9.5: DeleteRelationalTableData per table (full keys when known), then RemoveRecipient."""
     acoustic = ScriptedAcoustic()
     deletion = AcousticDeletion(
         email_id=EMAIL_ID, primary_email="fan@example.com", newsletter_names=("hubs", "miti")
@@ -412,7 +412,7 @@ async def test_other_erasure_faults_are_raised() -> None:
 
 
 def test_the_default_base_url_comes_from_the_server_number() -> None:
-    """`https://api-campaign-us-<N>.goacoustic.com`, N = 6 by default (R§4.7)."""
+    """`https://api-campaign-us-<N>.goacoustic.com`, N = 6 by default (docs/contract.md §9.4)."""
     acoustic = ScriptedAcoustic()
 
     assert acoustic_base_url() == BASE

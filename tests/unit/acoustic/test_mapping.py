@@ -1,4 +1,4 @@
-"""Contact → Acoustic rows (R§4.3–§4.5), with the fixes of R§12.4 items 31–32."""
+"""Contact → Acoustic rows (docs/contract.md §9.3), with the fixes of docs/contract.md §9.2, §9.3."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def make_product(**overrides: Any) -> Product:
 
 
 def test_the_maximal_contact_maps_to_the_reference_main_row_in_request_order() -> None:
-    """Every main-table conversion of R§4.4 on the reference's maximal contact, column order included."""
+    """Every main-table conversion of docs/contract.md §9.3 on the reference's maximal contact, column order included."""
     record = map_contact(contact_from_body(sample("maximal"), AT), [], default_configuration())
 
     assert list(record.main.items()) == list(maximal_main_row().items())
@@ -141,7 +141,7 @@ def test_the_maximal_contact_maps_to_the_reference_main_row_in_request_order() -
 
 
 def test_the_maximal_contact_maps_to_one_relational_row_per_newsletter_and_waitlist() -> None:
-    """Subscribed or not, every newsletter and waitlist becomes a row, sorted by name (R§4.5)."""
+    """Subscribed or not, every newsletter and waitlist becomes a row, sorted by name (docs/contract.md §9.3)."""
     record = map_contact(contact_from_body(sample("maximal"), AT), [], default_configuration())
 
     assert list(record.newsletters) == [
@@ -222,7 +222,7 @@ def test_booleans_are_one_zero_for_the_four_flag_columns_and_yes_no_elsewhere() 
 
 
 def test_timestamps_are_formatted_in_utc_even_from_another_offset() -> None:
-    """An aware datetime in UTC-5 is converted before formatting (R§12.4 item 32); dates stay dates."""
+    """An aware datetime in UTC-5 is converted before formatting (docs/contract.md §9.3); dates stay dates."""
     eastern = timezone(timedelta(hours=-5))
     late_evening = datetime(2021, 11, 7, 22, 30, 15, tzinfo=eastern)  # 03:30:15 UTC the next day
     contact = make_contact(
@@ -290,7 +290,7 @@ def test_email_id_is_always_sent_even_when_the_configuration_forgets_it() -> Non
 
 
 def test_amo_and_fxa_columns_are_omitted_without_their_rows() -> None:
-    """No satellite row ⇒ no `amo_*`/`fxa_*` columns at all, not blank ones (R§4.4)."""
+    """No satellite row ⇒ no `amo_*`/`fxa_*` columns at all, not blank ones (docs/contract.md §9.3)."""
     record = map_contact(contact_from_body(sample("minimal"), AT), [], default_configuration())
 
     assert not [c for c in record.main if c.startswith(("amo_", "fxa_"))]
@@ -310,7 +310,7 @@ def test_amo_and_fxa_columns_are_omitted_without_their_rows() -> None:
 def test_fxa_created_date_is_parsed_leniently_and_sent_unchanged_when_unparseable(
     created_date: str, text: str, outcome: str
 ) -> None:
-    """R§4.4: parsed dates use the datetime format; anything else is sent as given."""
+    """docs/contract.md §9.3: parsed dates use the datetime format; anything else is sent as given."""
     record = map_contact(
         make_contact(fxa=Fxa(created_date=created_date)), [], default_configuration()
     )
@@ -320,7 +320,7 @@ def test_fxa_created_date_is_parsed_leniently_and_sent_unchanged_when_unparseabl
 
 
 def test_waitlist_fields_of_any_json_type_are_flattened_to_text_without_crashing() -> None:
-    """Numbers, booleans, lists and objects in `fields` become text (R§12.4 item 31)."""
+    """Numbers, booleans, lists and objects in `fields` become text (docs/contract.md §9.2)."""
     contact = make_contact(
         waitlists=(
             make_waitlist(
@@ -404,7 +404,7 @@ def test_flat_waitlist_columns_read_attributes_and_tolerate_underscored_names() 
 
 
 def test_a_product_maps_to_the_reference_example_row() -> None:
-    """R§4.5's example product row, column for column, in the table's order."""
+    """docs/contract.md §9.3's example product row, column for column, in the table's order."""
     contact = contact_from_body(sample("maximal"), AT)
 
     record = map_contact(contact, [make_product()], default_configuration())
@@ -442,7 +442,7 @@ def test_a_product_maps_to_the_reference_example_row() -> None:
 
 
 def test_products_with_unknown_amounts_use_minus_one_and_are_sorted_by_product_id() -> None:
-    """Null amount / interval count are `-1`; cancellation datetimes are formatted (R§4.5)."""
+    """Null amount / interval count are `-1`; cancellation datetimes are formatted (docs/contract.md §9.3)."""
     products = [
         make_product(product_id="prod_b"),
         make_product(
@@ -464,7 +464,7 @@ def test_products_with_unknown_amounts_use_minus_one_and_are_sorted_by_product_i
 
 
 def test_a_traced_address_is_reported_for_the_log() -> None:
-    """Both spellings of the tracing marker set `trace` (SPEC §4 item 11)."""
+    """Both spellings of the tracing marker set `trace` (docs/contract.md §11.1, §11.2)."""
     traced = make_contact(primary_email="fan+trace-me-mozilla-1@example.com")
     also_traced = make_contact(primary_email="fan+trace_me_mozilla_1@example.com")
 
@@ -489,7 +489,7 @@ def test_the_mapping_is_deterministic_whatever_the_configuration_order() -> None
 
 
 def test_the_default_configuration_is_the_seed_of_the_v3_migrations() -> None:
-    """R§13.2: 36 main fields, 2 waitlist fields, 21 newsletter mappings."""
+    """docs/contract.md §9.7: 36 main fields, 2 waitlist fields, 21 newsletter mappings."""
     configuration = default_configuration()
 
     assert len(configuration.main_fields) == 36
@@ -499,7 +499,7 @@ def test_the_default_configuration_is_the_seed_of_the_v3_migrations() -> None:
 
 
 def test_a_deletion_captures_the_keys_of_the_contacts_relational_rows() -> None:
-    """`deletion_of` keeps the id, the address and the names of the rows to remove (SPEC §7)."""
+    """`deletion_of` keeps the id, the address and the names of the rows to remove (docs/contract.md §9.5)."""
     contact = contact_from_body(sample("maximal"), AT)
 
     deletion = deletion_of(

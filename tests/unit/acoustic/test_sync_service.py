@@ -1,4 +1,4 @@
-"""SyncService with the in-memory storage and the recording gateway; the sync policy (R§4.2, SPEC §7)."""
+"""SyncService with the in-memory storage and the recording gateway; the sync policy (docs/contract.md §9)."""
 
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ async def test_the_pass_statistics_are_the_cycle_log_context() -> None:
     assert stats.age_s == 0.0
 
 
-# --- Acoustic down: outages cost no retries (SPEC §9 "Reliability") ------------------------------------
+# --- Acoustic down: outages cost no retries (docs/contract.md §16.3) -----------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""XML API documents and response reading (R§4.7)."""
+"""XML API documents and response reading (docs/contract.md §9.4)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ EMAIL_ID = "67e52c77-950f-4f28-accb-bb3ea1a2c51a"
 
 
 def test_add_recipient_is_the_reference_document_byte_for_byte() -> None:
-    """Element order of R§4.7; an empty value has no VALUE child; no declaration, no whitespace."""
+    """Element order of docs/contract.md §9.4; an empty value has no VALUE child; no declaration, no whitespace."""
     document = add_recipient_document(
         "1234",
         {"email_id": EMAIL_ID},
@@ -103,7 +103,7 @@ def test_delete_relational_table_data_lists_key_columns_per_row() -> None:
 
 
 def test_a_success_envelope_is_ok() -> None:
-    """R§4.7's success example."""
+    """docs/contract.md §9.4's success example."""
     response = parse_response(
         b"<Envelope><Body><RESULT><SUCCESS>TRUE</SUCCESS><RecipientId>123</RecipientId></RESULT>"
         b"</Body></Envelope>"
@@ -129,7 +129,7 @@ def test_a_fault_gives_its_fault_string_and_error_id() -> None:
 
 
 def test_relational_failures_are_reported_serialised() -> None:
-    """FAILURES/FAILURE under a SUCCESS TRUE result is still a failure (R§4.7)."""
+    """FAILURES/FAILURE under a SUCCESS TRUE result is still a failure (docs/contract.md §9.4)."""
     response = parse_response(
         b"<Envelope><Body><RESULT><SUCCESS>TRUE</SUCCESS><FAILURES>"
         b'<FAILURE failure_type="permanent" description="Field not found"/></FAILURES></RESULT>'

@@ -1,5 +1,5 @@
 """The HTTP side of the Acoustic sync: `/acoustic_configuration`, the heartbeat's backlog block, and the
-`ctms_pending_acoustic_sync_total` metric (R§2.14, R§11.10, R§4.1)."""
+`ctms_pending_acoustic_sync_total` metric (docs/contract.md §9.1, §10)."""
 
 from __future__ import annotations
 

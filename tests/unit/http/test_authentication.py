@@ -1,4 +1,4 @@
-"""Bearer authentication and `POST /token` (R§2.2, R§2.3, R§11.1)."""
+"""Bearer authentication and `POST /token` (docs/contract.md §2.2, §3.1)."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ async def test_token_of_disabled_client_is_400_api_client_disabled(api: Api) -> 
 
 
 async def test_each_request_records_into_its_own_log_fields(api: Api) -> None:
-    """Request-scoped context is never shared (SPEC §6 item 47), even between concurrent requests."""
+    """Request-scoped context is never shared (docs/contract.md §11.2), even between concurrent requests."""
     await asyncio.gather(
         api.get("/identity/67e52c77-950f-4f28-accb-bb3ea1a2c51a"),
         api.get("/identity/67e52c77-950f-4f28-accb-bb3ea1a2c51a", headers=api.auth("id_nobody")),

@@ -1,4 +1,4 @@
-"""Creating and replacing contacts: `POST /ctms` and `PUT /ctms/{email_id}` (R§2.5, R§2.6, R§11.4–§11.5)."""
+"""Creating and replacing contacts: `POST /ctms` and `PUT /ctms/{email_id}` (docs/contract.md §4.2, §4.3)."""
 
 from __future__ import annotations
 
@@ -230,7 +230,7 @@ async def test_primary_email_must_look_like_an_address(api: Api, address: str) -
 async def test_strings_longer_than_their_column_are_422(
     api: Api, path: tuple[str | int, ...], size: int
 ) -> None:
-    """SPEC §6 item 12: every string is checked against its column size, never a database error."""
+    """docs/contract.md §5.2: every string is checked against its column size, never a database error."""
     body = sample("maximal")
     target: Any = body
     for key in path[:-1]:

@@ -1,4 +1,4 @@
-"""The OpenAPI document and the documentation pages, served without any CDN (SPEC §4 item 10)."""
+"""The OpenAPI document and the documentation pages, served without any CDN (docs/contract.md §10)."""
 
 from __future__ import annotations
 
@@ -265,7 +265,7 @@ async def test_api_client_series_are_preinitialised_for_bearer_operations_only(
     running_api: RunApi,
 ) -> None:
     """`/stripe` takes an API client's bearer token; `/token` (HTTP Basic or form) and the Pub/Sub push
-    (a Google token) do not, so no `client_id` series is pre-initialised for them (R§8.1)."""
+    (a Google token) do not, so no `client_id` series is pre-initialised for them (docs/contract.md §11.5)."""
     async with running_api(make_settings()) as fresh:
         exposition = (await fresh.get("/metrics", headers={})).text
     api_series = [
@@ -338,7 +338,7 @@ async def test_stripe_objects_ctms_refuses_do_not_match_the_documented_body(
 async def test_the_pubsub_push_example_matches_the_documented_envelope(
     schema: dict[str, Any],
 ) -> None:
-    """R§13.4's example push."""
+    """docs/contract.md §8.2's example push."""
     push = {
         "message": {
             "attributes": {"key": "value"},

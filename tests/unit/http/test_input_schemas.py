@@ -1,4 +1,4 @@
-"""The documented contact bodies accept every value the core accepts (SPEC §2 "Lenient input like v3.3").
+"""The documented contact bodies accept every value the core accepts (docs/contract.md §5.5).
 
 schemathesis (tests/integration/schemathesis) sends values the document calls invalid and expects a 4xx: a
 document stricter than the core fails it, and only for the few values it happens to draw. These tests pin

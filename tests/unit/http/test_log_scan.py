@@ -1,5 +1,5 @@
 """No address or token reaches a log line, whichever header or query parameter carries it, and no logged
-value is unbounded (issue #16 defect 11; SPEC §9; docs/observability.md).
+value is unbounded (issue #16 defect 11; docs/contract.md §16.4; docs/observability.md).
 
 The access log records every request header and query parameter, so the class test sends headers of
 every kind (known, unknown, in any case) and query parameters of any name, each carrying an address, a

@@ -1,5 +1,5 @@
 """Partial updates and erasure: `PATCH /ctms/{email_id}`, `DELETE /ctms/{primary_email}`
-(R§2.7, R§2.8, R§11.6–§11.7, SPEC §6 item 4)."""
+(docs/contract.md §4.4, §4.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Operation permissions over HTTP (SPEC §7, R§10.2 item 6): every route checks its permission after
+"""Operation permissions over HTTP (docs/contract.md §14.1): every route checks its permission after
 authentication, 403 `{"detail": "Permission(s) required: ..."}`; clients without roles keep full access
 unless `CTMS_ENFORCE_PERMISSIONS`; DELETE leaves an erasure audit record naming the client.
 

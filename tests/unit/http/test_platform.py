@@ -1,5 +1,5 @@
 """Platform endpoints and framework-level answers: version, heartbeats, crash, redirects, 404/405, 413,
-503 and 500 (R§2.1, R§2.14, R§11.10, SPEC §9 reliability)."""
+503 and 500 (docs/contract.md §2.1, §10, §16.3 reliability)."""
 
 from __future__ import annotations
 

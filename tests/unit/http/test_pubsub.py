@@ -1,4 +1,4 @@
-"""`POST /stripe_from_pubsub` (R§2.13, R§13.4, SPEC §4 item 7, §6 item 27).
+"""`POST /stripe_from_pubsub` (docs/contract.md §8.2).
 
 Tokens are signed with a locally generated RSA key whose key set a local HTTP server publishes (real
 HTTP in both tiers): the application's own JWKS fetcher and verifier are exercised, not a stand-in.

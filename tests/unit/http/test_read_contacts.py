@@ -1,4 +1,4 @@
-"""Reading contacts: `GET /ctms/{email_id}` and `GET /ctms?<identifier>` (R§2.4, R§2.9, R§11.2–§11.3)."""
+"""Reading contacts: `GET /ctms/{email_id}` and `GET /ctms?<identifier>` (docs/contract.md §4.1, §4.6)."""
 
 from __future__ import annotations
 
@@ -397,7 +397,7 @@ async def test_lookup_returns_every_contact_sharing_an_identifier(api: Api) -> N
     found = {c["email"]["email_id"]: c for c in response.json()}
     assert set(found) == {MAXIMAL_ID, "332de237-cab7-4461-bcc3-48e68f42bd5c"}
     names = [n["name"] for n in found["332de237-cab7-4461-bcc3-48e68f42bd5c"]["newsletters"]]
-    assert names == ["Alpha", "beta", "zeta"]  # code-point order (SPEC §6 item 15)
+    assert names == ["Alpha", "beta", "zeta"]  # code-point order (docs/contract.md §5.8)
 
 
 async def test_lookup_traces_the_traced_addresses_sorted(api: Api) -> None:

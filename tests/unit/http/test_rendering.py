@@ -1,4 +1,4 @@
-"""How contacts and pages are rendered (R§3.4): timestamps, defaults, key order, `next` links."""
+"""How contacts and pages are rendered (docs/contract.md §5.8): timestamps, defaults, key order, `next` links."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`POST /stripe` (R§2.12, R§11.12, SPEC §6 items 27–28): one Stripe object per request."""
+"""`POST /stripe` (docs/contract.md §8): one Stripe object per request."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Token revocation, forged tokens and `last_access` over HTTP (issue #7, SPEC §7)."""
+"""Token revocation, forged tokens and `last_access` over HTTP (issue #7, docs/contract.md §3.2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Bulk export and the private identity API: `GET /updates`, `GET /identities`, `GET /identity/{id}`
-(R§2.10, R§2.11, R§11.8–§11.9, SPEC §6 items 5–8)."""
+(docs/contract.md §2.6, §4.7, §7)."""
 
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ async def test_next_link_is_url_encoded_and_keeps_every_parameter(api: Api) -> N
 async def test_following_next_links_visits_every_contact_once_even_with_shared_timestamps(
     api: Api,
 ) -> None:
-    """Strict keyset paging (SPEC §6 item 5): v3 looped forever when more than `limit` contacts
+    """Strict keyset paging (docs/contract.md §7.2): v3 looped forever when more than `limit` contacts
     shared one update timestamp."""
     shared = datetime(2021, 6, 1, tzinfo=UTC)
     expected = set()

@@ -1,4 +1,4 @@
-"""The access-log + metrics middleware around a fake ASGI app (R§7.2, R§8.1, SPEC §6 item 47)."""
+"""The access-log + metrics middleware around a fake ASGI app (docs/contract.md §11.2, §11.5)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def routed_app(
 
 
 async def test_get_emits_one_record_with_the_documented_fields(captured_logs: CapturedLogs) -> None:
-    """A GET yields exactly one ctms.web record: R§7.2 fields, redactions, rid from X-Request-Id, msg."""
+    """A GET yields exactly one ctms.web record: docs/contract.md §11.2 fields, redactions, rid from X-Request-Id, msg."""
     app = routed_app(
         200,
         path_template="/ctms/{email_id}",

@@ -1,4 +1,4 @@
-"""The logging pipeline: MozLog envelope (R§7.1), levels, console mode."""
+"""The logging pipeline: MozLog envelope (docs/contract.md §11.1), levels, console mode."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The /metrics exposition (R§8.1), parsed with prometheus_client's own text parser."""
+"""The /metrics exposition (docs/contract.md §11.5), parsed with prometheus_client's own text parser."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def labels(**pairs: str) -> frozenset[tuple[str, str]]:
 
 
 def test_names_types_and_no_exporter_noise(metrics: Metrics) -> None:
-    """Families and sample names as R§8.1; no otel_scope_* labels, no target_info."""
+    """Families and sample names as docs/contract.md §11.5; no otel_scope_* labels, no target_info."""
     metrics.observe_request("GET", "/ctms/{email_id}", 200, 0.02, "id_basket")
     metrics.count_pending_acoustic_sync()
     text, sample_list, families = scrape(metrics)

@@ -1,5 +1,5 @@
 """E-mail addresses in request paths (`DELETE /ctms/{primary_email}`) never reach the access log
-(SPEC §9): the path, its parameters and the message show `[OMITTED]` instead."""
+(docs/contract.md §16.4): the path, its parameters and the message show `[OMITTED]` instead."""
 
 from __future__ import annotations
 

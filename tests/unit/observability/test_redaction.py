@@ -1,4 +1,4 @@
-"""Access-log redaction and trace detection (R§7.2, R§2.2)."""
+"""Access-log redaction and trace detection (docs/contract.md §2.2, §11.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sentry: what gets reported and what never leaves the process (R§7.4, SPEC §4.13)."""
+"""Sentry: what gets reported and what never leaves the process (docs/contract.md §11.4)."""
 
 from __future__ import annotations
 

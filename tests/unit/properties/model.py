@@ -1,4 +1,4 @@
-"""An independent model of what a contact's data becomes after POST, PUT and PATCH (R§2.5–§2.7, R§3.2).
+"""An independent model of what a contact's data becomes after POST, PUT and PATCH (docs/contract.md §4.2, §4.3, §4.4, §5.2).
 
 A contact is a plain dict: `email` (the data fields), `amo`/`fxa`/`mofo` (dict, or None when no object is
 stored), `newsletters`/`waitlists` (dict by name). No timestamps: the properties check those separately.
@@ -90,7 +90,7 @@ def from_whole_body(body: dict[str, Any]) -> Model:
 
 
 def apply_patch(model: Model, body: dict[str, Any]) -> Model:
-    """R§2.7: only what the body mentions changes.
+    """docs/contract.md §4.4: only what the body mentions changes.
 
     * `email`: each given key replaces the stored value.
     * a group: `"DELETE"` removes it; an object updates the given keys of the stored object (or of an
@@ -99,7 +99,7 @@ def apply_patch(model: Model, body: dict[str, Any]) -> Model:
       with the given keys only, and creates an unknown name (defaults + given keys) unless the item
       says `subscribed: false`. Newsletters not named are untouched.
     * `"newsletters": "UNSUBSCRIBE"` without a `waitlists` key also unsubscribes every waitlist (the
-      legacy translation of R§3.7.1, as v3.3 did).
+      legacy translation of docs/contract.md §6.1, §6.2, as v3.3 did).
     """
     result = copy.deepcopy(model)
     result["email"].update({k: v for k, v in body.get("email", {}).items() if k != "email_id"})

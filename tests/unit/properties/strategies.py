@@ -1,7 +1,7 @@
 """Hypothesis strategies for contact request bodies (valid ones: the properties are about behaviour).
 
 Names are drawn from small pools so that generated PATCHes keep hitting the same newsletters, and never
-end in `-waitlist` or start with `relay-`: those names trigger the legacy waitlist translation (R§3.7),
+end in `-waitlist` or start with `relay-`: those names trigger the legacy waitlist translation (docs/contract.md §6),
 which these properties leave to the example-based tests.
 """
 

@@ -1,7 +1,7 @@
 """Property tests of the contact use cases on the in-memory adapters (issue #9).
 
-Each example runs on a fresh store: PATCH then GET equals an independent model's merge (R§2.7), PUT then
-GET round-trips the body modulo defaults (R§2.6, R§3.2), and `/updates` cursor paging over timestamps
+Each example runs on a fresh store: PATCH then GET equals an independent model's merge (docs/contract.md §4.4), PUT then
+GET round-trips the body modulo defaults (docs/contract.md §4.3, §5.2), and `/updates` cursor paging over timestamps
 with many ties returns every matching contact exactly once, in `(update_timestamp, email_id)` order.
 """
 
@@ -123,7 +123,7 @@ def test_patch_then_get_equals_the_models_merge(
             # The e-mail's update timestamp always moves; creation times never do.
             assert current.email.update_timestamp == now
             assert current.email.create_timestamp == previous.email.create_timestamp
-            # A child keeps its timestamps unless its data changed (SPEC §6 item 1).
+            # A child keeps its timestamps unless its data changed (docs/contract.md §4.3).
             old_items = {item.name: item for item in previous.newsletters}
             for item in current.newsletters:
                 old = old_items.get(item.name)

@@ -126,7 +126,7 @@ async def test_fxa_id_is_unique(stripe_uow_factory: Callable[[], StripeUnitOfWor
 async def test_items_and_lines_need_their_parents(
     stripe_uow_factory: Callable[[], StripeUnitOfWork],
 ) -> None:
-    """Foreign keys of R§1.8: items need their subscription and price, lines their invoice and price."""
+    """Foreign keys of docs/contract.md §1.5: items need their subscription and price, lines their invoice and price."""
     async with stripe_uow_factory() as uow:
         with pytest.raises(ForeignKeyViolation):
             await uow.stripe.save_subscription_item(item())

@@ -1,4 +1,4 @@
-"""The product-segment algorithm of R§5.5, with the fixes of SPEC §6 (R§12.5 items 42 and 43)."""
+"""The product-segment algorithm of docs/contract.md §8.5; docs/compatibility.md §2 (docs/contract.md §8.5)."""
 
 from __future__ import annotations
 
@@ -235,7 +235,7 @@ SEGMENT_TABLE: list[tuple[str, Case, str, datetime, int]] = [
     ],
 )
 def test_segment_table(case: Case, segment: str, changed: datetime, sub_count: int) -> None:
-    """Each case of R§5.5 (and the SPEC §6 fallbacks) yields its segment, `changed` and `sub_count`."""
+    """Each case of docs/contract.md §8.5 (and the docs/compatibility.md §2 fallbacks) yields its segment, `changed` and `sub_count`."""
     (product,) = compute_products(case.account())
 
     assert (product.segment, product.changed, product.sub_count) == (segment, changed, sub_count)
@@ -254,7 +254,7 @@ def test_case_4_other_statuses_change_at_subscription_creation(status: str) -> N
 
 
 def test_product_record_carries_latest_subscription_and_price_fields() -> None:
-    """The record of R§3.8: price and subscription fields come from the latest subscription."""
+    """The record of docs/contract.md §8.5: price and subscription fields come from the latest subscription."""
     subscription = make_subscription(
         "sub_a", canceled_at=day(9, 9), cancel_at_period_end=True, ended_at=None
     )
@@ -329,7 +329,7 @@ def test_latest_subscription_wins_whatever_the_storage_order() -> None:
 
 
 def test_ties_on_current_period_end_are_broken_by_creation_then_id() -> None:
-    """Fix of R§12.5 item 43: equal `current_period_end` → later `stripe_created`, then greater id."""
+    """Fix of docs/contract.md §8.5: equal `current_period_end` → later `stripe_created`, then greater id."""
     earlier = make_subscription("sub_z", status="canceled", stripe_created=day(1, 1))
     later = make_subscription("sub_a", stripe_created=day(2, 2))
     same_created = make_subscription("sub_b", status="past_due", stripe_created=day(2, 2))
@@ -343,7 +343,7 @@ def test_ties_on_current_period_end_are_broken_by_creation_then_id() -> None:
 
 
 def test_segment_and_changed_never_fails_for_a_canceled_subscription() -> None:
-    """R§12.5 item 42: no assertion, whatever timestamps are missing."""
+    """docs/contract.md §8.5: no assertion, whatever timestamps are missing."""
     subscription = make_subscription("sub_a", status="canceled")
 
     assert segment_and_changed(subscription, resubscribed=True) == ("re-canceled", day(10, 1))

@@ -1,4 +1,4 @@
-"""StripeIngestService on the in-memory store: the ingesters of R§5.2 with the fixes of SPEC §6 37–45."""
+"""StripeIngestService on the in-memory store: the ingesters of docs/contract.md §8.2, §8.3, §8.5, §18.3."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ async def test_new_customer_is_created_with_its_columns(
 async def test_customer_update_sets_stripe_created_and_reports_updated(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """Fix of R§12.5 item 37: `created` reaches `stripe_created`; only the update timestamp moves."""
+    """Fix of docs/contract.md §8.3: `created` reaches `stripe_created`; only the update timestamp moves."""
     await ingest(p.customer())
     created = stripe_store.tables.customers[p.CUSTOMER_ID]
 
@@ -136,7 +136,7 @@ async def test_new_customer_without_description_is_rejected(
 async def test_customer_update_without_description_is_rejected_not_a_write_conflict(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """Fix of R§12.5 item 38: validation, not a NOT NULL violation at commit; the row stays."""
+    """Fix of docs/contract.md §8.3: validation, not a NOT NULL violation at commit; the row stays."""
     await ingest(p.customer())
     before = snapshot(stripe_store)
 
@@ -149,7 +149,7 @@ async def test_customer_update_without_description_is_rejected_not_a_write_confl
 async def test_deleted_unknown_customer_is_skipped_and_not_stored(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """A deletion of a customer CTMS never saw is reported `skipped` (R§11.12)."""
+    """A deletion of a customer CTMS never saw is reported `skipped` (docs/contract.md §8)."""
     result = await ingest(p.deleted_customer())
 
     assert result.actions == {"skipped": [f"customer:{p.CUSTOMER_ID}"]}
@@ -238,7 +238,7 @@ async def _old_customer_with_everything(ingest: Any) -> None:
 async def test_fxa_id_conflict_deletes_the_other_customer_and_its_data(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """Fix of R§12.5 item 41: the previous holder of the FxA id goes with its subscriptions, items,
+    """Fix of docs/contract.md §8.3: the previous holder of the FxA id goes with its subscriptions, items,
     invoices and line items; prices stay; the new customer is created."""
     await _old_customer_with_everything(ingest)
 
@@ -268,7 +268,7 @@ async def test_fxa_id_conflict_deletes_the_other_customer_and_its_data(
 async def test_fxa_id_conflict_with_a_bare_customer_reports_created_and_deleted(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """The log of R§11.12: `{"created":["customer:<new>"],"deleted":["customer:<old>"]}`."""
+    """The log of docs/contract.md §8: `{"created":["customer:<new>"],"deleted":["customer:<old>"]}`."""
     await ingest(p.customer(id="cus_old"))
 
     result = await ingest(p.customer(id="cus_new"))
@@ -313,7 +313,7 @@ async def test_deletion_payload_never_triggers_a_conflict(
 async def test_new_subscription_creates_subscription_item_and_price(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """R§5.4: new subscription → created {subscription, subscription_item, price}."""
+    """docs/contract.md §8.4: new subscription → created {subscription, subscription_item, price}."""
     result = await ingest(p.subscription())
 
     assert result.actions == {
@@ -355,7 +355,7 @@ async def test_subscription_of_a_known_customer_touches_its_contact(ingest: Any)
 async def test_subscription_switched_to_new_item_and_price(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """R§5.4: created {new item, new price}, updated {subscription}, deleted {old item}."""
+    """docs/contract.md §8.4: created {new item, new price}, updated {subscription}, deleted {old item}."""
     await ingest(p.subscription())
     new_item = p.subscription_item("si_new", item_price=p.price("price_new"))
 
@@ -394,7 +394,7 @@ async def test_orphan_items_are_deleted_even_when_the_subscription_is_unchanged(
 async def test_subscription_cancellation_updates_only_the_subscription(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """R§5.4: cancellation → updated {subscription}, no_change {price, item}."""
+    """docs/contract.md §8.4: cancellation → updated {subscription}, no_change {price, item}."""
     await ingest(p.subscription())
 
     result = await ingest(p.subscription(cancel_at_period_end=True, canceled_at=1635237000))
@@ -411,7 +411,7 @@ async def test_subscription_cancellation_updates_only_the_subscription(
 async def test_price_deactivated_through_a_subscription(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """R§5.4: price deactivated → updated {price}, no_change {subscription, item}."""
+    """docs/contract.md §8.4: price deactivated → updated {price}, no_change {subscription, item}."""
     await ingest(p.subscription())
     item = p.subscription_item(item_price=p.price(active=False))
 
@@ -427,7 +427,7 @@ async def test_price_deactivated_through_a_subscription(
 async def test_paused_subscription_is_accepted(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """Fix of R§12.5 item 40: Stripe's `paused` status is valid."""
+    """Fix of docs/contract.md §8.3: Stripe's `paused` status is valid."""
     await ingest(p.subscription(status="paused"))
 
     assert stripe_store.tables.subscriptions[p.SUBSCRIPTION_ID].status == "paused"
@@ -447,7 +447,7 @@ async def test_invalid_subscription_status_is_rejected_on_create(
 async def test_invalid_subscription_status_is_rejected_on_update(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """Fix of R§12.5 item 40: enumerations are validated on update too; the stored row stays."""
+    """Fix of docs/contract.md §8.3: enumerations are validated on update too; the stored row stays."""
     await ingest(p.subscription())
     before = snapshot(stripe_store)
 
@@ -460,7 +460,7 @@ async def test_invalid_subscription_status_is_rejected_on_update(
 async def test_subscription_missing_a_required_key_is_rejected(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """Required keys must be present even when their value may be null (R§5.2)."""
+    """Required keys must be present even when their value may be null (docs/contract.md §8.3)."""
     data = p.subscription()
     del data["ended_at"]
 
@@ -589,7 +589,7 @@ async def test_new_invoice_creates_invoice_line_item_and_price(
     assert invoice.stripe_customer_id == p.INVOICE_CUSTOMER_ID
     assert (invoice.currency, invoice.total, invoice.status) == ("eur", 100, "paid")
     assert invoice.stripe_created == ts(1635161071)
-    assert invoice.default_source_id == "src_inv"  # fix of R§12.5 item 39
+    assert invoice.default_source_id == "src_inv"  # fix of docs/contract.md §8.3
     line = tables.invoice_line_items[p.LINE_ID]
     assert line.stripe_invoice_id == p.INVOICE_ID
     assert (line.stripe_type, line.amount, line.currency) == ("subscription", 100, "eur")
@@ -609,7 +609,7 @@ async def test_invoice_of_a_known_customer_touches_its_contact(ingest: Any) -> N
 
 
 async def test_invoice_status_change(ingest: Any, stripe_store: InMemoryStripeStore) -> None:
-    """R§5.4: invoice status change → updated {invoice}, no_change {line item, price}."""
+    """docs/contract.md §8.4: invoice status change → updated {invoice}, no_change {line item, price}."""
     await ingest(p.invoice(status="open"))
 
     result = await ingest(p.invoice(status="paid"))
@@ -622,7 +622,7 @@ async def test_invoice_status_change(ingest: Any, stripe_store: InMemoryStripeSt
 
 
 async def test_replaced_invoice_line(ingest: Any, stripe_store: InMemoryStripeStore) -> None:
-    """R§5.4: replaced line → created {new line}, no_change {invoice, price}, deleted {old line}."""
+    """docs/contract.md §8.4: replaced line → created {new line}, no_change {invoice, price}, deleted {old line}."""
     await ingest(p.invoice())
 
     result = await ingest(p.invoice(with_lines=[p.line_item("il_new")]))
@@ -638,7 +638,7 @@ async def test_replaced_invoice_line(ingest: Any, stripe_store: InMemoryStripeSt
 async def test_uncollectible_invoice_is_accepted(
     ingest: Any, stripe_store: InMemoryStripeStore
 ) -> None:
-    """Fix of R§12.5 item 40: Stripe spells it `uncollectible`."""
+    """Fix of docs/contract.md §8.3: Stripe spells it `uncollectible`."""
     await ingest(p.invoice(status="uncollectible"))
 
     assert stripe_store.tables.invoices[p.INVOICE_ID].status == "uncollectible"
@@ -709,7 +709,7 @@ async def test_unsupported_object_type_is_unknown(
     ],
 )
 async def test_body_without_object_or_id_is_not_recognized(ingest: Any, body: Any) -> None:
-    """R§2.12: `Request JSON is not recognized.`"""
+    """docs/contract.md §8.1: `Request JSON is not recognized.`"""
     with pytest.raises(StripeRequestNotRecognized) as raised:
         await ingest(body)
 
@@ -719,7 +719,7 @@ async def test_body_without_object_or_id_is_not_recognized(ingest: Any, body: An
 async def test_products_after_ingesting_a_customer_and_its_subscription(
     ingest: Any, stripe_service: StripeIngestService
 ) -> None:
-    """`products_for` computes the R§3.8 records from what was ingested."""
+    """`products_for` computes the docs/contract.md §8.5 records from what was ingested."""
     await ingest(p.customer(id=p.SUBSCRIPTION_CUSTOMER_ID))
     await ingest(p.subscription())
 

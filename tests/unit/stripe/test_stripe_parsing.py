@@ -31,7 +31,7 @@ from tests.unit.stripe import payloads as p
     ],
 )
 def test_stripe_timestamps_become_utc_datetimes(value: Any, expected: datetime | None) -> None:
-    """Unix seconds → aware UTC datetime; 0 and null → None (R§5.1)."""
+    """Unix seconds → aware UTC datetime; 0 and null → None (docs/contract.md §8.3)."""
     assert from_stripe_timestamp(value) == expected
 
 
@@ -43,7 +43,7 @@ def test_non_integer_timestamps_are_refused(value: Any) -> None:
 
 
 def test_dispatch_returns_the_payload_of_each_supported_type() -> None:
-    """`object` selects the parser (R§5.1)."""
+    """`object` selects the parser (docs/contract.md §8.3)."""
     assert isinstance(parse_stripe_object(p.customer()), CustomerPayload)
     assert isinstance(parse_stripe_object(p.subscription()), SubscriptionPayload)
     assert isinstance(parse_stripe_object(p.invoice()), InvoicePayload)
@@ -101,7 +101,7 @@ def test_deleted_customer_needs_only_its_id() -> None:
 
 @pytest.mark.parametrize("key", ["total", "currency", "customer", "lines", "default_source"])
 def test_invoice_required_keys(key: str) -> None:
-    """Invoices need the keys of R§5.2."""
+    """Invoices need the keys of docs/contract.md §8.3."""
     data = p.invoice()
     del data[key]
 
@@ -119,7 +119,7 @@ def test_error_string_keeps_the_contract_detail_and_the_reason() -> None:
 
 
 def test_actions_log_field_is_sorted_and_merges() -> None:
-    """`ingest_actions`: keys sorted, values sorted lists, merged across objects (R§5.4)."""
+    """`ingest_actions`: keys sorted, values sorted lists, merged across objects (docs/contract.md §8.4)."""
     first = IngestActions()
     first.add("updated", "subscription", "sub_y")
     first.add("created", "customer", "cus_b")

@@ -1,4 +1,4 @@
-"""The sync worker's pacing (R§4.2) and its metrics exposition and Pushgateway push (R§8.2)."""
+"""The sync worker's pacing (docs/contract.md §9.2) and its metrics exposition and Pushgateway push (docs/contract.md §11.6)."""
 
 from __future__ import annotations
 

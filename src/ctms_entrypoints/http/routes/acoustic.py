@@ -1,4 +1,4 @@
-"""`GET /acoustic_configuration` (R§2.14): what the sync sends, as the `acoustic_*` tables hold it."""
+"""`GET /acoustic_configuration` (docs/contract.md §10): what the sync sends, as the `acoustic_*` tables hold it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The contacts API (R§2.4–§2.11): thin handlers over `ContactService`.
+"""The contacts API (docs/contract.md §4.1, §4.2, §4.3, §4.4, §4.5, §4.6, §4.7, §7): thin handlers over `ContactService`.
 
 Each handler follows v3.3's order: decode the body (malformed JSON → 422), authenticate (401/400), then
 validate path, query and body together (422), then run the use case.

@@ -1,4 +1,4 @@
-"""Platform endpoints (R§2.14): version, heartbeats, the crash test, and the documentation pages."""
+"""Platform endpoints (docs/contract.md §10): version, heartbeats, the crash test, and the documentation pages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`POST /stripe` (R§2.12) and `POST /stripe_from_pubsub` (R§2.13): Stripe objects in, `{"status": "OK"}`
+"""`POST /stripe` (docs/contract.md §8.1) and `POST /stripe_from_pubsub` (docs/contract.md §8.2): Stripe objects in, `{"status": "OK"}`
 out, with the `ingest_actions`, `fxa_id_conflict`, `trace`/`trace_json` and `pubsub_<claim>` log fields."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class StripeApi:
 
 
 def _context(request: AnyRequest) -> dict[str, Any]:
-    """The access-log fields, as a plain dict: these handlers add keys of their own (R§7.2)."""
+    """The access-log fields, as a plain dict: these handlers add keys of their own (docs/contract.md §11.2)."""
     return cast(dict[str, Any], log_fields(request))
 
 

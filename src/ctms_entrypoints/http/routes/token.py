@@ -1,4 +1,4 @@
-"""`POST /token`: the OAuth2 client-credentials grant (R§2.3)."""
+"""`POST /token`: the OAuth2 client-credentials grant (docs/contract.md §3.1)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from ctms_entrypoints.http.openapi import (
 from ctms_entrypoints.http.responses import TokenResponse, json_response, raw_json_response
 
 _GRANT_TYPE = re.compile(GRANT_TYPE_PATTERN)
-# The exact item v3.3's framework produced, `ctx` included (R§2.3).
+# The exact item v3.3's framework produced, `ctx` included (docs/contract.md §3.1).
 _GRANT_TYPE_ERROR = msgspec.json.encode(
     {
         "detail": [
