@@ -61,11 +61,10 @@ class Credentials:
     client_secret: str
 
 
-def upgrade_database(environment: dict[str, str]) -> None:
-    """`ctms db upgrade`, the deploy step before `ctms serve` (which never migrates a CTMS_DB_URL
-    database)."""
+def _run_ctms(environment: dict[str, str], *arguments: str) -> str:
+    """`ctms ARGUMENTS...` to completion; its standard output, or an error with its standard error."""
     completed = subprocess.run(
-        [*ctms_command(), "db", "upgrade"],
+        [*ctms_command(), *arguments],
         env=environment,
         capture_output=True,
         text=True,
@@ -73,23 +72,23 @@ def upgrade_database(environment: dict[str, str]) -> None:
         timeout=300,
     )
     if completed.returncode != 0:
-        raise RuntimeError(f"ctms db upgrade failed:\n{completed.stderr}")
+        raise RuntimeError(f"ctms {' '.join(arguments[:2])} failed:\n{completed.stderr}")
+    return completed.stdout
+
+
+def upgrade_database(environment: dict[str, str]) -> None:
+    """`ctms db upgrade`, the deploy step before `ctms serve` (which never migrates a CTMS_DB_URL
+    database)."""
+    _run_ctms(environment, "db", "upgrade")
 
 
 def create_client(environment: dict[str, str]) -> Credentials:
     """`ctms clients create ... --json` on the upgraded database."""
     name = f"bench-{secrets.token_hex(3)}"
-    completed = subprocess.run(
-        [*ctms_command(), "clients", "create", name, "--email", "bench@example.com", "--json"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
+    output = _run_ctms(
+        environment, "clients", "create", name, "--email", "bench@example.com", "--json"
     )
-    if completed.returncode != 0:
-        raise RuntimeError(f"ctms clients create failed:\n{completed.stderr}")
-    data = json.loads(completed.stdout.strip().splitlines()[-1])
+    data = json.loads(output.strip().splitlines()[-1])
     return Credentials(data["client_id"], data["client_secret"])
 
 

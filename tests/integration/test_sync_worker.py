@@ -36,6 +36,7 @@ from tests.support.acoustic_sync import (
     PRODUCTS,
     WAITLISTS,
     expect_uploaded,
+    fake_acoustic_settings,
     seed_acoustic_configuration,
 )
 from tests.support.fake_acoustic import FakeAcoustic, running_fake_acoustic
@@ -294,17 +295,7 @@ def worker_environment(database_url: str, fake: FakeAcoustic) -> dict[str, str]:
         **os.environ,
         "CTMS_DB_URL": database_url,
         "CTMS_SECRET_KEY": "sync-test",
-        "CTMS_ACOUSTIC_SYNC_FEATURE_FLAG": "true",
-        "CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG": "true",
-        "CTMS_ACOUSTIC_BASE_URL": fake.base_url,
-        "CTMS_ACOUSTIC_CLIENT_ID": fake.client_id,
-        "CTMS_ACOUSTIC_CLIENT_SECRET": fake.client_secret,
-        "CTMS_ACOUSTIC_REFRESH_TOKEN": fake.refresh_token,
-        "CTMS_ACOUSTIC_MAIN_TABLE_ID": LIST_ID,
-        "CTMS_ACOUSTIC_NEWSLETTER_TABLE_ID": NEWSLETTERS,
-        "CTMS_ACOUSTIC_WAITLIST_TABLE_ID": WAITLISTS,
-        "CTMS_ACOUSTIC_PRODUCT_SUBSCRIPTIONS_ID": PRODUCTS,
-        "CTMS_BACKGROUND_METRICS_PORT": "0",
+        **fake_acoustic_settings(fake),
         "CTMS_USE_MOZLOG": "false",
     }
 

@@ -1,5 +1,6 @@
 """What the sync worker's integration tests share: the Acoustic table ids the worker is configured with,
-the seeding of the Acoustic configuration, and the check that the fake Acoustic holds a contact."""
+the settings that point a `ctms sync` process at the fake Acoustic, the seeding of the Acoustic
+configuration, and the check that the fake Acoustic holds a contact."""
 
 from __future__ import annotations
 
@@ -12,6 +13,23 @@ from ctms_core.ports.repositories import UnitOfWork
 from tests.support.fake_acoustic import FakeAcoustic
 
 LIST_ID, NEWSLETTERS, WAITLISTS, PRODUCTS = "1234", "9", "10", "11"
+
+
+def fake_acoustic_settings(fake: FakeAcoustic) -> dict[str, str]:
+    """The `CTMS_*` variables of a sync worker that uploads to `fake` (its own metrics port is free)."""
+    return {
+        "CTMS_ACOUSTIC_SYNC_FEATURE_FLAG": "true",
+        "CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG": "true",
+        "CTMS_ACOUSTIC_BASE_URL": fake.base_url,
+        "CTMS_ACOUSTIC_CLIENT_ID": fake.client_id,
+        "CTMS_ACOUSTIC_CLIENT_SECRET": fake.client_secret,
+        "CTMS_ACOUSTIC_REFRESH_TOKEN": fake.refresh_token,
+        "CTMS_ACOUSTIC_MAIN_TABLE_ID": LIST_ID,
+        "CTMS_ACOUSTIC_NEWSLETTER_TABLE_ID": NEWSLETTERS,
+        "CTMS_ACOUSTIC_WAITLIST_TABLE_ID": WAITLISTS,
+        "CTMS_ACOUSTIC_PRODUCT_SUBSCRIPTIONS_ID": PRODUCTS,
+        "CTMS_BACKGROUND_METRICS_PORT": "0",
+    }
 
 
 async def seed_acoustic_configuration(uow_factory: Callable[[], UnitOfWork]) -> None:

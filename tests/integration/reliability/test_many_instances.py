@@ -36,11 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory, create_engine
 from ctms_adapters.postgres.migrations import upgrade
 from tests.support.acoustic_sync import (
-    LIST_ID,
-    NEWSLETTERS,
-    PRODUCTS,
-    WAITLISTS,
     expect_uploaded,
+    fake_acoustic_settings,
 )
 from tests.support.ctms_processes import (
     ApiProcess,
@@ -82,17 +79,7 @@ def deployment_environment(
         "CTMS_SERVER_PREFIX": server_prefix,
         "CTMS_USE_MOZLOG": "false",
         "CTMS_TOKEN_CACHE_SECONDS": str(TOKEN_CACHE_SECONDS),
-        "CTMS_ACOUSTIC_SYNC_FEATURE_FLAG": "true",
-        "CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG": "true",
-        "CTMS_ACOUSTIC_BASE_URL": fake.base_url,
-        "CTMS_ACOUSTIC_CLIENT_ID": fake.client_id,
-        "CTMS_ACOUSTIC_CLIENT_SECRET": fake.client_secret,
-        "CTMS_ACOUSTIC_REFRESH_TOKEN": fake.refresh_token,
-        "CTMS_ACOUSTIC_MAIN_TABLE_ID": LIST_ID,
-        "CTMS_ACOUSTIC_NEWSLETTER_TABLE_ID": NEWSLETTERS,
-        "CTMS_ACOUSTIC_WAITLIST_TABLE_ID": WAITLISTS,
-        "CTMS_ACOUSTIC_PRODUCT_SUBSCRIPTIONS_ID": PRODUCTS,
-        "CTMS_BACKGROUND_METRICS_PORT": "0",
+        **fake_acoustic_settings(fake),
         **WORKER_SETTINGS,
     }
 
