@@ -8,6 +8,8 @@ Answers and what they mean for the users of one request (docs/braze.md, "Errors 
   further away than the wait budget left, the request's users fail as `rate_limited`;
 * 5xx, a timeout, a connection error, or a body that is not the JSON object Braze answers with: every
   user of the request fails as `unavailable`;
+* 401 or 403 (invalid key, or one without the endpoint's permission): every user of the request fails
+  as `unauthorized`;
 * any other status: every user of the request fails as `refused`.
 """
 
@@ -204,6 +206,8 @@ class HttpxBrazeGateway:
                 continue
             if 200 <= status < 300:
                 return _success_payload(path, status, response.content, requests)
+            if status in (401, 403):
+                return _failure("unauthorized", f"{path} answered HTTP {status}", requests)
             if 400 <= status < 500:
                 return _failure("refused", f"{path} answered HTTP {status}", requests)
             return _failure(
