@@ -53,9 +53,7 @@ class PostgresBrazeSubscriptionGroupRepository:
             return [(row.name, row.group_id) for row in rows]
 
     async def add(self, kind: SubscriptionGroupKind, name: str, group_id: str) -> None:
-        statement = insert(braze_subscription_group).values(
-            kind=kind, name=name, group_id=group_id
-        )
+        statement = insert(braze_subscription_group).values(kind=kind, name=name, group_id=group_id)
         async with self._engine.begin() as connection:
             await connection.execute(
                 statement.on_conflict_do_update(

@@ -20,9 +20,9 @@ from ctms_core.domain.braze import BrazeConfiguration, BrazeUser, SubscriptionGr
 __all__ = [
     "DELETE_BATCH_SIZE",
     "TRACK_BATCH_SIZE",
+    "BrazeDigestStore",
     "BrazeFailure",
     "BrazeFailureKind",
-    "BrazeDigestStore",
     "BrazeGateway",
     "BrazeSubscriptionGroupRepository",
     "DeleteResult",
