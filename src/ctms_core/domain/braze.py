@@ -342,7 +342,11 @@ def changed_attributes(
         value = current[key] if key in current else _vanished_value(key)
         digest = attribute_digest(external_id, key, value)
         digests[key] = digest
-        if digest != previous_digests.get(key, attribute_digest(external_id, key, None)):
+        previous = previous_digests.get(key)
+        if previous is None:  # never sent: Braze holds null
+            if value is not None:
+                changed[key] = value
+        elif digest != previous:
             changed[key] = value
     return changed, digests
 
