@@ -12,18 +12,35 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import delete, func, select
+import msgspec
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ctms_adapters.postgres.braze_tables import braze_attribute_digests, braze_subscription_group
+from ctms_adapters.postgres.braze_tables import braze_subscription_group
 from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_core.domain.braze import BrazeConfiguration, SubscriptionGroupKind
 
 __all__ = ["PostgresBrazeDigestStore", "PostgresBrazeSubscriptionGroupRepository"]
 
 _groups = braze_subscription_group.c
-_digests = braze_attribute_digests.c
+
+# The statements take the contacts as one array parameter (`= ANY`, `unnest`): a batch of hundreds of
+# contacts is one round trip, and no statement is compiled per batch size.
+_LOAD_DIGESTS = text(
+    "SELECT email_id, digests FROM braze_attribute_digests "
+    "WHERE email_id = ANY(CAST(:email_ids AS uuid[]))"
+)
+_FORGET_DIGESTS = text(
+    "DELETE FROM braze_attribute_digests WHERE email_id = ANY(CAST(:email_ids AS uuid[]))"
+)
+_SAVE_DIGESTS = text(
+    "INSERT INTO braze_attribute_digests (email_id, digests) "
+    "SELECT email_id, CAST(digests AS jsonb) "
+    "FROM unnest(CAST(:email_ids AS uuid[]), CAST(:digests AS text[])) AS given(email_id, digests) "
+    "ON CONFLICT (email_id) DO UPDATE "
+    "SET digests = excluded.digests, update_timestamp = now()"
+)
 
 
 @reports_unavailability
@@ -81,34 +98,26 @@ class PostgresBrazeDigestStore:
         if not email_ids:
             return {}
         async with self._engine.connect() as connection:
-            rows = await connection.execute(
-                select(_digests.email_id, _digests.digests).where(
-                    _digests.email_id.in_(list(email_ids))
-                )
-            )
+            rows = await connection.execute(_LOAD_DIGESTS, {"email_ids": list(email_ids)})
             return {row.email_id: dict(row.digests) for row in rows}
 
     async def save(self, digests: Mapping[uuid.UUID, Mapping[str, str]]) -> None:
         if not digests:
             return
-        statement = insert(braze_attribute_digests).values(
-            [
-                {"email_id": email_id, "digests": dict(values)}
-                for email_id, values in sorted(digests.items())
-            ]
-        )
+        ordered = sorted(digests.items())
         async with self._engine.begin() as connection:
             await connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[_digests.email_id],
-                    set_={"digests": statement.excluded.digests, "update_timestamp": func.now()},
-                )
+                _SAVE_DIGESTS,
+                {
+                    "email_ids": [email_id for email_id, _ in ordered],
+                    "digests": [
+                        msgspec.json.encode(dict(values)).decode() for _, values in ordered
+                    ],
+                },
             )
 
     async def forget(self, email_ids: Sequence[uuid.UUID]) -> None:
         if not email_ids:
             return
         async with self._engine.begin() as connection:
-            await connection.execute(
-                delete(braze_attribute_digests).where(_digests.email_id.in_(list(email_ids)))
-            )
+            await connection.execute(_FORGET_DIGESTS, {"email_ids": list(email_ids)})
