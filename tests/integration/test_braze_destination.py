@@ -248,11 +248,21 @@ async def test_a_user_braze_lists_as_an_error_fails_alone(setup: Setup) -> None:
 async def test_a_429_waits_for_the_reset_then_delivers(setup: Setup) -> None:
     setup.fake.fail_next("429", reset_at=RESET_AT)
 
-    report = await setup.destination.deliver([update(ada()), erasure(uuid.UUID(int=7))])
+    report = await setup.destination.deliver([update(ada())])
 
     assert report.failed == ()
     assert setup.sleeper.slept == [7.0]
     assert setup.fake.profile(EXTERNAL_ID) is not None
+    assert len(setup.fake.track_requests) == 1  # the 429 is not a received request
+
+
+async def test_a_429_on_an_erasure_waits_for_the_reset_then_deletes(setup: Setup) -> None:
+    setup.fake.fail_next("429", reset_at=RESET_AT)
+
+    report = await setup.destination.deliver([erasure(uuid.UUID(int=7))])
+
+    assert report.failed == ()
+    assert setup.sleeper.slept == [7.0]
     assert setup.fake.deleted_ids() == [str(uuid.UUID(int=7))]
 
 
