@@ -245,6 +245,19 @@ async def test_a_user_braze_lists_as_an_error_fails_alone(setup: Setup) -> None:
     }
 
 
+async def test_a_request_whose_every_user_braze_refuses_fails_each_as_rejected(
+    setup: Setup,
+) -> None:
+    setup.fake.reject(EXTERNAL_ID, "'email' is not a valid email")
+
+    report = await setup.destination.deliver([update(ada())])
+
+    [failure] = report.failed
+    assert (failure.email_id, failure.kind) == (EMAIL_ID, "rejected")
+    assert "'email' is not a valid email" in failure.reason
+    assert setup.fake.profiles == {}
+
+
 async def test_a_429_waits_for_the_reset_then_delivers(setup: Setup) -> None:
     setup.fake.fail_next("429", reset_at=RESET_AT)
 

@@ -148,6 +148,44 @@ async def test_a_201_with_errors_fails_only_the_users_it_names_with_a_redacted_r
     )
 
 
+async def test_a_400_naming_every_object_rejects_each_user_for_its_own_reason() -> None:
+    braze = ScriptedBraze(
+        replies=[
+            httpx.Response(
+                400,
+                json={
+                    "message": "Valid data must be provided in the 'attributes' field.",
+                    "errors": [
+                        {"type": "'email' is not valid", "input_array": "attributes", "index": 0},
+                        {"type": "'country' is not valid", "input_array": "attributes", "index": 1},
+                    ],
+                },
+            ),
+            httpx.Response(
+                400,
+                json={
+                    "message": "Valid data must be provided in the 'attributes' field.",
+                    "errors": [
+                        {"type": "'email' is not valid", "input_array": "attributes", "index": 0}
+                    ],
+                },
+            ),
+        ]
+    )
+
+    every = await gateway(braze).track([user(1), user(2)])
+    some = await gateway(braze).track([user(1), user(2)])
+
+    assert [(f.external_id, f.kind, f.reason) for f in every.failed] == [
+        (ids(1)[0], "rejected", "'email' is not valid"),
+        (ids(2)[0], "rejected", "'country' is not valid"),
+    ]
+    # A 400 that does not account for every object refuses the whole request.
+    assert {(f.kind, f.reason) for f in some.failed} == {
+        ("refused", "/users/track answered HTTP 400")
+    }
+
+
 async def test_an_error_braze_does_not_attribute_to_one_user_fails_the_whole_request() -> None:
     braze = ScriptedBraze(replies=[success(errors=[{"type": "oops", "index": 7}])])
 
