@@ -17,7 +17,6 @@ from ctms_adapters.postgres import (
     PostgresBrazeSubscriptionGroupRepository,
 )
 from ctms_core.domain.acoustic import AcousticDeletion
-from ctms_core.domain.braze import BrazeConfiguration
 from ctms_core.domain.contact import Contact, Fxa
 from ctms_core.ports.destinations import Delivery
 from ctms_core.services.braze_destination import BrazeDestination
@@ -292,19 +291,3 @@ async def test_no_usable_answer_is_an_outage_and_the_retry_sends_everything(
     assert retried.failed == ()
     [sent] = setup.fake.tracked_objects()
     assert sent["_update_existing_only"] is False and sent["email"] == "ada@example.com"
-
-
-async def test_the_mapping_repository_loads_what_was_added(empty_database: AsyncEngine) -> None:
-    groups = PostgresBrazeSubscriptionGroupRepository(empty_database)
-    await groups.add("newsletter", "firefox-news", "g1")
-    await groups.add("newsletter", "firefox-news", "g2")
-    await groups.add("newsletter", "about-mozilla", "g3")
-    await groups.add("waitlist", "vpn", "g4")
-
-    assert await groups.load() == BrazeConfiguration(
-        newsletter_groups={"about-mozilla": "g3", "firefox-news": "g2"},
-        waitlist_groups={"vpn": "g4"},
-    )
-    assert await groups.list("newsletter") == [("about-mozilla", "g3"), ("firefox-news", "g2")]
-    assert await groups.remove("waitlist", "vpn") == "g4"
-    assert await groups.remove("waitlist", "vpn") is None
