@@ -265,7 +265,6 @@ class Container(containers.DeclarativeContainer):
         contacts=contact_service,
         auth=auth_service,
         server_prefix=settings.provided.server_prefix,
-        metrics=metrics,
         waitlist_rules=waitlist_rules,
     )
     heartbeat_timeout = providers.Callable(_heartbeat_timeout, settings)
