@@ -7,7 +7,9 @@ runs the use case.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from litestar import Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
@@ -17,10 +19,16 @@ from litestar.response.base import ASGIResponse
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Identity
 from ctms_core.domain.errors import ContactConflictError, FieldError
-from ctms_core.domain.inputs import ContactInput, parse_contact_input, parse_contact_patch
+from ctms_core.domain.inputs import (
+    ContactInput,
+    ContactPatch,
+    parse_contact_input,
+    parse_contact_patch,
+)
 from ctms_core.domain.lookup import parse_lookup_criteria
 from ctms_core.domain.permissions import CONTACTS_DELETE, CONTACTS_READ, CONTACTS_WRITE
 from ctms_core.domain.updates import parse_updates_query
+from ctms_core.domain.waitlist_rules import WaitlistFieldRules
 from ctms_entrypoints.http.context import record_trace
 from ctms_entrypoints.http.dependencies import ContactsApi
 from ctms_entrypoints.http.openapi import (
@@ -48,6 +56,7 @@ from ctms_entrypoints.http.responses import (
 )
 
 AnyRequest = Request[Any, Any, Any]
+T = TypeVar("T")
 Api = NamedDependency[ContactsApi]
 
 # The permissions each operation needs (any one suffices).
@@ -70,22 +79,42 @@ def _given(**values: str | None) -> dict[str, str]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-async def _contact_input(
+def _post_body(value: Any, rules: WaitlistFieldRules) -> ContactInput:
+    return parse_contact_input(value, require_email_id=False, waitlist_rules=rules)
+
+
+def _put_body(value: Any, rules: WaitlistFieldRules) -> ContactInput:
+    return parse_contact_input(value, require_email_id=True, waitlist_rules=rules)
+
+
+def _patch_body(value: Any, rules: WaitlistFieldRules) -> ContactPatch:
+    return parse_contact_patch(value, waitlist_rules=rules)
+
+
+async def _validated_body(
     contacts_api: ContactsApi,
     body: RequestJson,
-    errors: list[FieldError],
-    *,
-    require_email_id: bool,
-) -> ContactInput:
-    """The POST/PUT body as the core validates it, its problems reported with `errors` (path)."""
+    parse: Callable[[Any, WaitlistFieldRules], T],
+    errors: list[FieldError] | None = None,
+) -> T:
+    """The body as the core validates it (with the waitlist field rules in force), its problems
+    reported in one 422 with `errors` found before (the path's)."""
     rules = await contacts_api.waitlist_rules.current()
-    return parse_body(
-        body,
-        lambda value: parse_contact_input(
-            value, require_email_id=require_email_id, waitlist_rules=rules
-        ),
-        errors,
-    )
+    return parse_body(body, lambda value: parse(value, rules), errors or [])
+
+
+async def _validated_path_and_body(
+    contacts_api: ContactsApi,
+    email_id: str,
+    body: RequestJson,
+    parse: Callable[[Any, WaitlistFieldRules], T],
+) -> tuple[uuid.UUID, T]:
+    """The path's `email_id` and the body, validated together: one 422 lists the problems of both."""
+    errors: list[FieldError] = []
+    path_id = path_uuid("email_id", email_id, errors)
+    parsed = await _validated_body(contacts_api, body, parse, errors)
+    assert path_id is not None  # else `parse_body` raised the 422
+    return path_id, parsed
 
 
 EmailIdPath = Annotated[
@@ -190,7 +219,7 @@ async def lookup_contacts(
 )
 @pipeline(WRITE, body=True)
 async def create_contact(request: AnyRequest, body: RequestJson, contacts_api: Api) -> ASGIResponse:
-    proposed = await _contact_input(contacts_api, body, [], require_email_id=False)
+    proposed = await _validated_body(contacts_api, body, _post_body)
     try:
         result = await contacts_api.contacts.create(proposed)
     except ContactConflictError:
@@ -222,10 +251,7 @@ async def create_contact(request: AnyRequest, body: RequestJson, contacts_api: A
 async def replace_contact(
     request: AnyRequest, body: RequestJson, email_id: EmailIdPath, contacts_api: Api
 ) -> ASGIResponse:
-    errors: list[FieldError] = []
-    path_id = path_uuid("email_id", email_id, errors)
-    proposed = await _contact_input(contacts_api, body, errors, require_email_id=True)
-    assert path_id is not None
+    path_id, proposed = await _validated_path_and_body(contacts_api, email_id, body, _put_body)
     record_trace(request, [proposed.email["primary_email"]], body=body.value, with_body=True)
     result = await contacts_api.contacts.replace(path_id, proposed)
     return json_response(single_contact_body(result.contact), status_code=201)
@@ -246,13 +272,7 @@ async def replace_contact(
 async def patch_contact(
     request: AnyRequest, body: RequestJson, email_id: EmailIdPath, contacts_api: Api
 ) -> ASGIResponse:
-    errors: list[FieldError] = []
-    path_id = path_uuid("email_id", email_id, errors)
-    rules = await contacts_api.waitlist_rules.current()
-    changes = parse_body(
-        body, lambda value: parse_contact_patch(value, waitlist_rules=rules), errors
-    )
-    assert path_id is not None
+    path_id, changes = await _validated_path_and_body(contacts_api, email_id, body, _patch_body)
     result = await contacts_api.contacts.patch(path_id, changes)
     contact = result.contact
     record_trace(request, [contact.email.primary_email], body=body.value, with_body=True)
