@@ -205,7 +205,7 @@ class Container(containers.DeclarativeContainer):
         id_generator,
         erasure_salt=erasure_salt,
         erasure_retention=providers.Callable(_erasure_retention, settings),
-        erasure_addresses_dropped=metrics.provided.count_erasure_addresses_dropped,
+        observer=metrics,
     )
     auth_service = providers.Singleton(
         AuthService,
@@ -265,7 +265,6 @@ class Container(containers.DeclarativeContainer):
         contacts=contact_service,
         auth=auth_service,
         server_prefix=settings.provided.server_prefix,
-        metrics=metrics,
         waitlist_rules=waitlist_rules,
     )
     heartbeat_timeout = providers.Callable(_heartbeat_timeout, settings)

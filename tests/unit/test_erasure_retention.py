@@ -21,6 +21,7 @@ from ctms_core.ports.acoustic import AcousticCall, AcousticUnavailable
 from ctms_core.services.contacts import ContactService
 from ctms_core.services.sync import SyncPolicy, SyncService
 from tests.builders import make_contact
+from tests.doubles import RecordingContactObserver
 
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
 RETENTION = timedelta(days=3)
@@ -33,13 +34,14 @@ class Deployment:
     def __init__(self, retention: timedelta | None, store: InMemoryStore | None = None) -> None:
         self.store = store or InMemoryStore()
         self.clock = ManualClock(NOW)
-        self.dropped: list[int] = []
+        self.observed = RecordingContactObserver()
+        self.dropped = self.observed.erasure_addresses_dropped
         self.contacts = ContactService(
             self.uow,
             self.clock,
             SequentialIdGenerator(),
             erasure_retention=retention,
-            erasure_addresses_dropped=self.dropped.append,
+            observer=self.observed,
         )
         self.gateway = RecordingAcousticGateway()
         self.worker_dropped: list[int] = []

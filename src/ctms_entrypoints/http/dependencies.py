@@ -39,20 +39,18 @@ class ContactsApi:
     """What the contacts handlers use: the contact use cases, bearer authentication, the waitlist field
     rules the bodies are validated with, and the public base URL (`/updates` `next` links)."""
 
-    __slots__ = ("auth", "contacts", "metrics", "server_prefix", "waitlist_rules")
+    __slots__ = ("auth", "contacts", "server_prefix", "waitlist_rules")
 
     def __init__(
         self,
         contacts: ContactService,
         auth: AuthService,
         server_prefix: str,
-        metrics: Metrics,
         waitlist_rules: CachedWaitlistRules,
     ) -> None:
         self.contacts = contacts
         self.auth = auth
         self.server_prefix = server_prefix
-        self.metrics = metrics
         self.waitlist_rules = waitlist_rules
 
 

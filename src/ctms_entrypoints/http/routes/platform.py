@@ -15,9 +15,9 @@ from litestar.response.base import ASGIResponse
 
 from ctms_core.domain.permissions import ADMIN
 from ctms_core.services.auth import AuthService
-from ctms_entrypoints.http.auth import authenticate
 from ctms_entrypoints.http.dependencies import DatabaseHeartbeat
 from ctms_entrypoints.http.openapi import PLATFORM, REDOC, SWAGGER_UI, responses
+from ctms_entrypoints.http.pipeline import pipeline
 from ctms_entrypoints.http.responses import (
     HeartbeatResponse,
     JsonContent,
@@ -128,9 +128,9 @@ CRASH = (ADMIN,)
 
 
 @get("/__crash__", include_in_schema=False)
-async def crash(request: AnyRequest, auth: NamedDependency[AuthService]) -> None:
+@pipeline(CRASH, auth="auth")
+async def crash(auth: NamedDependency[AuthService]) -> None:
     """Raise an error on purpose, to check error reporting (authenticated clients only)."""
-    await authenticate(request, auth, CRASH)
     raise RuntimeError("Test exception handling")
 
 
