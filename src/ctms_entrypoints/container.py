@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -28,10 +28,15 @@ from ctms_adapters.postgres import PostgresDatabaseHealth, PostgresUnitOfWorkFac
 from ctms_adapters.pubsub import GoogleOidcVerifier, JwksFetcher
 from ctms_adapters.security import Argon2PasswordHasher, JwtTokenCodec
 from ctms_adapters.system import RandomIdGenerator, SystemClock
+from ctms_core.domain.acoustic import AcousticConfiguration
 from ctms_core.domain.erasure import derive_erasure_salt
 from ctms_core.domain.throttling import FailureThrottle, ThrottlePolicy
+from ctms_core.ports.clock import Clock
+from ctms_core.ports.destinations import Delivery, DeliveryReport, SyncDestination
+from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.access_control import AccessControlService
 from ctms_core.services.acoustic_admin import AcousticAdminService
+from ctms_core.services.acoustic_destination import AcousticDestination
 from ctms_core.services.api_clients import ApiClientService
 from ctms_core.services.auth import AuthService
 from ctms_core.services.contacts import ContactService
@@ -117,13 +122,15 @@ _CALLS_PER_CONTACT = 5
 
 
 def sync_policy_from_settings(settings: Settings) -> SyncPolicy:
-    """docs/contract.md §9.2's settings; the lease outlasts the slowest possible pass."""
+    """docs/contract.md §9.2's settings and the destinations; the lease outlasts the slowest possible
+    pass."""
     rounds = math.ceil(settings.acoustic_batch_limit / settings.acoustic_concurrency)
     lease_s = rounds * _CALLS_PER_CONTACT * settings.acoustic_timeout_s + 60
     return SyncPolicy(
         batch_limit=settings.acoustic_batch_limit,
         retry_limit=settings.acoustic_retry_limit,
-        concurrency=settings.acoustic_concurrency,
+        give_up_after=timedelta(seconds=settings.sync_give_up_after_seconds),
+        destinations=settings.sync_destination_names,
         sync_enabled=settings.acoustic_sync_feature_flag,
         integration_enabled=settings.acoustic_integration_feature_flag,
         lease=timedelta(seconds=lease_s),
@@ -175,6 +182,84 @@ def acoustic_http_client(concurrency: int) -> httpx.AsyncClient:
     """The HTTP client of the Acoustic uploads: a connection for each of the `concurrency` uploads in
     flight, and one more for the OAuth refresh (see `SlotTransport`)."""
     return httpx.AsyncClient(transport=SlotTransport(concurrency + 1))
+
+
+def _acoustic_configuration(
+    uow_factory: Callable[[], UnitOfWork],
+) -> Callable[[], Awaitable[AcousticConfiguration]]:
+    async def load() -> AcousticConfiguration:
+        async with uow_factory() as uow:
+            return await uow.acoustic_config.load()
+
+    return load
+
+
+class _NotIntegrated:
+    """The destination while CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG is off: the sync consumes the
+    contacts without delivering them (`SyncPolicy.integration_enabled`), so this is never called."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def deliver(self, deliveries: Sequence[Delivery]) -> DeliveryReport:
+        raise RuntimeError(f"the {self.name} integration is disabled")
+
+
+def _acoustic_destination(
+    settings: Settings,
+    gateway: HttpxAcousticGateway | None,
+    uow_factory: Callable[[], UnitOfWork],
+    metrics: BackgroundMetrics,
+) -> SyncDestination:
+    if gateway is None:
+        return _NotIntegrated("acoustic")
+    return AcousticDestination(
+        gateway,
+        _acoustic_configuration(uow_factory),
+        concurrency=settings.acoustic_concurrency,
+        on_call=metrics.acoustic_call,
+    )
+
+
+def _braze_destination(settings: Settings) -> SyncDestination:
+    # MERGE(lead): build `BrazeDestination(gateway, configuration, digests=...)` here once helper braze's
+    # class is merged; until then `CTMS_SYNC_DESTINATIONS=braze` stops `ctms sync` with this message.
+    raise MissingConfigurationError("The braze sync destination is not available in this build")
+
+
+async def _sync_services(
+    settings: Settings,
+    uow_factory: Callable[[], UnitOfWork],
+    clock: Clock,
+    policy: SyncPolicy,
+    observer: BackgroundMetrics,
+    uniform: Callable[[float, float], float],
+    destinations: Mapping[str, Callable[[], Any]],
+) -> list[SyncService]:
+    """One `SyncService` per enabled destination (`CTMS_SYNC_DESTINATIONS`), in its order; only the
+    enabled destinations are built (each needs its own credentials)."""
+    return [
+        SyncService(
+            uow_factory,
+            await resolved(destinations[name]),
+            clock,
+            policy,
+            observer=observer,
+            uniform=uniform,
+        )
+        for name in settings.sync_destination_names
+    ]
+
+
+def _other_destination_heartbeats(
+    settings: Settings, service: AcousticAdminService, timeout: float
+) -> list[AcousticHeartbeat]:
+    """The heartbeat blocks of the enabled destinations other than v3.3's `acoustic`."""
+    return [
+        AcousticHeartbeat(service, settings, timeout, name)
+        for name in settings.sync_destination_names
+        if name != "acoustic"
+    ]
 
 
 async def _acoustic_http_client_resource(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
@@ -231,12 +316,7 @@ class Container(containers.DeclarativeContainer):
     api_client_service = providers.Singleton(ApiClientService, uow_factory, password_hasher, clock)
     access_control_service = providers.Singleton(AccessControlService, uow_factory)
     erasure_audit_service = providers.Singleton(ErasureAuditService, uow_factory, erasure_salt)
-    acoustic_admin_service = providers.Singleton(
-        AcousticAdminService,
-        uow_factory,
-        clock,
-        retry_limit=settings.provided.acoustic_retry_limit,
-    )
+    acoustic_admin_service = providers.Singleton(AcousticAdminService, uow_factory, clock)
 
     # Stripe ingestion (docs/contract.md §8.1) and the Pub/Sub push endpoint (docs/contract.md §8.2); the JWKS client is built on first use.
     stripe_ingest_service = providers.Singleton(
@@ -275,6 +355,9 @@ class Container(containers.DeclarativeContainer):
         heartbeat_timeout,
         metrics,
         providers.Singleton(AcousticHeartbeat, acoustic_admin_service, settings, heartbeat_timeout),
+        providers.Callable(
+            _other_destination_heartbeats, settings, acoustic_admin_service, heartbeat_timeout
+        ),
     )
     stripe_api = providers.Singleton(
         StripeApi,
@@ -293,22 +376,29 @@ class Container(containers.DeclarativeContainer):
     worker_metrics = providers.Singleton(BackgroundMetrics)
     # Draws the retry backoff's jitter; tests fix it.
     jitter = providers.Object(random.uniform)
-    sync_service = providers.Singleton(
-        SyncService,
+    # One provider per destination `CTMS_SYNC_DESTINATIONS` may name; adding a destination adds one here.
+    acoustic_destination = providers.Singleton(
+        _acoustic_destination, settings, acoustic_gateway, uow_factory, worker_metrics
+    )
+    braze_destination = providers.Singleton(_braze_destination, settings)
+    sync_services = providers.Singleton(
+        _sync_services,
+        settings,
         uow_factory,
-        acoustic_gateway,
         clock,
         sync_policy,
-        observer=worker_metrics,
-        uniform=jitter,
+        worker_metrics,
+        jitter,
+        providers.Dict(acoustic=acoustic_destination.provider, braze=braze_destination.provider),
     )
     sync_worker = providers.Singleton(
         SyncWorker,
-        sync_service,
+        sync_services,
         worker_metrics,
         loop_min_secs=settings.provided.acoustic_loop_min_secs,
         healthcheck_path=settings.provided.background_healthcheck_path,
         pushgateway_url=settings.provided.prometheus_pushgateway_url,
+        batches_in_flight=settings.provided.sync_batches_in_flight,
     )
 
 
