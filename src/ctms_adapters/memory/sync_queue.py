@@ -204,7 +204,10 @@ class InMemorySyncQueue:
         )
 
     async def counts(self, destination: str) -> QueueCounts:
-        rows = list(self._rows(destination).values())
+        # A contact with an inlet row counts once, as the inlet row: routing will reset its row here.
+        rows = [
+            row for row in self._rows(destination).values() if row.item.email_id not in self._inlet
+        ]
         erasures = [
             row.item.queued_at
             for row in (*rows, *self._inlet.values())

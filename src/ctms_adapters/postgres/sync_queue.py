@@ -327,7 +327,14 @@ class PostgresSyncQueue:
                 select(func.min(pending_acoustic.c.update_timestamp))
                 .where(pending_acoustic.c.operation == "erase")
                 .scalar_subquery(),
-            ).where(pending_sync.c.destination == destination)
+            ).where(
+                pending_sync.c.destination == destination,
+                # A contact with an inlet row counts once, as the inlet row: routing will reset its
+                # row here.
+                ~select(pending_acoustic.c.id)
+                .where(pending_acoustic.c.email_id == pending_sync.c.email_id)
+                .exists(),
+            )
         )
         backlog, retry_backlog, oldest, inlet, oldest_inlet = tuple(result.one())
         erasures = [at for at in (oldest, oldest_inlet) if at is not None]

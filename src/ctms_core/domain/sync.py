@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 SyncOperation = Literal["sync", "erase"]
-SyncState = Literal["synced", "erased", "retry", "given_up", "skipped"]
+SyncState = Literal["synced", "erased", "retry", "skipped"]
 FailureKind = Literal["rejected", "outage", "error"]
 
 BACKOFF_BASE_SECONDS: Final = 5.0

@@ -293,7 +293,7 @@ class SyncService:
                         extra={"destination": self.name, "email_id": str(item.email_id)},
                     )
                 await self._fail(item, failure.reason, retry_at, use_retry=True, give_up=give_up)
-                self._count(stats, "given_up" if give_up else "retry")
+                self._count(stats, "retry")
             else:
                 assert self.outage.resume_at is not None
                 await self._fail(item, failure.reason, self.outage.resume_at, use_retry=False)
