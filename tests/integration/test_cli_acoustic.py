@@ -120,7 +120,7 @@ async def test_resync_by_email_file_matches_ignoring_case(
     assert "nobody@example.com not found in CTMS" in result.output
     assert result.output.endswith("Queued 1 contacts for sync.\n")
     async with PostgresUnitOfWorkFactory(empty_database)() as uow:
-        counts = await uow.sync_queue.counts(6)
+        counts = await uow.sync_queue.counts("acoustic")
     assert counts.backlog == 1
 
 

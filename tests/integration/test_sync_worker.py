@@ -393,7 +393,7 @@ def test_sigterm_finishes_the_contacts_in_flight(
         )
         try:
             async with PostgresUnitOfWorkFactory(engine)() as uow:
-                return await uow.sync_queue.counts(6)
+                return await uow.sync_queue.counts("acoustic")
         finally:
             await engine.dispose()
 

@@ -121,7 +121,7 @@ class InMemorySyncQueue:
                 rows = self._rows(destination)
                 existing = rows.get(inlet_item.email_id)
                 if existing is None:
-                    rows[inlet_item.email_id] = QueueRow(replace(inlet_item, version=1, retry=0))
+                    rows[inlet_item.email_id] = QueueRow(replace(inlet_item, retry=0))
                     continue
                 item = replace(
                     existing.item,

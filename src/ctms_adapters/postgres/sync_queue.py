@@ -131,7 +131,8 @@ _RELEASE = DriverStatement(
 def _route_statement() -> Any:
     """Move inlet rows to each destination's pending state, in one statement: a DELETE of the oldest
     inlet rows (`SKIP LOCKED`: concurrent workers route different rows; rows leased by a worker of an
-    older release are left to it) feeding an upsert into `pending_sync`, one row per destination."""
+    older release are left to it) feeding an upsert into `pending_sync`, one row per destination. A new
+    row keeps the inlet's version (the number of enqueues); a pending one gets its own version bumped."""
     now = bindparam("now", type_=DateTime(timezone=True))
     picked = (
         select(pending_acoustic.c.id)
@@ -148,6 +149,7 @@ def _route_statement() -> Any:
         .where(pending_acoustic.c.id.in_(picked))
         .returning(
             pending_acoustic.c.email_id,
+            pending_acoustic.c.version,
             pending_acoustic.c.operation,
             pending_acoustic.c.deletion,
             pending_acoustic.c.create_timestamp,
@@ -159,6 +161,7 @@ def _route_statement() -> Any:
     rows = select(
         names.c.name,
         moved.c.email_id,
+        moved.c.version,
         moved.c.operation,
         moved.c.deletion,
         moved.c.create_timestamp,
@@ -168,6 +171,7 @@ def _route_statement() -> Any:
         [
             "destination",
             "email_id",
+            "version",
             "operation",
             "deletion",
             "create_timestamp",
