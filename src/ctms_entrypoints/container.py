@@ -184,16 +184,6 @@ def acoustic_http_client(concurrency: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=SlotTransport(concurrency + 1))
 
 
-def _acoustic_configuration(
-    uow_factory: Callable[[], UnitOfWork],
-) -> Callable[[], Awaitable[AcousticConfiguration]]:
-    async def load() -> AcousticConfiguration:
-        async with uow_factory() as uow:
-            return await uow.acoustic_config.load()
-
-    return load
-
-
 class _NotIntegrated:
     """The destination while CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG is off: the sync consumes the
     contacts without delivering them (`SyncPolicy.integration_enabled`), so this is never called."""
@@ -208,14 +198,14 @@ class _NotIntegrated:
 def _acoustic_destination(
     settings: Settings,
     gateway: HttpxAcousticGateway | None,
-    uow_factory: Callable[[], UnitOfWork],
+    configuration: Callable[[], Awaitable[AcousticConfiguration]],
     metrics: BackgroundMetrics,
 ) -> SyncDestination:
     if gateway is None:
         return _NotIntegrated("acoustic")
     return AcousticDestination(
         gateway,
-        _acoustic_configuration(uow_factory),
+        configuration,
         concurrency=settings.acoustic_concurrency,
         on_call=metrics.acoustic_call,
     )
@@ -378,7 +368,11 @@ class Container(containers.DeclarativeContainer):
     jitter = providers.Object(random.uniform)
     # One provider per destination `CTMS_SYNC_DESTINATIONS` may name; adding a destination adds one here.
     acoustic_destination = providers.Singleton(
-        _acoustic_destination, settings, acoustic_gateway, uow_factory, worker_metrics
+        _acoustic_destination,
+        settings,
+        acoustic_gateway,
+        acoustic_admin_service.provided.configuration,
+        worker_metrics,
     )
     braze_destination = providers.Singleton(_braze_destination, settings)
     sync_services = providers.Singleton(
