@@ -59,6 +59,13 @@ async def test_newsletter_mappings_can_be_added_listed_and_removed(ctms: Ctms) -
     assert (await ctms("acoustic", "newsletters", "remove", "mozilla-rally")).exit_code == 4
 
 
+async def _route(uow_factory: PostgresUnitOfWorkFactory, now: datetime) -> None:
+    """What a worker pass does first: the queued contacts reach the acoustic destination's rows."""
+    async with uow_factory() as uow:
+        await uow.sync_queue.route(("acoustic",), limit=100, now=now)
+        await uow.commit()
+
+
 async def test_failed_contacts_are_listed_and_resynced(
     ctms: Ctms, empty_database: AsyncEngine
 ) -> None:
@@ -69,9 +76,18 @@ async def test_failed_contacts_are_listed_and_resynced(
         await uow.contacts.add(contact)
         await uow.sync_queue.enqueue(contact.email_id, now)
         await uow.commit()
-    for attempt in range(6):  # the default retry limit
+    await _route(uow_factory, now)
+    for attempt in range(6):  # the default retry limit, then given up
         async with uow_factory() as uow:
-            await uow.sync_queue.fail(contact.email_id, 1, f"Fault {attempt}", now)
+            await uow.sync_queue.fail(
+                "acoustic",
+                contact.email_id,
+                1,
+                f"Fault {attempt}",
+                now,
+                now=now,
+                give_up=attempt == 5,
+            )
             await uow.commit()
 
     failed = await ctms("acoustic", "failed")
@@ -94,10 +110,13 @@ async def test_failed_contacts_are_listed_without_the_addresses_their_errors_quo
         await uow.contacts.add(contact)
         await uow.sync_queue.enqueue(contact.email_id, now)
         await uow.commit()
-    for _ in range(6):  # the default retry limit
+    await _route(uow_factory, now)
+    for attempt in range(6):  # the default retry limit, then given up
         async with uow_factory() as uow:
             fault = "AcousticFault('Recipient quoted.contact@example.com rejected')"
-            await uow.sync_queue.fail(contact.email_id, 1, fault, now)
+            await uow.sync_queue.fail(
+                "acoustic", contact.email_id, 1, fault, now, now=now, give_up=attempt == 5
+            )
             await uow.commit()
 
     failed = await ctms("acoustic", "failed")
