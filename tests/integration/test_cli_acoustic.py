@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -12,6 +14,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
+from ctms_core.domain.acoustic import AcousticDeletion
 from ctms_entrypoints.cli.main import cli
 from tests.builders import make_contact
 
@@ -162,3 +165,42 @@ async def test_healthcheck_passes_on_a_fresh_file_and_fails_on_an_old_one(
     assert "Healthcheck failed" in stale.output
     path.unlink()
     assert (await ctms("healthcheck-sync", env=env)).exit_code == 1
+
+
+async def test_healthcheck_checks_the_loop_of_every_enabled_destination(
+    ctms: Ctms, tmp_path: Path
+) -> None:
+    path = tmp_path / "healthcheck"
+    env = {
+        "CTMS_BACKGROUND_HEALTHCHECK_PATH": str(path),
+        "CTMS_BACKGROUND_HEALTHCHECK_AGE_S": "30",
+        "CTMS_SYNC_DESTINATIONS": "acoustic,braze",
+    }
+    path.write_text(datetime.now(UTC).isoformat())
+    braze = tmp_path / "healthcheck.braze"
+    braze.write_text((datetime.now(UTC) - timedelta(minutes=5)).isoformat())
+    stale = await ctms("healthcheck-sync", env=env)
+    assert stale.exit_code == 1
+    assert "Healthcheck failed (braze)" in stale.output
+    braze.write_text(datetime.now(UTC).isoformat())
+    fresh = await ctms("healthcheck-sync", env=env)
+    assert fresh.exit_code == 0, fresh.output
+    assert "acoustic age" in fresh.output and "braze age" in fresh.output
+
+
+async def test_failed_shows_how_long_the_oldest_erasure_has_waited(
+    ctms: Ctms, empty_database: AsyncEngine
+) -> None:
+    """Erasures are never given up; `failed` says how long the oldest one has waited instead."""
+    queued_at = datetime.now(UTC) - timedelta(hours=2)
+    deletion = AcousticDeletion(email_id=uuid.uuid4(), primary_email="gone@example.com")
+    async with PostgresUnitOfWorkFactory(empty_database)() as uow:
+        await uow.sync_queue.enqueue_erasure(deletion, queued_at)
+        await uow.commit()
+    failed = await ctms("acoustic", "failed")
+    assert failed.exit_code == 0
+    assert "No contact past the retry limit." in failed.output
+    waited = re.search(r"Oldest erasure waiting for acoustic: queued (\d+) s ago", failed.output)
+    assert waited is not None, failed.output
+    assert 7200 <= int(waited.group(1)) < 7200 + 600
+    assert "gone@example.com" not in failed.output
