@@ -973,7 +973,7 @@ class SyncQueueContract:
         await _enqueue(uow_factory, email_id)
         (item,) = await _claim(uow_factory)
         async with uow_factory() as uow:
-            assert await uow.sync_queue.complete("acoustic", email_id, item.version) is True
+            assert await uow.sync_queue.complete("acoustic", {email_id: item.version}) == {email_id}
             await uow.commit()
         async with uow_factory() as uow:
             assert await uow.sync_queue.counts("acoustic") == QueueCounts(
@@ -988,10 +988,25 @@ class SyncQueueContract:
         async with uow_factory() as uow:
             # The edit reaches the destination's row when the inlet is next routed.
             await uow.sync_queue.route(("acoustic",), limit=10, now=QUEUE_NOW)
-            assert await uow.sync_queue.complete("acoustic", email_id, item.version) is False
+            assert await uow.sync_queue.complete("acoustic", {email_id: item.version}) == set()
             await uow.commit()
         (again,) = await _claim(uow_factory, now=QUEUE_NOW + timedelta(seconds=2))
         assert again.version > item.version
+
+    async def test_a_batch_completes_the_unchanged_rows_and_releases_the_edited_ones(
+        self, uow_factory: UowFactory
+    ) -> None:
+        unchanged, edited = uuid.uuid4(), uuid.uuid4()
+        await _enqueue(uow_factory, unchanged, edited)
+        sent = {item.email_id: item.version for item in await _claim(uow_factory)}
+        await _enqueue(uow_factory, edited, at=QUEUE_NOW + timedelta(seconds=1))
+        async with uow_factory() as uow:
+            await uow.sync_queue.route(("acoustic",), limit=10, now=QUEUE_NOW)
+            assert await uow.sync_queue.complete("acoustic", sent) == {unchanged}
+            await uow.commit()
+        # Released: claimable at once, not only when the lease ends.
+        (again,) = await _claim(uow_factory, now=QUEUE_NOW + timedelta(seconds=2))
+        assert again.email_id == edited
 
     async def test_fail_counts_a_retry_and_backs_off(self, uow_factory: UowFactory) -> None:
         email_id = uuid.uuid4()
@@ -1094,7 +1109,9 @@ class SyncQueueContract:
         (acoustic,) = await _claim(uow_factory, destination="acoustic", route_to=both)
         (braze,) = await _claim(uow_factory, destination="braze", route_to=both)
         async with uow_factory() as uow:
-            assert await uow.sync_queue.complete("acoustic", email_id, acoustic.version) is True
+            assert await uow.sync_queue.complete("acoustic", {email_id: acoustic.version}) == {
+                email_id
+            }
             await uow.commit()
         await _fail(uow_factory, braze, "down", QUEUE_NOW, destination="braze")
         async with uow_factory() as uow:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from msgspec.structs import replace
@@ -163,16 +163,19 @@ class InMemorySyncQueue:
             rows[row.item.email_id] = dataclasses.replace(row, claimed_until=lease_until)
         return [row.item for row in due]
 
-    async def complete(self, destination: str, email_id: uuid.UUID, version: int) -> bool:
+    async def complete(self, destination: str, versions: Mapping[uuid.UUID, int]) -> set[uuid.UUID]:
         rows = self._rows(destination)
-        row = rows.get(email_id)
-        if row is None:
-            return True
-        if row.item.version == version:
-            del rows[email_id]
-            return True
-        rows[email_id] = dataclasses.replace(row, claimed_until=None)
-        return False
+        completed: set[uuid.UUID] = set()
+        for email_id, version in versions.items():
+            row = rows.get(email_id)
+            if row is None:
+                continue
+            if row.item.version == version:
+                del rows[email_id]
+                completed.add(email_id)
+            else:
+                rows[email_id] = dataclasses.replace(row, claimed_until=None)
+        return completed
 
     async def fail(
         self,

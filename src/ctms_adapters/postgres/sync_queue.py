@@ -12,7 +12,7 @@ away from other workers after the claim's transaction commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -108,22 +108,46 @@ def _enqueue_statement(prefix: str) -> Any:
 
 register_write_parts({"enqueue": _enqueue_statement(_QUEUE)})
 register_write_parts({"enqueue:guarded": _enqueue_statement(_GUARDED_QUEUE)}, guarded=True)
-# An upload is complete when the row still has the version that was sent; a newer version (an edit made
-# during the upload) only loses its claim, so the next pass sends it again.
+# A delivery is complete when the row still has the version that was sent; a newer version (an edit made
+# during the delivery) only loses its claim, so the next pass sends it again. One statement per batch.
 _DESTINATION = bindparam("destination", type_=pending_sync.c.destination.type)
-_EMAIL_ID = bindparam("email_id", type_=pending_sync.c.email_id.type)
-_COMPLETE = DriverStatement(
-    delete(pending_sync)
-    .where(
-        pending_sync.c.destination == _DESTINATION,
-        pending_sync.c.email_id == _EMAIL_ID,
-        pending_sync.c.version == bindparam("version", type_=pending_sync.c.version.type),
+
+
+def _complete_statement() -> Any:
+    sent = unnested_rows(
+        "sent", {"email_id": pending_sync.c.email_id.type, "version": pending_sync.c.version.type}
     )
-    .returning(pending_sync.c.email_id)
-)
+    done = (
+        delete(pending_sync)
+        .where(
+            pending_sync.c.destination == _DESTINATION,
+            pending_sync.c.email_id == sent.c.email_id,
+            pending_sync.c.version == sent.c.version,
+        )
+        .returning(pending_sync.c.email_id)
+        .cte("done")
+    )
+    released = (
+        update(pending_sync)
+        .where(
+            pending_sync.c.destination == _DESTINATION,
+            pending_sync.c.email_id.in_(select(sent.c.email_id)),
+            pending_sync.c.email_id.not_in(select(done.c.email_id)),
+        )
+        .values(claimed_until=None)
+        .returning(pending_sync.c.email_id)
+        .cte("released")
+    )
+    return select(done.c.email_id).add_cte(released)
+
+
+_COMPLETE = DriverStatement(_complete_statement())
 _RELEASE = DriverStatement(
     update(pending_sync)
-    .where(pending_sync.c.destination == _DESTINATION, pending_sync.c.email_id == _EMAIL_ID)
+    .where(
+        pending_sync.c.destination == _DESTINATION,
+        pending_sync.c.email_id == bindparam("email_id", type_=pending_sync.c.email_id.type),
+    )
     .values(claimed_until=None)
 )
 
@@ -278,13 +302,17 @@ class PostgresSyncQueue:
         items = [_item(row) for row in result]
         return sorted(items, key=lambda item: (item.retry, item.update_timestamp or now))
 
-    async def complete(self, destination: str, email_id: uuid.UUID, version: int) -> bool:
-        # One statement each, in autocommit: the worker completes every contact it uploads.
-        parameters = {"destination": destination, "email_id": email_id}
-        if await self._scope.execute(_COMPLETE, {**parameters, "version": version}):
-            return True
-        await self._scope.execute(_RELEASE, parameters)
-        return False
+    async def complete(self, destination: str, versions: Mapping[uuid.UUID, int]) -> set[uuid.UUID]:
+        # One statement per batch, in autocommit.
+        rows = await self._scope.execute(
+            _COMPLETE,
+            {
+                "destination": destination,
+                "sent__email_id": list(versions),
+                "sent__version": list(versions.values()),
+            },
+        )
+        return {row[0] for row in rows}
 
     async def fail(
         self,

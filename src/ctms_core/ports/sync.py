@@ -4,7 +4,7 @@ so a contact write and its enqueue commit together."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -51,9 +51,10 @@ class SyncQueue(Protocol):
         `FOR UPDATE SKIP LOCKED`, so concurrent workers never claim the same row."""
         ...
 
-    async def complete(self, destination: str, email_id: uuid.UUID, version: int) -> bool:
-        """Delete the row if its version is still `version` (True); else release it for the next
-        pass (an edit arrived during the upload) and return False."""
+    async def complete(self, destination: str, versions: Mapping[uuid.UUID, int]) -> set[uuid.UUID]:
+        """For each contact delivered (`email_id` → the version sent): delete its row if its version is
+        still that one, else release it for the next pass (an edit arrived during the delivery). The
+        contacts whose rows were deleted."""
         ...
 
     async def fail(

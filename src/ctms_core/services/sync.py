@@ -19,7 +19,6 @@ up only after `retry_limit` retries and `give_up_after` of failures without a br
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import uuid
@@ -198,7 +197,7 @@ class SyncService:
         delivered = [
             item for item in claimed if item not in skipped and item.email_id not in failed
         ]
-        await asyncio.gather(*(self._complete(item) for item in (*skipped, *delivered)))
+        await self._complete((*skipped, *delivered))
         done = self._clock.now()
         ages = [
             (done - item.queued_at).total_seconds()
@@ -325,16 +324,20 @@ class SyncService:
             products = await products_of_contacts(uow, found)
         return {contact.email_id: contact for contact in found}, products
 
-    async def _complete(self, item: PendingSync) -> None:
+    async def _complete(self, items: Sequence[PendingSync]) -> None:
+        if not items:
+            return
         try:
             async with self._uow_factory() as uow:
-                await uow.sync_queue.complete(self.name, item.email_id, item.version)
+                await uow.sync_queue.complete(
+                    self.name, {item.email_id: item.version for item in items}
+                )
                 await uow.commit()
         except Exception:
-            # The lease expires and the contact is sent again: at-least-once.
+            # The leases expire and the contacts are sent again: at-least-once.
             sync_logger.exception(
-                "Could not mark a contact synced.",
-                extra={"destination": self.name, "email_id": str(item.email_id)},
+                "Could not mark contacts synced.",
+                extra={"destination": self.name, "count": len(items)},
             )
 
     async def _fail(
