@@ -56,7 +56,15 @@ def upgrade() -> None:
         ["destination", "retry", "update_timestamp"],
     )
 
+    op.create_index(
+        "ix_pending_sync_erasures_update_timestamp",
+        "pending_sync",
+        ["update_timestamp"],
+        postgresql_where=sa.text("operation = 'erase'"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_pending_sync_erasures_update_timestamp", table_name="pending_sync")
     op.drop_index("ix_pending_sync_destination_retry_update_timestamp", table_name="pending_sync")
     op.drop_table("pending_sync")

@@ -59,6 +59,12 @@ Index(
     pending_sync.c.retry,
     pending_sync.c.update_timestamp,
 )
+# The erasures whose address retention ended are dropped on every pass and every contact erasure.
+Index(
+    "ix_pending_sync_erasures_update_timestamp",
+    pending_sync.c.update_timestamp,
+    postgresql_where=pending_sync.c.operation == "erase",
+)
 
 acoustic_field = Table(
     "acoustic_field",

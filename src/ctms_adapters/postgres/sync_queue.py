@@ -17,7 +17,18 @@ from datetime import datetime
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import DateTime, Integer, String, bindparam, delete, func, select, true, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    bindparam,
+    delete,
+    func,
+    select,
+    true,
+    union,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from ctms_adapters.postgres.acoustic_tables import (
@@ -266,15 +277,16 @@ class PostgresSyncQueue:
         return len({row.email_id for row in result})
 
     async def drop_erasures(self, queued_until: datetime) -> list[uuid.UUID]:
-        dropped: set[uuid.UUID] = set()
-        for table in (pending_acoustic, pending_sync):
-            result = await self._execute(
-                delete(table)
-                .where(table.c.operation == "erase", table.c.update_timestamp <= queued_until)
-                .returning(table.c.email_id)
-            )
-            dropped.update(result.scalars())
-        return sorted(dropped)
+        # One statement: the inlet's erasures and every destination's.
+        inlet, routed = (
+            delete(table)
+            .where(table.c.operation == "erase", table.c.update_timestamp <= queued_until)
+            .returning(table.c.email_id)
+            .cte(f"dropped_{table.name}")
+            for table in (pending_acoustic, pending_sync)
+        )
+        result = await self._execute(union(select(inlet.c.email_id), select(routed.c.email_id)))
+        return sorted(result.scalars())
 
     async def claim(
         self, destination: str, *, limit: int, now: datetime, lease_until: datetime
