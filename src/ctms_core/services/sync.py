@@ -194,8 +194,9 @@ class SyncService:
             )
         failed = await self._deliver(deliveries) if deliveries else {}
 
+        handed = {delivery.email_id for delivery in deliveries}
         delivered = [
-            item for item in claimed if item not in skipped and item.email_id not in failed
+            item for item in claimed if item.email_id in handed and item.email_id not in failed
         ]
         await self._complete((*skipped, *delivered))
         done = self._clock.now()
@@ -210,7 +211,11 @@ class SyncService:
             self._count(stats, "skipped")
         for item in delivered:
             self._count(stats, "erased" if item.operation == "erase" else "synced")
-        failures = [(item, failed[item.email_id]) for item in claimed if item.email_id in failed]
+        failures = [
+            (item, failed[item.email_id])
+            for item in claimed
+            if item.email_id in handed and item.email_id in failed
+        ]
         await self._record_failures(failures, len(delivered), stats)
         return stats
 
