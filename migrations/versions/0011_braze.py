@@ -2,7 +2,7 @@
 and the per-contact digests of the attributes Braze last accepted. Expand-only: two new tables.
 
 Revision ID: 0011_braze
-Revises: 0008_waitlist_field_rules
+Revises: 0009_one_sync_queue
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0011_braze"
-down_revision: str | None = "0008_waitlist_field_rules"
+down_revision: str | None = "0009_one_sync_queue"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -88,7 +88,11 @@ async def heartbeat(
     """The database round trip in milliseconds and the Acoustic sync backlog; 503 when the database
     cannot be reached, the backlog cannot be counted or exceeds its configured limits."""
     database = await database_heartbeat.check()
-    healthy = database.up and database.acoustic.get("success", True) is True
+    healthy = (
+        database.up
+        and database.acoustic.get("success", True) is True
+        and (database.braze is None or database.braze.get("success", True) is True)
+    )
     status_code = 200 if healthy else 503
     return _json_or_head(request, HeartbeatResponse(database), status_code)
 
