@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -37,13 +37,15 @@ Delete = Literal["DELETE"]
 Unsubscribe = Literal["UNSUBSCRIBE"]
 
 
+# The legacy `vpn_waitlist`/`relay_waitlist` objects keep v3.3's fixed shape (docs/contract.md §6); the
+# `fields` of waitlist items follow the waitlist field rules (docs/waitlists.md).
 class LegacyVpnWaitlist(msgspec.Struct, frozen=True):
-    geo: str | None = None
-    platform: str | None = None
+    geo: Annotated[str | None, f.Text(100)] = None
+    platform: Annotated[str | None, f.Text(100)] = None
 
 
 class LegacyRelayWaitlist(msgspec.Struct, frozen=True):
-    geo: str | None = None
+    geo: Annotated[str | None, f.Text(100)] = None
 
 
 LegacyVpnInput = LegacyVpnWaitlist | Delete | None | UnsetType
@@ -78,10 +80,7 @@ class ContactPatch(msgspec.Struct, frozen=True, kw_only=True):
 
 _BODY: Location = ("body",)
 _MISSING: Any = object()
-
-# The legacy `vpn_waitlist`/`relay_waitlist` objects keep v3.3's fixed shape (docs/contract.md §6); the
-# `fields` of waitlist items follow the waitlist field rules (docs/waitlists.md).
-_GEO_OR_PLATFORM = f.text(100)
+_LEGACY_TYPES = {"vpn_waitlist": LegacyVpnWaitlist, "relay_waitlist": LegacyRelayWaitlist}
 
 
 def _parse_items(
@@ -142,12 +141,9 @@ def _parse_legacy(
         return None
     if value == "DELETE" and allow_delete:
         return "DELETE"
-    names = ("geo", "platform") if key == "vpn_waitlist" else ("geo",)
-    specs = tuple(f.Field(name, _GEO_OR_PLATFORM) for name in names)
-    data = f.parse_object(value, specs, (*_BODY, key), errors)
-    if key == "vpn_waitlist":
-        return LegacyVpnWaitlist(geo=data.get("geo"), platform=data.get("platform"))
-    return LegacyRelayWaitlist(geo=data.get("geo"))
+    legacy_type = _LEGACY_TYPES[key]
+    data = f.parse_object(value, f.input_fields(legacy_type), (*_BODY, key), errors)
+    return legacy_type(**data)
 
 
 def _check_relay_country(
