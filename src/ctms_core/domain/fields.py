@@ -314,8 +314,8 @@ class Rule:
     description: str = ""
     max_length: int | None = None  # the longest text it stores, held to the column by a test
 
-    def coerce(self, value: Any) -> Any:
-        raise NotImplementedError
+    def __init__(self, coerce: Coercer) -> None:
+        self.coerce = coerce
 
     def json_schema(self) -> list[JsonSchema]:
         raise NotImplementedError
@@ -327,8 +327,8 @@ class Text(Rule):
     description = "Text; numbers are accepted as their decimal text"
 
     def __init__(self, max_length: int | None = None, *, min_length: int = 0) -> None:
+        super().__init__(text(max_length, min_length=min_length))
         self.max_length, self.min_length = max_length, min_length
-        self.coerce = text(max_length, min_length=min_length)  # type: ignore[method-assign]
 
     def json_schema(self) -> list[JsonSchema]:
         string: JsonSchema = {"type": "string", "pattern": NO_NUL_PATTERN}
@@ -356,8 +356,8 @@ class Boolean(Rule):
         f"{', '.join(TRUE_WORDS)} / {', '.join(FALSE_WORDS)} in any case"
     )
 
-    def coerce(self, value: Any) -> bool:
-        return boolean(value)
+    def __init__(self) -> None:
+        super().__init__(boolean)
 
     def json_schema(self) -> list[JsonSchema]:
         return [
@@ -369,9 +369,9 @@ class Boolean(Rule):
 
 class Choice(Rule):
     def __init__(self, *allowed: str) -> None:
+        super().__init__(choice(*allowed))
         self.allowed = allowed
         self.max_length = max(len(option) for option in allowed)
-        self.coerce = choice(*allowed)  # type: ignore[method-assign]
 
     def json_schema(self) -> list[JsonSchema]:
         return [{"type": "string", "enum": list(self.allowed)}]
@@ -399,8 +399,8 @@ class UuidText(Rule):
     description = "A UUID"
     max_length = 36
 
-    def coerce(self, value: Any) -> str:
-        return uuid_text(value)
+    def __init__(self) -> None:
+        super().__init__(uuid_text)
 
     def json_schema(self) -> list[JsonSchema]:
         return [{"type": "string", "format": "uuid"}, UUID_SPELLING]
@@ -418,8 +418,8 @@ ISO_DATE_PATTERN = (
 class IsoDate(Rule):
     description = "A date"
 
-    def coerce(self, value: Any) -> date:
-        return iso_date(value)
+    def __init__(self) -> None:
+        super().__init__(iso_date)
 
     def json_schema(self) -> list[JsonSchema]:
         return [
@@ -448,8 +448,8 @@ URL_PATTERN = (
 class Url(Rule):
     description = "An absolute URL"
 
-    def coerce(self, value: Any) -> str:
-        return url(value)
+    def __init__(self) -> None:
+        super().__init__(url)
 
     def json_schema(self) -> list[JsonSchema]:
         return [{"type": "string", "pattern": URL_PATTERN}]
@@ -466,8 +466,8 @@ class EmailAddress(Rule):
     )
 
     def __init__(self, max_length: int) -> None:
+        super().__init__(email_address(max_length))
         self.max_length = max_length
-        self.coerce = email_address(max_length)  # type: ignore[method-assign]
 
     def json_schema(self) -> list[JsonSchema]:
         return [{"type": "string", "maxLength": self.max_length, "pattern": EMAIL_ADDRESS_PATTERN}]
@@ -476,8 +476,8 @@ class EmailAddress(Rule):
 class JsonObject(Rule):
     """Any JSON object without NUL; what its keys may hold is another rule's business."""
 
-    def coerce(self, value: Any) -> dict[str, Any]:
-        return json_object(value)
+    def __init__(self) -> None:
+        super().__init__(json_object)
 
     def json_schema(self) -> list[JsonSchema]:
         return [{"type": "object"}]
@@ -490,7 +490,7 @@ def rule_of(annotation: Any) -> Rule | None:
     )
 
 
-def input_fields(struct: type[msgspec.Struct]) -> tuple[Field, ...]:
+def input_fields(struct: Any) -> tuple[Field, ...]:
     """The input fields of a struct, in declaration order: each attribute declared with a rule. `null` is
     allowed when the type admits None; an attribute without a default is required."""
     result: list[Field] = []

@@ -80,7 +80,10 @@ class ContactPatch(msgspec.Struct, frozen=True, kw_only=True):
 
 _BODY: Location = ("body",)
 _MISSING: Any = object()
-_LEGACY_TYPES = {"vpn_waitlist": LegacyVpnWaitlist, "relay_waitlist": LegacyRelayWaitlist}
+_LEGACY_TYPES: dict[str, type[LegacyVpnWaitlist | LegacyRelayWaitlist]] = {
+    "vpn_waitlist": LegacyVpnWaitlist,
+    "relay_waitlist": LegacyRelayWaitlist,
+}
 
 
 def _parse_items(
