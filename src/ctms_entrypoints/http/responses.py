@@ -56,12 +56,14 @@ class CTMSResponse(msgspec.Struct, frozen=True):
     """A contact: the three satellites are always present (defaults when not stored). The domain structs
     are encoded as they are, their timestamps replaced by their text (see `timestamp`)."""
 
-    amo: Amo
-    email: Email
+    amo: Annotated[Amo, KwargDefinition(schema_component_key="AddOnsSchema")]
+    email: Annotated[Email, KwargDefinition(schema_component_key="EmailSchema")]
     fxa: Fxa
     mofo: Mofo
-    newsletters: list[Newsletter]
-    waitlists: list[Waitlist]
+    newsletters: list[
+        Annotated[Newsletter, KwargDefinition(schema_component_key="NewsletterSchema")]
+    ]
+    waitlists: list[Annotated[Waitlist, KwargDefinition(schema_component_key="WaitlistSchema")]]
     vpn_waitlist: VpnWaitlistSchema
     relay_waitlist: RelayWaitlistSchema
 
