@@ -289,7 +289,7 @@ def defaults_of(fields: Sequence[Field]) -> dict[str, Any]:
 
 # --- declared rules ----------------------------------------------------------------------------------------
 #
-# A contact field is declared once, on its struct, with its rule: `profile_url: Annotated[str | None,
+# A contact field is declared once, on its struct, with its rule: `<name>: Annotated[str | None,
 # Text(40)] = None`. msgspec ignores the rule (stored contacts decode strictly by type); `input_fields`
 # reads it to validate request bodies leniently; the HTTP documentation renders each rule's `json_schema`.
 #
