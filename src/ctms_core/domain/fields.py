@@ -1,8 +1,10 @@
 """One declarative mechanism for validating and coercing JSON input.
 
-Every group of the contact contract (email, amo, fxa, mofo, newsletter and waitlist items) is described as a
-tuple of `Field`s; `parse_object` applies them and collects *all* errors with their location, so a client
-learns about every bad value of a body at once (docs/compatibility.md §1).
+Each contact field is declared once, on its struct, with a `Rule` (`Annotated[str | None, Text(40)]`, see
+`ctms_core.domain.contact`); `input_fields` reads a struct's declarations into a tuple of `Field`s, and
+`parse_object` applies them and collects *all* errors with their location, so a client learns about every
+bad value of a body at once (docs/compatibility.md §1). Each rule also renders the JSON Schema of what it
+accepts, for the API's documentation.
 
 Coercion is deliberately lenient like CTMS v3.3 (docs/contract.md §5.5): numbers are accepted for strings
 (`1337` → `"1337"`), booleans accept `true/false/1/0/yes/no/on/off/t/f/y/n` in any case. Sizes are the

@@ -1,10 +1,11 @@
-"""What `/openapi.json`, `/docs` and `/redoc` show: schemas of the bodies, documented responses, the
-security schemes, the links between contact operations, and documentation pages that load their scripts
-from `/static` (no CDN).
+"""What `/openapi.json`, `/docs` and `/redoc` show: schemas of the bodies, the security schemes, and
+documentation pages that load their scripts from `/static` (no CDN). The contact request bodies are
+generated here from the field declarations; the other bodies, the shared error responses and the links
+between contact operations are written out in `openapi_parts`.
 
 Handlers read their bodies as raw bytes (see `requests`), so Litestar cannot infer the request schemas from
-their signatures; `documented_body` shows them to the schema generator instead. The input Structs below are
-documentation only: the core validates bodies (`ctms_core.domain.inputs`, `ctms_core.domain.stripe`,
+their signatures; `documented_body` shows them to the schema generator instead. The bodies are
+documentation only: the core validates them (`ctms_core.domain.inputs`, `ctms_core.domain.stripe`,
 `ctms_core.domain.pubsub`) and `POST /token` reads its form itself.
 """
 
@@ -170,20 +171,14 @@ def _body(
     """A documentation struct of the fields `declared` reads (in a PATCH, each optional)."""
     members: list[tuple[Any, ...]] = []
     for field in input_fields(declared):
+        default: tuple[Any, ...] = (field.default,)
         if patch:
-            members.append((field.name, _documented(field), UNSET))
+            default = (UNSET,)
         elif field.required:
-            members.append((field.name, _documented(field)))
+            default = ()
         elif field.default_factory is not None:
-            members.append(
-                (
-                    field.name,
-                    _documented(field),
-                    msgspec.field(default_factory=field.default_factory),
-                )
-            )
-        else:
-            members.append((field.name, _documented(field), field.default))
+            default = (msgspec.field(default_factory=field.default_factory),)
+        members.append((field.name, _documented(field), *default))
     struct = msgspec.defstruct(name, [*members, *extra], kw_only=True)
     struct.__doc__ = doc
     return struct
@@ -229,6 +224,7 @@ RelayWaitlistInSchema = _body(
 )
 
 
+# The bodies are types built at run time, which mypy cannot read as types (hence the `type: ignore`s).
 def _contact_body(name: str, email: Any, doc: str) -> Any:
     struct = msgspec.defstruct(
         name,
