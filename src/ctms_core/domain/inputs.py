@@ -286,48 +286,34 @@ def parse_contact_input(
     )
 
 
-def parse_contact_patch(
-    body: Any, *, waitlist_rules: WaitlistFieldRules = SEEDED_RULES
-) -> ContactPatch:
-    """Validate a PATCH body (docs/contract.md §4.4).
-
-    Rules: every key optional and only present keys count; `amo`/`fxa`/`mofo` may be `"DELETE"`,
-    `newsletters`/`waitlists` may be `"UNSUBSCRIBE"`; an explicit `null` or any other string for a whole
-    group is a 422 (docs/contract.md §4.4); `email.primary_email` may be omitted but never null; list items need a
-    `name` and carry only the keys they set; waitlist items are validated even when they only update, their
-    `fields` (when given) by `waitlist_rules` (docs/waitlists.md).
-    """
-    if not isinstance(body, dict):
-        raise ValidationFailedError(
-            [FieldError(_BODY, "value is not a valid dict", "type_error.dict")]
+def _parse_patch_email(raw_email: Any, errors: list[FieldError]) -> dict[str, Any]:
+    """The keys a PATCH sets on `email`; `primary_email` may be omitted but never null."""
+    email_loc = (*_BODY, "email")
+    if raw_email is None:
+        errors.append(
+            FieldError(email_loc, "none is not an allowed value", "type_error.none.not_allowed")
         )
-    errors: list[FieldError] = []
-
-    email: dict[str, Any] = {}
-    if "email" in body:
-        raw_email = body["email"]
-        email_loc = (*_BODY, "email")
-        if raw_email is None:
-            errors.append(
-                FieldError(email_loc, "none is not an allowed value", "type_error.none.not_allowed")
+        return {}
+    if isinstance(raw_email, dict) and raw_email.get("primary_email", "") is None:
+        errors.append(
+            FieldError(
+                (*email_loc, "primary_email"), "primary_email may not be None", "assertion_error"
             )
-        else:
-            if isinstance(raw_email, dict) and raw_email.get("primary_email", "") is None:
-                errors.append(
-                    FieldError(
-                        (*email_loc, "primary_email"),
-                        "primary_email may not be None",
-                        "assertion_error",
-                    )
-                )
-                raw_email = {k: v for k, v in raw_email.items() if k != "primary_email"}
-            email = f.parse_object(raw_email, EMAIL_FIELDS, email_loc, errors, partial=True)
-            if isinstance(raw_email, dict) and raw_email.get("email_id") is not None:
-                try:
-                    email["email_id"] = f.any_uuid(raw_email["email_id"])
-                except f.InvalidValue as invalid:
-                    errors.append(FieldError((*email_loc, "email_id"), invalid.msg, invalid.type))
+        )
+        raw_email = {k: v for k, v in raw_email.items() if k != "primary_email"}
+    email = f.parse_object(raw_email, EMAIL_FIELDS, email_loc, errors, partial=True)
+    if isinstance(raw_email, dict) and raw_email.get("email_id") is not None:
+        try:
+            email["email_id"] = f.any_uuid(raw_email["email_id"])
+        except f.InvalidValue as invalid:
+            errors.append(FieldError((*email_loc, "email_id"), invalid.msg, invalid.type))
+    return email
 
+
+def _parse_patch_groups(
+    body: dict[str, Any], errors: list[FieldError]
+) -> dict[str, dict[str, Any] | Delete]:
+    """The keys a PATCH sets on `amo`/`fxa`/`mofo`, or `"DELETE"`; `null` is refused."""
     groups: dict[str, dict[str, Any] | Delete] = {}
     for group in GROUPS:
         if group not in body:
@@ -348,6 +334,28 @@ def parse_contact_patch(
             errors.append(
                 FieldError(loc, 'value must be an object or the string "DELETE"', "type_error.dict")
             )
+    return groups
+
+
+def parse_contact_patch(
+    body: Any, *, waitlist_rules: WaitlistFieldRules = SEEDED_RULES
+) -> ContactPatch:
+    """Validate a PATCH body (docs/contract.md §4.4).
+
+    Rules: every key optional and only present keys count; `amo`/`fxa`/`mofo` may be `"DELETE"`,
+    `newsletters`/`waitlists` may be `"UNSUBSCRIBE"`; an explicit `null` or any other string for a whole
+    group is a 422 (docs/contract.md §4.4); `email.primary_email` may be omitted but never null; list items need a
+    `name` and carry only the keys they set; waitlist items are validated even when they only update, their
+    `fields` (when given) by `waitlist_rules` (docs/waitlists.md).
+    """
+    if not isinstance(body, dict):
+        raise ValidationFailedError(
+            [FieldError(_BODY, "value is not a valid dict", "type_error.dict")]
+        )
+    errors: list[FieldError] = []
+
+    email = _parse_patch_email(body["email"], errors) if "email" in body else {}
+    groups = _parse_patch_groups(body, errors)
 
     lists: dict[str, tuple[dict[str, Any], ...] | Unsubscribe | UnsetType] = {}
     for key, specs, kind in (
