@@ -84,6 +84,7 @@ _LEGACY_TYPES: dict[str, type[LegacyVpnWaitlist | LegacyRelayWaitlist]] = {
     "vpn_waitlist": LegacyVpnWaitlist,
     "relay_waitlist": LegacyRelayWaitlist,
 }
+_LEGACY_FIELDS = {key: f.input_fields(legacy_type) for key, legacy_type in _LEGACY_TYPES.items()}
 
 
 def _parse_items(
@@ -145,7 +146,7 @@ def _parse_legacy(
     if value == "DELETE" and allow_delete:
         return "DELETE"
     legacy_type = _LEGACY_TYPES[key]
-    data = f.parse_object(value, f.input_fields(legacy_type), (*_BODY, key), errors)
+    data = f.parse_object(value, _LEGACY_FIELDS[key], (*_BODY, key), errors)
     return legacy_type(**data)
 
 
