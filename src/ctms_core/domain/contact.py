@@ -83,8 +83,14 @@ class Mofo(msgspec.Struct, frozen=True, kw_only=True):
     mofo_relevant: Annotated[bool, Boolean()] = False
 
 
+# A newsletter's or waitlist's name: each may appear once in a body's list.
+ITEM_NAME = Text(
+    255, min_length=1, description="Unique; numbers are accepted as their decimal text"
+)
+
+
 class Newsletter(msgspec.Struct, frozen=True, kw_only=True):
-    name: Annotated[str, Text(255, min_length=1)]
+    name: Annotated[str, ITEM_NAME]
     subscribed: Annotated[bool, Boolean()] = True
     format: Annotated[str, Choice("H", "T")] = "H"
     lang: Annotated[str | None, Text(5, min_length=2)] = "en"
@@ -95,7 +101,7 @@ class Newsletter(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Waitlist(msgspec.Struct, frozen=True, kw_only=True):
-    name: Annotated[str, Text(255, min_length=1)]
+    name: Annotated[str, ITEM_NAME]
     source: Annotated[str | None, Url()] = None
     # Each key is checked by the waitlist field rules (docs/waitlists.md).
     fields: Annotated[dict[str, Any], JsonObject()] = msgspec.field(default_factory=dict)

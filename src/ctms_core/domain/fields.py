@@ -328,9 +328,12 @@ class Text(Rule):
 
     description = "Text; numbers are accepted as their decimal text"
 
-    def __init__(self, max_length: int | None = None, *, min_length: int = 0) -> None:
+    def __init__(
+        self, max_length: int | None = None, *, min_length: int = 0, description: str = ""
+    ) -> None:
         super().__init__(text(max_length, min_length=min_length))
         self.max_length, self.min_length = max_length, min_length
+        self.description = description or self.description
 
     def json_schema(self) -> list[JsonSchema]:
         string: JsonSchema = {"type": "string", "pattern": NO_NUL_PATTERN}

@@ -105,7 +105,12 @@ _NULL: JsonSchema = {"type": "null"}
 def _schema(*arms: JsonSchema, nullable: bool, description: str = "") -> Any:
     """A documented value that is `anyOf` the arms (and null when `nullable`). Litestar would render
     nested `Schema` objects with snake_case keys, so the arms are plain JSON Schema."""
-    extra: dict[str, Any] = {"any_of": [*arms, _NULL] if nullable else list(arms)}
+    # A single arm is the schema itself (as Litestar renders a `Literal` or a constrained `str`).
+    extra: dict[str, Any] = (
+        dict(arms[0])
+        if len(arms) == 1 and not nullable
+        else {"any_of": [*arms, _NULL] if nullable else list(arms)}
+    )
     if description:
         extra["description"] = description
     return Annotated[Any, msgspec.Meta(extra_json_schema={"extra": extra})]
