@@ -1,6 +1,7 @@
 """The JSON bodies of the API, in the exact key order of CTMS v3.3 (docs/contract.md §5.8), and how they are encoded.
 
-Each body is a msgspec Struct whose field order is the wire order; msgspec encodes it straight to bytes.
+Each body is a msgspec Struct whose field order is the wire order; msgspec encodes it straight to bytes. A
+contact's parts are the domain structs themselves (declared in wire order), so no field is listed here.
 Timestamps are rendered as `datetime.isoformat()` in UTC (`2020-12-05T19:21:50.908000+00:00`, no `Z`,
 microseconds only when non-zero) because msgspec would write `Z`; that is the only conversion a contact
 needs. Dates render as `YYYY-MM-DD` and UUIDs lower-case, msgspec's defaults.
@@ -36,7 +37,6 @@ JSON_MEDIA_TYPE = "application/json"
 
 # The annotation documents the rendered text as a date-time (msgspec ignores it).
 _DATE_TIME = KwargDefinition(format="date-time")
-Timestamp = Annotated[str | None, _DATE_TIME]
 
 
 class VpnWaitlistSchema(msgspec.Struct, frozen=True):
