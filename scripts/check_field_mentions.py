@@ -9,7 +9,8 @@ so name each column of the old schema (migration-like, docs/adr/0005-adopting-a-
 Names that are ordinary words (`name`, `lang`, `user`...) cannot be measured by text and are skipped; the
 fields still named more often (`KNOWN_EXCESS`) are held to today's figure, so the count only goes down.
 
-Run: `python scripts/check_field_mentions.py` (part of `tox -e lint`).
+Run: `python scripts/check_field_mentions.py` (part of `tox -e lint`); `--strict` holds every field to
+`LIMIT`, ignoring `KNOWN_EXCESS`, and lists each offending line.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def mentions(name: str, files: list[tuple[Path, list[str]]]) -> list[str]:
     ]
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    strict = "--strict" in argv  # the issue's measure: every field at most LIMIT, no excess allowed
     files = [
         (path, path.read_text(encoding="utf-8").splitlines())
         for path in sorted(SOURCE.rglob("*.py"))
@@ -82,8 +84,8 @@ def main() -> int:
     failed = False
     for name in measured_fields():
         found = mentions(name, files)
-        limit = KNOWN_EXCESS.get(name, LIMIT)
-        if len(found) < limit and name in KNOWN_EXCESS:
+        limit = LIMIT if strict else KNOWN_EXCESS.get(name, LIMIT)
+        if not strict and len(found) < limit and name in KNOWN_EXCESS:
             print(f"{name}: now named on {max(len(found), LIMIT)} lines: lower KNOWN_EXCESS")
         if len(found) > limit:
             failed = True
@@ -96,4 +98,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
