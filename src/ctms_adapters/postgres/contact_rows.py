@@ -132,7 +132,8 @@ def _lenient(struct: type[Any], raw: Any) -> Any:
 
 
 def _fallback(field: msgspec.structs.FieldInfo, value: Any) -> Any:
-    if field.type is bool:
+    # A declared field's type is `Annotated[bool, rule]`, whose origin is `bool`.
+    if getattr(field.type, "__origin__", field.type) is bool:
         return False
     if field.default is not msgspec.NODEFAULT:
         return field.default

@@ -3,8 +3,10 @@
 Field order in each struct is the order of the v3.3 JSON output (docs/contract.md §5.8), so adapters can render a contact
 without reordering. Structs are frozen: a use case builds the next state with `msgspec.structs.replace`.
 
-Sizes, defaults and coercions of every input field live in the `*_FIELDS` tables next to each struct; they
-are the column sizes of docs/contract.md §1 so an oversized value is rejected before it reaches a database.
+Each field is declared once, with its rule (`Annotated[str | None, Text(40)]`, see `fields`): the rule
+validates request bodies, documents them, and its size is the column's (docs/contract.md §1, held by a test)
+so an oversized value is rejected before it reaches a database. Attributes without a rule (ids,
+timestamps) are not read from a body's group.
 """
 
 from __future__ import annotations
@@ -12,79 +14,99 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from ctms_core.domain import fields as f
+from ctms_core.domain.fields import (
+    Boolean,
+    Choice,
+    EmailAddress,
+    IsoDate,
+    JsonObject,
+    Text,
+    Url,
+    UuidText,
+    input_fields,
+)
 
 # --- stored state -----------------------------------------------------------------------------------------
 
 
 class Email(msgspec.Struct, frozen=True, kw_only=True):
-    primary_email: str
-    basket_token: str | None = None
-    double_opt_in: bool = False
-    sfdc_id: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    mailing_country: str | None = None
-    email_format: str = "H"
-    email_lang: str | None = "en"
-    has_opted_out_of_email: bool = False
-    unsubscribe_reason: str | None = None
-    email_id: uuid.UUID
+    primary_email: Annotated[str, EmailAddress(255)]
+    basket_token: Annotated[str | None, UuidText()] = None
+    double_opt_in: Annotated[bool, Boolean()] = False
+    sfdc_id: Annotated[str | None, Text(255)] = None
+    first_name: Annotated[str | None, Text(255)] = None
+    last_name: Annotated[str | None, Text(255)] = None
+    mailing_country: Annotated[str | None, Text(255)] = None
+    email_format: Annotated[str, Choice("H", "T", "N", "")] = "H"
+    email_lang: Annotated[str | None, Text(5)] = "en"
+    has_opted_out_of_email: Annotated[bool, Boolean()] = False
+    unsubscribe_reason: Annotated[str | None, Text()] = None
+    email_id: (
+        uuid.UUID
+    )  # read by its own rules: optional in a POST, required in a PUT, any UUID in a PATCH
     create_timestamp: datetime | None = None
     update_timestamp: datetime | None = None
 
 
 class Amo(msgspec.Struct, frozen=True, kw_only=True):
-    add_on_ids: str | None = None
-    display_name: str | None = None
-    email_opt_in: bool = False
-    language: str | None = None
-    last_login: date | None = None
-    location: str | None = None
-    profile_url: str | None = None
-    user: bool = False
-    user_id: str | None = None
-    username: str | None = None
+    add_on_ids: Annotated[str | None, Text(500)] = None
+    display_name: Annotated[str | None, Text(255)] = None
+    email_opt_in: Annotated[bool, Boolean()] = False
+    language: Annotated[str | None, Text(5)] = None
+    last_login: Annotated[date | None, IsoDate()] = None
+    location: Annotated[str | None, Text(255)] = None
+    profile_url: Annotated[str | None, Text(40)] = None
+    user: Annotated[bool, Boolean()] = False
+    user_id: Annotated[str | None, Text(40)] = None
+    username: Annotated[str | None, Text(100)] = None
     create_timestamp: datetime | None = None
     update_timestamp: datetime | None = None
 
 
 class Fxa(msgspec.Struct, frozen=True, kw_only=True):
-    fxa_id: str | None = None
-    primary_email: str | None = None
-    created_date: str | None = None
-    lang: str | None = None
-    first_service: str | None = None
-    account_deleted: bool = False
+    fxa_id: Annotated[str | None, Text(50)] = None
+    primary_email: Annotated[str | None, Text(255)] = None
+    created_date: Annotated[str | None, Text(50)] = None
+    lang: Annotated[str | None, Text(255)] = None
+    first_service: Annotated[str | None, Text(50)] = None
+    account_deleted: Annotated[bool, Boolean()] = False
 
 
 class Mofo(msgspec.Struct, frozen=True, kw_only=True):
-    mofo_email_id: str | None = None
-    mofo_contact_id: str | None = None
-    mofo_relevant: bool = False
+    mofo_email_id: Annotated[str | None, Text(255)] = None
+    mofo_contact_id: Annotated[str | None, Text(255)] = None
+    mofo_relevant: Annotated[bool, Boolean()] = False
+
+
+# A newsletter's or waitlist's name: each may appear once in a body's list.
+ITEM_NAME = Text(
+    255, min_length=1, description="Unique; numbers are accepted as their decimal text"
+)
 
 
 class Newsletter(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    subscribed: bool = True
-    format: str = "H"
-    lang: str | None = "en"
-    source: str | None = None
-    unsub_reason: str | None = None
+    name: Annotated[str, ITEM_NAME]
+    subscribed: Annotated[bool, Boolean()] = True
+    format: Annotated[str, Choice("H", "T")] = "H"
+    lang: Annotated[str | None, Text(5, min_length=2)] = "en"
+    source: Annotated[str | None, Url()] = None
+    unsub_reason: Annotated[str | None, Text()] = None
     create_timestamp: datetime | None = None
     update_timestamp: datetime | None = None
 
 
 class Waitlist(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    source: str | None = None
-    fields: dict[str, Any] = msgspec.field(default_factory=dict)
-    subscribed: bool = True
-    unsub_reason: str | None = None
+    name: Annotated[str, ITEM_NAME]
+    source: Annotated[str | None, Url()] = None
+    # Each key is checked by the waitlist field rules (docs/waitlists.md).
+    fields: Annotated[dict[str, Any], JsonObject()] = msgspec.field(default_factory=dict)
+    subscribed: Annotated[bool, Boolean()] = True
+    unsub_reason: Annotated[str | None, Text()] = None
     create_timestamp: datetime | None = None
     update_timestamp: datetime | None = None
 
@@ -120,66 +142,14 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
     fxa_primary_email: str | None
 
 
-# --- input rules (docs/contract.md §5.2) ------------------------------------------------------------------
+# --- input fields, derived from the declarations (docs/contract.md §5.2) ------------------------------------------------------------------
 
-EMAIL_FIELDS: tuple[f.Field, ...] = (
-    f.Field("primary_email", f.email_address(255), nullable=False, required=True),
-    f.Field("basket_token", f.uuid_text),
-    f.Field("double_opt_in", f.boolean, nullable=False, default=False),
-    f.Field("sfdc_id", f.text(255)),
-    f.Field("first_name", f.text(255)),
-    f.Field("last_name", f.text(255)),
-    f.Field("mailing_country", f.text(255)),
-    f.Field("email_format", f.choice("H", "T", "N", ""), nullable=False, default="H"),
-    f.Field("email_lang", f.text(5), default="en"),
-    f.Field("has_opted_out_of_email", f.boolean, nullable=False, default=False),
-    f.Field("unsubscribe_reason", f.text()),
-)
-
-AMO_FIELDS: tuple[f.Field, ...] = (
-    f.Field("add_on_ids", f.text(500)),
-    f.Field("display_name", f.text(255)),
-    f.Field("email_opt_in", f.boolean, nullable=False, default=False),
-    f.Field("language", f.text(5)),
-    f.Field("last_login", f.iso_date),
-    f.Field("location", f.text(255)),
-    f.Field("profile_url", f.text(40)),
-    f.Field("user", f.boolean, nullable=False, default=False),
-    f.Field("user_id", f.text(40)),
-    f.Field("username", f.text(100)),
-)
-
-FXA_FIELDS: tuple[f.Field, ...] = (
-    f.Field("fxa_id", f.text(50)),
-    f.Field("primary_email", f.text(255)),
-    f.Field("created_date", f.text(50)),
-    f.Field("lang", f.text(255)),
-    f.Field("first_service", f.text(50)),
-    f.Field("account_deleted", f.boolean, nullable=False, default=False),
-)
-
-MOFO_FIELDS: tuple[f.Field, ...] = (
-    f.Field("mofo_email_id", f.text(255)),
-    f.Field("mofo_contact_id", f.text(255)),
-    f.Field("mofo_relevant", f.boolean, nullable=False, default=False),
-)
-
-NEWSLETTER_FIELDS: tuple[f.Field, ...] = (
-    f.Field("name", f.text(255, min_length=1), nullable=False, required=True),
-    f.Field("subscribed", f.boolean, nullable=False, default=True),
-    f.Field("format", f.choice("H", "T"), nullable=False, default="H"),
-    f.Field("lang", f.text(5, min_length=2), default="en"),
-    f.Field("source", f.url),
-    f.Field("unsub_reason", f.text()),
-)
-
-WAITLIST_FIELDS: tuple[f.Field, ...] = (
-    f.Field("name", f.text(255, min_length=1), nullable=False, required=True),
-    f.Field("source", f.url),
-    f.Field("fields", f.json_object, nullable=False, default_factory=dict),
-    f.Field("subscribed", f.boolean, nullable=False, default=True),
-    f.Field("unsub_reason", f.text()),
-)
+EMAIL_FIELDS = input_fields(Email)
+AMO_FIELDS = input_fields(Amo)
+FXA_FIELDS = input_fields(Fxa)
+MOFO_FIELDS = input_fields(Mofo)
+NEWSLETTER_FIELDS = input_fields(Newsletter)
+WAITLIST_FIELDS = input_fields(Waitlist)
 
 GROUP_FIELDS: dict[str, tuple[f.Field, ...]] = {
     "amo": AMO_FIELDS,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -37,13 +37,15 @@ Delete = Literal["DELETE"]
 Unsubscribe = Literal["UNSUBSCRIBE"]
 
 
+# The legacy `vpn_waitlist`/`relay_waitlist` objects keep v3.3's fixed shape (docs/contract.md §6); the
+# `fields` of waitlist items follow the waitlist field rules (docs/waitlists.md).
 class LegacyVpnWaitlist(msgspec.Struct, frozen=True):
-    geo: str | None = None
-    platform: str | None = None
+    geo: Annotated[str | None, f.Text(100)] = None
+    platform: Annotated[str | None, f.Text(100)] = None
 
 
 class LegacyRelayWaitlist(msgspec.Struct, frozen=True):
-    geo: str | None = None
+    geo: Annotated[str | None, f.Text(100)] = None
 
 
 LegacyVpnInput = LegacyVpnWaitlist | Delete | None | UnsetType
@@ -78,10 +80,11 @@ class ContactPatch(msgspec.Struct, frozen=True, kw_only=True):
 
 _BODY: Location = ("body",)
 _MISSING: Any = object()
-
-# The legacy `vpn_waitlist`/`relay_waitlist` objects keep v3.3's fixed shape (docs/contract.md §6); the
-# `fields` of waitlist items follow the waitlist field rules (docs/waitlists.md).
-_GEO_OR_PLATFORM = f.text(100)
+_LEGACY_TYPES: dict[str, type[LegacyVpnWaitlist | LegacyRelayWaitlist]] = {
+    "vpn_waitlist": LegacyVpnWaitlist,
+    "relay_waitlist": LegacyRelayWaitlist,
+}
+_LEGACY_FIELDS = {key: f.input_fields(legacy_type) for key, legacy_type in _LEGACY_TYPES.items()}
 
 
 def _parse_items(
@@ -142,12 +145,9 @@ def _parse_legacy(
         return None
     if value == "DELETE" and allow_delete:
         return "DELETE"
-    names = ("geo", "platform") if key == "vpn_waitlist" else ("geo",)
-    specs = tuple(f.Field(name, _GEO_OR_PLATFORM) for name in names)
-    data = f.parse_object(value, specs, (*_BODY, key), errors)
-    if key == "vpn_waitlist":
-        return LegacyVpnWaitlist(geo=data.get("geo"), platform=data.get("platform"))
-    return LegacyRelayWaitlist(geo=data.get("geo"))
+    legacy_type = _LEGACY_TYPES[key]
+    data = f.parse_object(value, _LEGACY_FIELDS[key], (*_BODY, key), errors)
+    return legacy_type(**data)
 
 
 def _check_relay_country(
@@ -288,7 +288,7 @@ def parse_contact_input(
 
 
 def _parse_patch_email(raw_email: Any, errors: list[FieldError]) -> dict[str, Any]:
-    """The `email` group of a PATCH body: only the keys it sets; `primary_email` never null."""
+    """The keys a PATCH sets on `email`; `primary_email` may be omitted but never null."""
     email_loc = (*_BODY, "email")
     if raw_email is None:
         errors.append(
@@ -311,25 +311,10 @@ def _parse_patch_email(raw_email: Any, errors: list[FieldError]) -> dict[str, An
     return email
 
 
-def parse_contact_patch(
-    body: Any, *, waitlist_rules: WaitlistFieldRules = SEEDED_RULES
-) -> ContactPatch:
-    """Validate a PATCH body (docs/contract.md §4.4).
-
-    Rules: every key optional and only present keys count; `amo`/`fxa`/`mofo` may be `"DELETE"`,
-    `newsletters`/`waitlists` may be `"UNSUBSCRIBE"`; an explicit `null` or any other string for a whole
-    group is a 422 (docs/contract.md §4.4); `email.primary_email` may be omitted but never null; list items need a
-    `name` and carry only the keys they set; waitlist items are validated even when they only update, their
-    `fields` (when given) by `waitlist_rules` (docs/waitlists.md).
-    """
-    if not isinstance(body, dict):
-        raise ValidationFailedError(
-            [FieldError(_BODY, "value is not a valid dict", "type_error.dict")]
-        )
-    errors: list[FieldError] = []
-
-    email = _parse_patch_email(body["email"], errors) if "email" in body else {}
-
+def _parse_patch_groups(
+    body: dict[str, Any], errors: list[FieldError]
+) -> dict[str, dict[str, Any] | Delete]:
+    """The keys a PATCH sets on `amo`/`fxa`/`mofo`, or `"DELETE"`; `null` is refused."""
     groups: dict[str, dict[str, Any] | Delete] = {}
     for group in GROUPS:
         if group not in body:
@@ -350,6 +335,28 @@ def parse_contact_patch(
             errors.append(
                 FieldError(loc, 'value must be an object or the string "DELETE"', "type_error.dict")
             )
+    return groups
+
+
+def parse_contact_patch(
+    body: Any, *, waitlist_rules: WaitlistFieldRules = SEEDED_RULES
+) -> ContactPatch:
+    """Validate a PATCH body (docs/contract.md §4.4).
+
+    Rules: every key optional and only present keys count; `amo`/`fxa`/`mofo` may be `"DELETE"`,
+    `newsletters`/`waitlists` may be `"UNSUBSCRIBE"`; an explicit `null` or any other string for a whole
+    group is a 422 (docs/contract.md §4.4); `email.primary_email` may be omitted but never null; list items need a
+    `name` and carry only the keys they set; waitlist items are validated even when they only update, their
+    `fields` (when given) by `waitlist_rules` (docs/waitlists.md).
+    """
+    if not isinstance(body, dict):
+        raise ValidationFailedError(
+            [FieldError(_BODY, "value is not a valid dict", "type_error.dict")]
+        )
+    errors: list[FieldError] = []
+
+    email = _parse_patch_email(body["email"], errors) if "email" in body else {}
+    groups = _parse_patch_groups(body, errors)
 
     lists: dict[str, tuple[dict[str, Any], ...] | Unsubscribe | UnsetType] = {}
     for key, specs, kind in (

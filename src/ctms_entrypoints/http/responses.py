@@ -1,6 +1,7 @@
 """The JSON bodies of the API, in the exact key order of CTMS v3.3 (docs/contract.md §5.8), and how they are encoded.
 
-Each body is a msgspec Struct whose field order is the wire order; msgspec encodes it straight to bytes.
+Each body is a msgspec Struct whose field order is the wire order; msgspec encodes it straight to bytes. A
+contact's parts are the domain structs themselves (declared in wire order), so no field is listed here.
 Timestamps are rendered as `datetime.isoformat()` in UTC (`2020-12-05T19:21:50.908000+00:00`, no `Z`,
 microseconds only when non-zero) because msgspec would write `Z`; that is the only conversion a contact
 needs. Dates render as `YYYY-MM-DD` and UUIDs lower-case, msgspec's defaults.
@@ -9,15 +10,15 @@ needs. Dates render as `YYYY-MM-DD` and UUIDs lower-case, msgspec's defaults.
 from __future__ import annotations
 
 import functools
-import uuid
-from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 import msgspec
 from litestar.params import KwargDefinition
 from litestar.response import Response
 from litestar.response.base import ASGIResponse
+from msgspec.structs import replace
 
 from ctms_core.domain.contact import (
     Amo,
@@ -36,60 +37,6 @@ JSON_MEDIA_TYPE = "application/json"
 
 # The annotation documents the rendered text as a date-time (msgspec ignores it).
 _DATE_TIME = KwargDefinition(format="date-time")
-Timestamp = Annotated[str | None, _DATE_TIME]
-
-
-class EmailSchema(msgspec.Struct, frozen=True):
-    primary_email: str
-    basket_token: str | None
-    double_opt_in: bool
-    sfdc_id: str | None
-    first_name: str | None
-    last_name: str | None
-    mailing_country: str | None
-    email_format: str
-    email_lang: str | None
-    has_opted_out_of_email: bool
-    unsubscribe_reason: str | None
-    email_id: uuid.UUID
-    create_timestamp: Timestamp
-    update_timestamp: Timestamp
-
-
-class AddOnsSchema(msgspec.Struct, frozen=True):
-    add_on_ids: str | None = None
-    display_name: str | None = None
-    email_opt_in: bool = False
-    language: str | None = None
-    last_login: date | None = None
-    location: str | None = None
-    profile_url: str | None = None
-    user: bool = False
-    user_id: str | None = None
-    username: str | None = None
-    create_timestamp: Timestamp = None
-    update_timestamp: Timestamp = None
-
-
-class NewsletterSchema(msgspec.Struct, frozen=True):
-    name: str
-    subscribed: bool
-    format: str
-    lang: str | None
-    source: str | None
-    unsub_reason: str | None
-    create_timestamp: Timestamp
-    update_timestamp: Timestamp
-
-
-class WaitlistSchema(msgspec.Struct, frozen=True):
-    name: str
-    source: str | None
-    fields: dict[str, Any]
-    subscribed: bool
-    unsub_reason: str | None
-    create_timestamp: Timestamp
-    update_timestamp: Timestamp
 
 
 class VpnWaitlistSchema(msgspec.Struct, frozen=True):
@@ -106,14 +53,17 @@ class RelayWaitlistSchema(msgspec.Struct, frozen=True):
 
 
 class CTMSResponse(msgspec.Struct, frozen=True):
-    """A contact: the three satellites are always present (defaults when not stored)."""
+    """A contact: the three satellites are always present (defaults when not stored). The domain structs
+    are encoded as they are, their timestamps replaced by their text (see `timestamp`)."""
 
-    amo: AddOnsSchema
-    email: EmailSchema
+    amo: Annotated[Amo, KwargDefinition(schema_component_key="AddOnsSchema")]
+    email: Annotated[Email, KwargDefinition(schema_component_key="EmailSchema")]
     fxa: Fxa
     mofo: Mofo
-    newsletters: list[NewsletterSchema]
-    waitlists: list[WaitlistSchema]
+    newsletters: list[
+        Annotated[Newsletter, KwargDefinition(schema_component_key="NewsletterSchema")]
+    ]
+    waitlists: list[Annotated[Waitlist, KwargDefinition(schema_component_key="WaitlistSchema")]]
     vpn_waitlist: VpnWaitlistSchema
     relay_waitlist: RelayWaitlistSchema
 
@@ -166,7 +116,7 @@ class AcousticConfigurationResponse(msgspec.Struct, frozen=True):
 
 # --- rendering ------------------------------------------------------------------------------------------
 
-_NO_AMO = AddOnsSchema()
+_NO_AMO = Amo()
 _NO_FXA = Fxa()
 _NO_MOFO = Mofo()
 
@@ -183,66 +133,15 @@ def timestamp(moment: datetime | None) -> str | None:
     return moment.isoformat()
 
 
-def _email(email: Email) -> EmailSchema:
-    return EmailSchema(
-        email.primary_email,
-        email.basket_token,
-        email.double_opt_in,
-        email.sfdc_id,
-        email.first_name,
-        email.last_name,
-        email.mailing_country,
-        email.email_format,
-        email.email_lang,
-        email.has_opted_out_of_email,
-        email.unsubscribe_reason,
-        email.email_id,
-        timestamp(email.create_timestamp),
-        timestamp(email.update_timestamp),
-    )
+Stamped = TypeVar("Stamped", Email, Amo, Newsletter, Waitlist)
 
 
-def _amo(amo: Amo | None) -> AddOnsSchema:
-    if amo is None:
-        return _NO_AMO
-    return AddOnsSchema(
-        amo.add_on_ids,
-        amo.display_name,
-        amo.email_opt_in,
-        amo.language,
-        amo.last_login,
-        amo.location,
-        amo.profile_url,
-        amo.user,
-        amo.user_id,
-        amo.username,
-        timestamp(amo.create_timestamp),
-        timestamp(amo.update_timestamp),
-    )
-
-
-def _newsletter(item: Newsletter) -> NewsletterSchema:
-    return NewsletterSchema(
-        item.name,
-        item.subscribed,
-        item.format,
-        item.lang,
-        item.source,
-        item.unsub_reason,
-        timestamp(item.create_timestamp),
-        timestamp(item.update_timestamp),
-    )
-
-
-def _waitlist(item: Waitlist) -> WaitlistSchema:
-    return WaitlistSchema(
-        item.name,
-        item.source,
-        item.fields,
-        item.subscribed,
-        item.unsub_reason,
-        timestamp(item.create_timestamp),
-        timestamp(item.update_timestamp),
+def _stamped(struct: Stamped) -> Stamped:
+    """`struct` with its timestamps as text, ready to encode (msgspec does not check the types here)."""
+    return replace(
+        struct,
+        create_timestamp=timestamp(struct.create_timestamp),
+        update_timestamp=timestamp(struct.update_timestamp),
     )
 
 
@@ -250,12 +149,12 @@ def _contact_parts(contact: Contact) -> tuple[Any, ...]:
     vpn = vpn_waitlist_of(contact)
     relay = relay_waitlist_of(contact)
     return (
-        _amo(contact.amo),
-        _email(contact.email),
+        _NO_AMO if contact.amo is None else _stamped(contact.amo),
+        _stamped(contact.email),
         contact.fxa or _NO_FXA,
         contact.mofo or _NO_MOFO,
-        [_newsletter(item) for item in contact.newsletters],
-        [_waitlist(item) for item in contact.waitlists],
+        [_stamped(item) for item in contact.newsletters],
+        [_stamped(item) for item in contact.waitlists],
         VpnWaitlistSchema(vpn["geo"], vpn["platform"]),
         RelayWaitlistSchema(relay["geo"]),
     )

@@ -28,10 +28,10 @@ from ctms_core.domain.contact import (
     WAITLIST_FIELDS,
 )
 from ctms_core.domain.errors import ValidationFailedError
+from ctms_core.domain.fields import FALSE_WORDS, TRUE_WORDS, WHITESPACE
 from ctms_core.domain.inputs import parse_contact_input, parse_contact_patch
 from ctms_entrypoints.container import build_container, memory_storage
 from ctms_entrypoints.http import create_app
-from ctms_entrypoints.http.openapi import FALSE_WORDS, TRUE_WORDS, WHITESPACE
 from tests.http_harness import make_settings
 
 EMAIL_ID = "8a3c5b7e-8f4b-4d3a-9c1e-2b6f0d4e5a71"
