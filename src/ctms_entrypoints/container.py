@@ -275,9 +275,11 @@ async def _sync_services(
 def _other_destination_heartbeats(
     settings: Settings, service: AcousticAdminService, timeout: float
 ) -> list[AcousticHeartbeat]:
-    """The heartbeat blocks of the enabled destinations other than v3.3's `acoustic`."""
+    """The heartbeat blocks of the enabled destinations other than v3.3's `acoustic`, each with the
+    batch its loop claims."""
+    batch_limits = {"braze": settings.braze_batch_limit}
     return [
-        AcousticHeartbeat(service, settings, timeout, name)
+        AcousticHeartbeat(service, settings, timeout, name, batch_limits.get(name))
         for name in settings.sync_destination_names
         if name != "acoustic"
     ]

@@ -97,7 +97,9 @@ class BrazeDeployment:
         services = {service.name: service for service in worker.services}
         assert list(services) == list(deployment.settings.sync_destination_names)
         assert isinstance(services["braze"].destination, BrazeDestination)
-        deployment.workers.append((worker, metrics, asyncio.create_task(worker.run(deployment.stop))))
+        deployment.workers.append(
+            (worker, metrics, asyncio.create_task(worker.run(deployment.stop)))
+        )
         return worker
 
     async def backlog(self, name: str) -> int:
@@ -283,8 +285,13 @@ async def test_contacts_written_through_the_api_reach_braze(
             assert braze.profile(str(contact.email_id)) is None
         assert braze.max_in_flight >= 1
         assert set(braze.authorizations) == {f"Bearer {braze.api_key}"}
-        # A batch of 3 per pass: the 7 contacts went in several requests of at most 3 users.
+        # CTMS_BRAZE_BATCH_LIMIT, not CTMS_ACOUSTIC_BATCH_LIMIT (20): 3 contacts per pass, and so
+        # requests of at most 3 users; the heartbeat's braze block says so.
+        passes = deployment.workers[0][1].passes
+        assert {stats.batch_limit for stats in passes} == {3}
         assert max(len(request) for request in braze.track_requests) <= 3
+        heartbeat = (await app.http.get("/__heartbeat__")).json()["database"]
+        assert (heartbeat["braze"]["batch_limit"], heartbeat["acoustic"]["batch_limit"]) == (3, 20)
         assert fake.calls_of("AddRecipient") == []
         assert await setup.pending("acoustic") == {}
 
