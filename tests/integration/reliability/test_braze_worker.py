@@ -309,7 +309,7 @@ async def test_both_destinations_drain_independently_while_braze_is_down(
     503 (or a 429 whose reset is beyond `CTMS_BRAZE_MAX_RATE_LIMIT_WAIT_S`) for many passes, Acoustic
     gets every contact and erasure, the braze backlog holds every contact written meanwhile, none uses
     a retry or is given up; once Braze is back its backlog drains and it holds every contact as last
-    written, the erased ones deleted."""
+    written, the erased ones deleted. Then Acoustic is down while Braze goes on."""
     async with braze_deployed(database_url, fake, braze, tmp_path, "acoustic,braze") as setup:
         deployment = setup.deployment
         await setup.start_worker()
@@ -347,4 +347,13 @@ async def test_both_destinations_drain_independently_while_braze_is_down(
         assert {str(contact.email_id) for contact in erased} <= set(braze.deleted_ids())
         for contact in erased:
             assert braze.profile(str(contact.email_id)) is None
-        assert await deployment.app.container.acoustic_admin_service().failed("acoustic") == []
+
+        fake.go_down("refused")
+        later = await deployment.create(2, "acoustic-down")
+        await deployment.edit(during[:1], "Again")
+        await setup.wait_braze_drained()
+        await setup.assert_braze_holds_the_latest_contacts()
+        assert await setup.backlog("acoustic") == len(later) + 1
+        fake.come_back()
+        await deployment.wait_drained()
+        await deployment.assert_acoustic_holds_the_latest_contacts()
