@@ -42,6 +42,7 @@ from tests.integration.reliability.test_sync_destinations import GIVE_UP_AFTER, 
 from tests.support.acoustic_sync import LIST_ID
 from tests.support.fake_acoustic import FakeAcoustic, running_fake_acoustic
 from tests.support.fake_braze import FakeBraze, running_fake_braze
+from tests.support.log_capture import captured_logs
 
 pytestmark = pytest.mark.integration
 
@@ -357,3 +358,45 @@ async def test_both_destinations_drain_independently_while_braze_is_down(
         fake.come_back()
         await deployment.wait_drained()
         await deployment.assert_acoustic_holds_the_latest_contacts()
+
+
+async def test_a_refused_key_is_an_outage_and_never_written_anywhere(
+    empty_database: AsyncEngine,
+    database_url: str,
+    fake: FakeAcoustic,
+    braze: FakeBraze,
+    tmp_path: Path,
+) -> None:
+    """A key Braze refuses (401, whose message echoes the key) holds the braze backlog without spending
+    the contacts' retries; the key appears in no log line, stored error or heartbeat. Once Braze
+    accepts the key (as when the operator fixes its permissions) the backlog drains."""
+    wrong_key = "revoked-braze-key-4242"
+    with captured_logs() as logs:
+        async with braze_deployed(
+            database_url, fake, braze, tmp_path, "braze", braze_api_key=wrong_key
+        ) as setup:
+            deployment = setup.deployment
+            await setup.start_worker()
+            await deployment.create(3, "refused")
+            await setup.wait_braze_down(passes=4)
+
+            pending = await setup.pending("braze")
+            assert len(pending) == 3 and set(pending.values()) == {0}
+            engine: AsyncEngine = deployment.app.container.engine()
+            async with engine.connect() as connection:
+                errors = (
+                    await connection.execute(
+                        text("SELECT last_error FROM pending_sync WHERE destination = 'braze'")
+                    )
+                ).scalars()
+                assert all("HTTP 401" in error and wrong_key not in error for error in errors)
+            heartbeat = (await deployment.app.http.get("/__heartbeat__")).text
+            assert wrong_key not in heartbeat
+            assert set(braze.authorizations) == {f"Bearer {wrong_key}"}
+
+            braze.api_key = wrong_key
+            await setup.wait_braze_drained()
+            await setup.assert_braze_holds_the_latest_contacts()
+    lines = logs.lines()
+    assert any("braze" in line for line in lines)
+    assert not [line for line in lines if wrong_key in line]
