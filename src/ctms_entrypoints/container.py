@@ -13,6 +13,7 @@ that a test overriding the client with a plain object gets plain values.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -32,6 +33,7 @@ from ctms_adapters.system import RandomIdGenerator, SystemClock
 from ctms_core.domain.acoustic import AcousticConfiguration
 from ctms_core.domain.erasure import derive_erasure_salt
 from ctms_core.domain.throttling import FailureThrottle, ThrottlePolicy
+from ctms_core.ports.braze import DELETE_BATCH_SIZE, TRACK_BATCH_SIZE
 from ctms_core.ports.clock import Clock
 from ctms_core.ports.destinations import Delivery, DeliveryReport, SyncDestination
 from ctms_core.ports.repositories import UnitOfWork
@@ -140,6 +142,18 @@ def sync_policy_from_settings(settings: Settings) -> SyncPolicy:
     )
 
 
+def braze_sync_policy(settings: Settings, policy: SyncPolicy) -> SyncPolicy:
+    """The braze loop's policy: the shared `policy` with Braze's own batch (`CTMS_BRAZE_BATCH_LIMIT`,
+    enough to fill several 75-user requests per pass) and a lease that outlasts its slowest pass: every
+    request of a batch of erasures and updates, `CTMS_BRAZE_MAX_CONCURRENT` at a time, each taking its
+    timeout after waiting out the rate limit."""
+    batch = settings.braze_batch_limit
+    requests = math.ceil(batch / TRACK_BATCH_SIZE) + math.ceil(batch / DELETE_BATCH_SIZE)
+    rounds = math.ceil(requests / settings.braze_max_concurrent)
+    lease_s = rounds * (settings.braze_timeout_s + settings.braze_max_rate_limit_wait_s) + 60
+    return dataclasses.replace(policy, batch_limit=batch, lease=timedelta(seconds=lease_s))
+
+
 def acoustic_gateway_from_settings(
     settings: Settings, client: httpx.AsyncClient
 ) -> HttpxAcousticGateway:
@@ -240,15 +254,17 @@ async def _sync_services(
     observer: BackgroundMetrics,
     uniform: Callable[[float, float], float],
     destinations: Mapping[str, Callable[[], Any]],
+    policies: Mapping[str, SyncPolicy],
 ) -> list[SyncService]:
     """One `SyncService` per enabled destination (`CTMS_SYNC_DESTINATIONS`), in its order; only the
-    enabled destinations are built (each needs its own credentials)."""
+    enabled destinations are built (each needs its own credentials). A destination with its own entry
+    in `policies` (its batch size and lease) gets it; the others share `policy`."""
     return [
         SyncService(
             uow_factory,
             await resolved(destinations[name]),
             clock,
-            policy,
+            policies.get(name, policy),
             observer=observer,
             uniform=uniform,
         )
@@ -259,9 +275,11 @@ async def _sync_services(
 def _other_destination_heartbeats(
     settings: Settings, service: AcousticAdminService, timeout: float
 ) -> list[AcousticHeartbeat]:
-    """The heartbeat blocks of the enabled destinations other than v3.3's `acoustic`."""
+    """The heartbeat blocks of the enabled destinations other than v3.3's `acoustic`, each with the
+    batch its loop claims."""
+    batch_limits = {"braze": settings.braze_batch_limit}
     return [
-        AcousticHeartbeat(service, settings, timeout, name)
+        AcousticHeartbeat(service, settings, timeout, name, batch_limits.get(name))
         for name in settings.sync_destination_names
         if name != "acoustic"
     ]
@@ -404,6 +422,7 @@ class Container(containers.DeclarativeContainer):
         worker_metrics,
         jitter,
         providers.Dict(acoustic=acoustic_destination.provider, braze=braze_destination.provider),
+        providers.Dict(braze=providers.Callable(braze_sync_policy, settings, sync_policy)),
     )
     sync_worker = providers.Singleton(
         SyncWorker,

@@ -231,6 +231,9 @@ class Settings:
     #: CTMS_BRAZE_MAX_RATE_LIMIT_WAIT_S: longest a request waits for a 429's reset before its users
     #: fail as an outage.
     braze_max_rate_limit_wait_s: float = 60.0
+    #: CTMS_BRAZE_BATCH_LIMIT: contacts one pass of the braze loop claims (CTMS_ACOUSTIC_BATCH_LIMIT is
+    #: Acoustic's): enough to fill several 75-user requests at once.
+    braze_batch_limit: int = 300
 
     _MINIMUMS: ClassVar[Mapping[str, float]] = {
         "db_pool_size": 0,
@@ -258,6 +261,7 @@ class Settings:
         "sync_batches_in_flight": 1,
         "braze_max_concurrent": 1,
         "braze_max_rate_limit_wait_s": 0,
+        "braze_batch_limit": 1,
     }
 
     def __post_init__(self) -> None:

@@ -93,6 +93,28 @@ def test_new_variables_defaults(normal_user: None) -> None:
     assert settings.version_file is None
 
 
+def test_braze_defaults_and_minimums() -> None:
+    """Braze is off (`acoustic` alone), unconfigured, and claims its own, larger batch per pass."""
+    settings = load()
+    assert settings.sync_destination_names == ("acoustic",)
+    assert (settings.braze_url, settings.braze_api_key) == (None, None)
+    assert (
+        settings.braze_timeout_s,
+        settings.braze_max_concurrent,
+        settings.braze_max_rate_limit_wait_s,
+        settings.braze_batch_limit,
+    ) == (10.0, 4, 60.0, 300)
+    assert load(CTMS_BRAZE_BATCH_LIMIT="75").braze_batch_limit == 75
+    for name, value in (
+        ("CTMS_BRAZE_BATCH_LIMIT", "0"),
+        ("CTMS_BRAZE_MAX_CONCURRENT", "0"),
+        ("CTMS_BRAZE_TIMEOUT_S", "0"),
+        ("CTMS_BRAZE_MAX_RATE_LIMIT_WAIT_S", "-1"),
+    ):
+        with pytest.raises(SettingsError, match=name):
+            load(**{name: value})
+
+
 def test_every_field_is_read_from_its_documented_variable() -> None:
     """Field `x` comes from `CTMS_X`, except the four unprefixed v3 names."""
     names = Settings.env_names()
@@ -371,9 +393,11 @@ def test_repr_masks_secrets() -> None:
         CTMS_ACOUSTIC_REFRESH_TOKEN="refresh-token",
         CTMS_PUBSUB_CLIENT="pubsub-shared-secret",
         SENTRY_DSN="https://dsn-key@sentry.example/1",
+        CTMS_BRAZE_API_KEY="braze-rest-key",
     )
     text = repr(settings)
     for secret in (
+        "braze-rest-key",
         "top-secret-key",
         "db-password",
         "acoustic-secret",

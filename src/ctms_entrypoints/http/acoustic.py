@@ -29,11 +29,14 @@ class AcousticHeartbeat:
         settings: Settings,
         timeout: float,
         destination: str = "acoustic",
+        batch_limit: int | None = None,
     ) -> None:
         self._service = service
         self._settings = settings
         self._timeout = timeout
         self.destination = destination
+        # The destination's claimed batch per pass: CTMS_ACOUSTIC_BATCH_LIMIT unless it has its own.
+        self._batch_limit = settings.acoustic_batch_limit if batch_limit is None else batch_limit
 
     async def check(self) -> dict[str, Any]:
         settings = self._settings
@@ -65,6 +68,6 @@ class AcousticHeartbeat:
             "retry_backlog": retry_backlog,
             "max_retry_backlog": settings.acoustic_max_retry_backlog,
             "retry_limit": settings.acoustic_retry_limit,
-            "batch_limit": settings.acoustic_batch_limit,
+            "batch_limit": self._batch_limit,
             "loop_min_sec": _seconds(settings.acoustic_loop_min_secs),
         }

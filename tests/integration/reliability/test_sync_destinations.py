@@ -3,7 +3,8 @@ docs/adr/0009-one-sync-queue.md): real worker loops on PostgreSQL against the fa
 
 The second destination is a test destination named `braze` (`tests/support/recording_destination.py`), put
 in the container's `braze_destination` provider: it exercises the destination-independent queue, worker,
-heartbeat block and healthcheck without the Braze adapter.
+heartbeat block and healthcheck without the Braze adapter. The real Braze destination, built by the
+container from settings, runs against the fake Braze in `test_braze_worker.py`.
 
 Time is compressed: backoffs of a tenth of a second stand for minutes, and the give-up time (the 24 h
 default in production) for a time longer than the test runs. Timing only bounds the tests; what is
