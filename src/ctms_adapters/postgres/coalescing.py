@@ -52,7 +52,9 @@ class StatementBatcher(Generic[Request, Result]):
     """Sends the requests made while a statement is in flight as the next statement (`run`), at most
     `limit` per statement, on a pooled connection (`connect`) a drain task holds until nobody waits."""
 
-    def __init__(self, connect: Connect, run: BatchStatement[Request, Result], *, limit: int) -> None:
+    def __init__(
+        self, connect: Connect, run: BatchStatement[Request, Result], *, limit: int
+    ) -> None:
         self._connect = connect
         self._run = run
         self._limit = limit

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ctms_adapters.postgres.api_clients import PostgresApiClientRepository
 from ctms_adapters.postgres.coalescing import ReadCoalescer, WriteCoalescer
 from ctms_adapters.postgres.contacts import PostgresContactRepository
-from ctms_adapters.postgres.pending_writes import PendingWrites
 from ctms_adapters.postgres.erasures import PostgresErasureAuditRepository
+from ctms_adapters.postgres.pending_writes import PendingWrites
 from ctms_adapters.postgres.roles import PostgresRoleRepository
 from ctms_adapters.postgres.stripe import PostgresStripeRepository
 from ctms_adapters.postgres.sync_queue import PostgresAcousticConfigRepository, PostgresSyncQueue
