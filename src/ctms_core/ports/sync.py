@@ -20,7 +20,9 @@ class SyncQueue(Protocol):
 
     async def enqueue(self, email_id: uuid.UUID, now: datetime) -> None:
         """Schedule a sync of the contact: insert, or reset the row (retry 0, no error, attempt as soon
-        as possible, operation `sync`) and bump its version — a row being uploaded is synced again."""
+        as possible, operation `sync`) and bump its version — a row being uploaded is synced again. A
+        contact write queues its contact itself (`ContactRepository.add`/`save` with `enqueue_at`), in
+        the same write; this is for the other writers."""
         ...
 
     async def enqueue_erasure(self, deletion: AcousticDeletion, now: datetime) -> None:
