@@ -79,9 +79,9 @@ UNIQUE_FIELDS: Final = ("email_id", "primary_email", "basket_token", "fxa_id", "
 # Locks the `emails` row (the contact's lock) and reads the contact in one statement. The document is
 # built with the statement's snapshot, taken before any wait for the lock: if another transaction
 # changed the contact meanwhile, the lock returns the row's new version but the children as they were.
-# Every write of a contact rewrites its `emails` row (`contact_write.save_steps`), so the row's version (`xmin`)
-# tells: when the locked version is not the one the snapshot saw, the children are read again by a
-# second statement, whose fresh READ COMMITTED snapshot includes what the previous lock holder committed.
+# Every write of a contact rewrites its `emails` row (`contact_write.save_steps`), so the row's version
+# (`xmin`) tells: when the locked version is not the one the snapshot saw, the children are read again by
+# a second statement, whose fresh READ COMMITTED snapshot includes what the previous lock holder committed.
 _SNAPSHOT_ROW = emails.alias("snapshot_row")
 _LOCK_AND_READ = DriverStatement(
     select(
