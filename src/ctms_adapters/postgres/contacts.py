@@ -244,8 +244,11 @@ class PostgresContactRepository:
         return rows
 
     async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
-        stored = await self.get_versioned(email_id, for_update=for_update)
-        return None if stored is None else stored.contact
+        if for_update:
+            stored = await self.get_versioned(email_id, for_update=True)
+            return None if stored is None else stored.contact
+        rows = await self._keyed_rows(_LOOKUP_BY_ONE["email_id"], email_id)
+        return decode_contact(rows[0][1]) if rows else None
 
     async def get_versioned(
         self, email_id: uuid.UUID, *, for_update: bool = False
