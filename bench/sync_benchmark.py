@@ -29,6 +29,8 @@ from ctms_adapters.acoustic import HttpxAcousticGateway
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory, create_engine
 from ctms_adapters.postgres.migrations import upgrade
 from ctms_adapters.system import SystemClock
+from ctms_core.services.acoustic_admin import AcousticAdminService
+from ctms_core.services.acoustic_destination import AcousticDestination
 from ctms_core.services.sync import SyncPolicy, SyncService
 from ctms_entrypoints.container import acoustic_http_client
 
@@ -62,11 +64,12 @@ async def run(url: str, base_url: str, args: argparse.Namespace) -> float:
             product_table_id="4",
             timeout=10.0,
         )
+        configuration = AcousticAdminService(factory, SystemClock()).configuration
         service = SyncService(
             factory,
-            gateway,
+            AcousticDestination(gateway, configuration, concurrency=args.concurrency),
             SystemClock(),
-            SyncPolicy(batch_limit=args.batch, concurrency=args.concurrency),
+            SyncPolicy(batch_limit=args.batch),
         )
         started = time.perf_counter()
         synced = 0

@@ -148,7 +148,19 @@ def reference_problems(manifests: list[Manifest]) -> Iterator[str]:
     for manifest in manifests:
         by_kind.setdefault(manifest["kind"], {})[manifest["metadata"]["name"]] = manifest
     templates = list(pod_templates(manifests))
+    yield from _service_problems(by_kind, templates)
+    yield from _monitor_problems(by_kind)
+    yield from _scaling_problems(by_kind)
+    yield from before_rollout_problems(manifests, by_kind)
+    yield from _environment_problems(set(by_kind.get("ConfigMap", {})), templates)
 
+
+Templates = list[tuple[str, Manifest]]
+
+
+def _service_problems(
+    by_kind: dict[str, dict[str, Manifest]], templates: Templates
+) -> Iterator[str]:
     for name, service in by_kind.get("Service", {}).items():
         selector = service["spec"].get("selector", {})
         chosen = [t for _, t in templates if selects(selector, t["metadata"].get("labels", {}))]
@@ -165,6 +177,8 @@ def reference_problems(manifests: list[Manifest]) -> Iterator[str]:
             if isinstance(target, str) and target not in container_ports:
                 yield f"Service/{name} targets port {target!r}, which its pods do not declare"
 
+
+def _monitor_problems(by_kind: dict[str, dict[str, Manifest]]) -> Iterator[str]:
     for name, monitor in by_kind.get("ServiceMonitor", {}).items():
         selector = monitor["spec"]["selector"].get("matchLabels", {})
         services = [
@@ -182,6 +196,8 @@ def reference_problems(manifests: list[Manifest]) -> Iterator[str]:
                         f"Service/{service['metadata']['name']} does not name"
                     )
 
+
+def _scaling_problems(by_kind: dict[str, dict[str, Manifest]]) -> Iterator[str]:
     deployments = by_kind.get("Deployment", {})
     for name, autoscaler in by_kind.get("HorizontalPodAutoscaler", {}).items():
         target = autoscaler["spec"]["scaleTargetRef"]
@@ -197,8 +213,8 @@ def reference_problems(manifests: list[Manifest]) -> Iterator[str]:
         ):
             yield f"PodDisruptionBudget/{name} selects no Deployment"
 
-    config_maps = set(by_kind.get("ConfigMap", {}))
-    yield from before_rollout_problems(manifests, by_kind)
+
+def _environment_problems(config_maps: set[str], templates: Templates) -> Iterator[str]:
     for owner, template in templates:
         for container in template["spec"]["containers"]:
             for source in container.get("envFrom", []):

@@ -30,7 +30,7 @@ from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.api_clients import ClientCredentials
 from ctms_entrypoints.container import Container, build_container, memory_storage
 from ctms_entrypoints.http import create_app
-from ctms_entrypoints.http.context import ACCESS_LOG_STATE_KEY
+from ctms_entrypoints.observability.access_log import LOG_CONTEXT_KEY
 from ctms_entrypoints.settings import Settings
 from tests.builders import DEFAULT_TIME, contact_from_body
 
@@ -113,7 +113,7 @@ class RecordingApp:
         await self.app(scope, receive, send)
 
     def log_fields(self, index: int = -1) -> dict[str, Any]:
-        fields: dict[str, Any] = self.scopes[index]["state"].get(ACCESS_LOG_STATE_KEY, {})
+        fields: dict[str, Any] = self.scopes[index]["state"].get(LOG_CONTEXT_KEY, {})
         return fields
 
 

@@ -6,7 +6,7 @@ the owner of the container releases what it opened with `await dispose(container
 Tests and embedders swap any provider with `build_container(settings, **overrides)`, e.g. the storage
 with `build_container(settings, **memory_storage())` (docs/adr/0001-core-validation-and-composition.md).
 
-The only async Resource, the Acoustic HTTP client, is declared at the root; providers that depend on it
+The async Resources, the Acoustic and Braze HTTP clients, are declared at the root; providers that depend on them
 (the gateway, the sync service, the worker) return awaitables, resolved with `resolved(provider)`, so
 that a test overriding the client with a plain object gets plain values.
 """
@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.acoustic import HttpxAcousticGateway, SlotTransport
 from ctms_adapters.memory import InMemoryDatabaseHealth, InMemoryStore, InMemoryUnitOfWork
@@ -28,10 +29,15 @@ from ctms_adapters.postgres import PostgresDatabaseHealth, PostgresUnitOfWorkFac
 from ctms_adapters.pubsub import GoogleOidcVerifier, JwksFetcher
 from ctms_adapters.security import Argon2PasswordHasher, JwtTokenCodec
 from ctms_adapters.system import RandomIdGenerator, SystemClock
+from ctms_core.domain.acoustic import AcousticConfiguration
 from ctms_core.domain.erasure import derive_erasure_salt
 from ctms_core.domain.throttling import FailureThrottle, ThrottlePolicy
+from ctms_core.ports.clock import Clock
+from ctms_core.ports.destinations import Delivery, DeliveryReport, SyncDestination
+from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.access_control import AccessControlService
 from ctms_core.services.acoustic_admin import AcousticAdminService
+from ctms_core.services.acoustic_destination import AcousticDestination
 from ctms_core.services.api_clients import ApiClientService
 from ctms_core.services.auth import AuthService
 from ctms_core.services.contacts import ContactService
@@ -42,6 +48,7 @@ from ctms_core.services.stripe_contacts import StripeContactToucher
 from ctms_core.services.sync import SyncPolicy, SyncService
 from ctms_core.services.waitlist_rules import CachedWaitlistRules, WaitlistRulesAdminService
 from ctms_entrypoints.awaitables import resolved
+from ctms_entrypoints.braze_wiring import braze_destination_for, braze_http_client
 from ctms_entrypoints.http.acoustic import AcousticHeartbeat
 from ctms_entrypoints.http.dependencies import ContactsApi, DatabaseHeartbeat
 from ctms_entrypoints.http.dependencies import heartbeat_timeout as _heartbeat_timeout
@@ -117,13 +124,15 @@ _CALLS_PER_CONTACT = 5
 
 
 def sync_policy_from_settings(settings: Settings) -> SyncPolicy:
-    """docs/contract.md §9.2's settings; the lease outlasts the slowest possible pass."""
+    """docs/contract.md §9.2's settings and the destinations; the lease outlasts the slowest possible
+    pass."""
     rounds = math.ceil(settings.acoustic_batch_limit / settings.acoustic_concurrency)
     lease_s = rounds * _CALLS_PER_CONTACT * settings.acoustic_timeout_s + 60
     return SyncPolicy(
         batch_limit=settings.acoustic_batch_limit,
         retry_limit=settings.acoustic_retry_limit,
-        concurrency=settings.acoustic_concurrency,
+        give_up_after=timedelta(seconds=settings.sync_give_up_after_seconds),
+        destinations=settings.sync_destination_names,
         sync_enabled=settings.acoustic_sync_feature_flag,
         integration_enabled=settings.acoustic_integration_feature_flag,
         lease=timedelta(seconds=lease_s),
@@ -177,8 +186,94 @@ def acoustic_http_client(concurrency: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=SlotTransport(concurrency + 1))
 
 
+class _NotIntegrated:
+    """The destination while CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG is off: the sync consumes the
+    contacts without delivering them (`SyncPolicy.integration_enabled`), so this is never called."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def deliver(self, deliveries: Sequence[Delivery]) -> DeliveryReport:
+        raise RuntimeError(f"the {self.name} integration is disabled")
+
+
+def _acoustic_destination(
+    settings: Settings,
+    gateway: HttpxAcousticGateway | None,
+    configuration: Callable[[], Awaitable[AcousticConfiguration]],
+    metrics: BackgroundMetrics,
+) -> SyncDestination:
+    if gateway is None:
+        return _NotIntegrated("acoustic")
+    return AcousticDestination(
+        gateway,
+        configuration,
+        concurrency=settings.acoustic_concurrency,
+        on_call=metrics.acoustic_call,
+    )
+
+
+def _braze_destination(
+    settings: Settings, client: httpx.AsyncClient, engine: AsyncEngine | None
+) -> SyncDestination:
+    if engine is None:
+        raise MissingConfigurationError("The braze sync destination needs CTMS_DB_URL")
+    try:
+        return braze_destination_for(
+            client,
+            engine,
+            base_url=settings.braze_url,
+            api_key=settings.braze_api_key,
+            timeout=settings.braze_timeout_s,
+            max_concurrent=settings.braze_max_concurrent,
+            max_rate_limit_wait_s=settings.braze_max_rate_limit_wait_s,
+        )
+    except ValueError as error:
+        raise MissingConfigurationError(str(error)) from None
+
+
+async def _sync_services(
+    settings: Settings,
+    uow_factory: Callable[[], UnitOfWork],
+    clock: Clock,
+    policy: SyncPolicy,
+    observer: BackgroundMetrics,
+    uniform: Callable[[float, float], float],
+    destinations: Mapping[str, Callable[[], Any]],
+) -> list[SyncService]:
+    """One `SyncService` per enabled destination (`CTMS_SYNC_DESTINATIONS`), in its order; only the
+    enabled destinations are built (each needs its own credentials)."""
+    return [
+        SyncService(
+            uow_factory,
+            await resolved(destinations[name]),
+            clock,
+            policy,
+            observer=observer,
+            uniform=uniform,
+        )
+        for name in settings.sync_destination_names
+    ]
+
+
+def _other_destination_heartbeats(
+    settings: Settings, service: AcousticAdminService, timeout: float
+) -> list[AcousticHeartbeat]:
+    """The heartbeat blocks of the enabled destinations other than v3.3's `acoustic`."""
+    return [
+        AcousticHeartbeat(service, settings, timeout, name)
+        for name in settings.sync_destination_names
+        if name != "acoustic"
+    ]
+
+
 async def _acoustic_http_client_resource(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with acoustic_http_client(settings.acoustic_concurrency) as client:
+        yield client
+
+
+async def _braze_http_client_resource(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with braze_http_client(settings.braze_max_concurrent) as client:
         yield client
 
 
@@ -205,7 +300,7 @@ class Container(containers.DeclarativeContainer):
         id_generator,
         erasure_salt=erasure_salt,
         erasure_retention=providers.Callable(_erasure_retention, settings),
-        erasure_addresses_dropped=metrics.provided.count_erasure_addresses_dropped,
+        observer=metrics,
     )
     auth_service = providers.Singleton(
         AuthService,
@@ -231,12 +326,7 @@ class Container(containers.DeclarativeContainer):
     api_client_service = providers.Singleton(ApiClientService, uow_factory, password_hasher, clock)
     access_control_service = providers.Singleton(AccessControlService, uow_factory)
     erasure_audit_service = providers.Singleton(ErasureAuditService, uow_factory, erasure_salt)
-    acoustic_admin_service = providers.Singleton(
-        AcousticAdminService,
-        uow_factory,
-        clock,
-        retry_limit=settings.provided.acoustic_retry_limit,
-    )
+    acoustic_admin_service = providers.Singleton(AcousticAdminService, uow_factory, clock)
 
     # Stripe ingestion (docs/contract.md §8.1) and the Pub/Sub push endpoint (docs/contract.md §8.2); the JWKS client is built on first use.
     stripe_ingest_service = providers.Singleton(
@@ -265,7 +355,6 @@ class Container(containers.DeclarativeContainer):
         contacts=contact_service,
         auth=auth_service,
         server_prefix=settings.provided.server_prefix,
-        metrics=metrics,
         waitlist_rules=waitlist_rules,
     )
     heartbeat_timeout = providers.Callable(_heartbeat_timeout, settings)
@@ -275,6 +364,9 @@ class Container(containers.DeclarativeContainer):
         heartbeat_timeout,
         metrics,
         providers.Singleton(AcousticHeartbeat, acoustic_admin_service, settings, heartbeat_timeout),
+        providers.Callable(
+            _other_destination_heartbeats, settings, acoustic_admin_service, heartbeat_timeout
+        ),
     )
     stripe_api = providers.Singleton(
         StripeApi,
@@ -293,22 +385,34 @@ class Container(containers.DeclarativeContainer):
     worker_metrics = providers.Singleton(BackgroundMetrics)
     # Draws the retry backoff's jitter; tests fix it.
     jitter = providers.Object(random.uniform)
-    sync_service = providers.Singleton(
-        SyncService,
-        uow_factory,
+    # One provider per destination `CTMS_SYNC_DESTINATIONS` may name; adding a destination adds one here.
+    acoustic_destination = providers.Singleton(
+        _acoustic_destination,
+        settings,
         acoustic_gateway,
+        acoustic_admin_service.provided.configuration,
+        worker_metrics,
+    )
+    braze_http_client = providers.Resource(_braze_http_client_resource, settings)
+    braze_destination = providers.Singleton(_braze_destination, settings, braze_http_client, engine)
+    sync_services = providers.Singleton(
+        _sync_services,
+        settings,
+        uow_factory,
         clock,
         sync_policy,
-        observer=worker_metrics,
-        uniform=jitter,
+        worker_metrics,
+        jitter,
+        providers.Dict(acoustic=acoustic_destination.provider, braze=braze_destination.provider),
     )
     sync_worker = providers.Singleton(
         SyncWorker,
-        sync_service,
+        sync_services,
         worker_metrics,
         loop_min_secs=settings.provided.acoustic_loop_min_secs,
         healthcheck_path=settings.provided.background_healthcheck_path,
         pushgateway_url=settings.provided.prometheus_pushgateway_url,
+        batches_in_flight=settings.provided.sync_batches_in_flight,
     )
 
 
@@ -331,7 +435,7 @@ def build_container(settings: Settings, **overrides: Any) -> Container:
 
 
 async def dispose(container: Container) -> None:
-    """Release what `container` opened: its async Resources (the Acoustic HTTP client) and the
+    """Release what `container` opened: its async Resources (the Acoustic and Braze HTTP clients) and the
     database engine's connections. Safe on a container that opened nothing."""
     await resolved(container.shutdown_resources)
     engine = container.engine()

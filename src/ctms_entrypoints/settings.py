@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type
 from urllib.parse import urlsplit, urlunsplit
 
 from ctms_core.domain.erasure import DEFAULT_ERASURE_ADDRESS_RETENTION
+from ctms_core.domain.sync import DEFAULT_GIVE_UP_AFTER
 
 __all__ = [
     "DEFAULT_PUBSUB_JWKS_URL",
@@ -47,12 +48,16 @@ LoggingLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 LOGGING_LEVELS: tuple[LoggingLevel, ...] = get_args(LoggingLevel)
 
 DEFAULT_PUBSUB_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+#: The destinations `ctms sync` can deliver to (`CTMS_SYNC_DESTINATIONS`); each has its provider in the
+#: composition root (`ctms_entrypoints.container`).
+SYNC_DESTINATIONS = ("acoustic", "braze")
 
 _ENV_PREFIX = "CTMS_"
 _DB_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
 _ASYNC_DB_SCHEME = "postgresql+asyncpg"
 _SECRET_FIELDS = frozenset(
     {"secret_key", "pubsub_client", "acoustic_client_secret", "acoustic_refresh_token"}
+    | {"braze_api_key"}
     | {"erasure_hash_salt"}
     | {"sentry_dsn"}  # the DSN embeds the project's key
 )
@@ -206,6 +211,26 @@ class Settings:
     db_statement_timeout_seconds: float = 5.0
     #: CTMS_DB_CONNECT_TIMEOUT_SECONDS: longest opening a database connection may take, then 503.
     db_connect_timeout_seconds: float = 5.0
+    #: CTMS_SYNC_DESTINATIONS: where `ctms sync` delivers contacts, comma-separated: `acoustic`,
+    #: `braze` or `acoustic,braze` (docs/adr/0009-one-sync-queue.md). See `sync_destination_names`.
+    sync_destinations: str = "acoustic"
+    #: CTMS_SYNC_GIVE_UP_AFTER_SECONDS: a contact is given up only after failing without a break for
+    #: this long (and at least CTMS_ACOUSTIC_RETRY_LIMIT times); an erasure never is (docs/acoustic.md).
+    sync_give_up_after_seconds: float = DEFAULT_GIVE_UP_AFTER.total_seconds()
+    #: CTMS_SYNC_BATCHES_IN_FLIGHT: batches one worker delivers at once per destination, so the next
+    #: batch is claimed while the previous one is still being delivered.
+    sync_batches_in_flight: int = 2
+    #: CTMS_BRAZE_URL / CTMS_BRAZE_API_KEY: the workspace's REST endpoint and a key with `users.track`
+    #: and `users.delete`; required by `ctms sync` when `braze` is a destination (docs/braze.md).
+    braze_url: str | None = None
+    braze_api_key: str | None = None
+    #: CTMS_BRAZE_TIMEOUT_S: HTTP timeout of one Braze request.
+    braze_timeout_s: float = 10.0
+    #: CTMS_BRAZE_MAX_CONCURRENT: Braze requests in flight per worker (up to 75 users each).
+    braze_max_concurrent: int = 4
+    #: CTMS_BRAZE_MAX_RATE_LIMIT_WAIT_S: longest a request waits for a 429's reset before its users
+    #: fail as an outage.
+    braze_max_rate_limit_wait_s: float = 60.0
 
     _MINIMUMS: ClassVar[Mapping[str, float]] = {
         "db_pool_size": 0,
@@ -229,6 +254,10 @@ class Settings:
         "waitlist_rules_cache_seconds": 0,
         "acoustic_concurrency": 1,
         "web_concurrency": 1,
+        "sync_give_up_after_seconds": 0,
+        "sync_batches_in_flight": 1,
+        "braze_max_concurrent": 1,
+        "braze_max_rate_limit_wait_s": 0,
     }
 
     def __post_init__(self) -> None:
@@ -241,6 +270,7 @@ class Settings:
             problems[_env_name("port")] = f"must be at most 65535, got {self.port!r}"
         for name in (
             "acoustic_timeout_s",
+            "braze_timeout_s",
             "db_statement_timeout_seconds",
             "db_connect_timeout_seconds",
             "request_read_timeout_seconds",
@@ -248,6 +278,12 @@ class Settings:
             seconds = getattr(self, name)
             if not (seconds > 0 and math.isfinite(seconds)):
                 problems[_env_name(name)] = "must be a positive number of seconds"
+        unknown = set(self.sync_destination_names) - set(SYNC_DESTINATIONS)
+        if unknown or not self.sync_destination_names:
+            problems[_env_name("sync_destinations")] = (
+                f"must name one or more of {', '.join(SYNC_DESTINATIONS)}, "
+                f"got {self.sync_destinations!r}"
+            )
         if self.token_expiration <= timedelta(0):
             problems[_env_name("token_expiration")] = "must be a positive duration"
         if self.erasure_address_retention <= timedelta(0):
@@ -314,6 +350,12 @@ class Settings:
     def pubsub_expected_audience(self) -> str:
         """The `aud` Pub/Sub tokens must carry: `pubsub_audience`, else `server_prefix` (v3)."""
         return self.pubsub_audience or self.server_prefix
+
+    @property
+    def sync_destination_names(self) -> tuple[str, ...]:
+        """`sync_destinations` as names, in order, without repeats or blanks."""
+        names = (name.strip().lower() for name in self.sync_destinations.split(","))
+        return tuple(dict.fromkeys(name for name in names if name))
 
     @property
     def acoustic_api_base_url(self) -> str:

@@ -1017,14 +1017,42 @@ async def _enqueue(
 
 
 async def _claim(
-    uow_factory: UowFactory, limit: int = 10, now: datetime = QUEUE_NOW
+    uow_factory: UowFactory,
+    limit: int = 10,
+    now: datetime = QUEUE_NOW,
+    destination: str = "acoustic",
+    route_to: tuple[str, ...] = ("acoustic",),
 ) -> list[PendingSync]:
+    """Route the inlet's rows to `route_to` (as each worker pass does first), then claim."""
     async with uow_factory() as uow:
+        await uow.sync_queue.route(route_to, limit=limit, now=now)
         claimed = await uow.sync_queue.claim(
-            limit=limit, retry_limit=3, now=now, lease_until=now + timedelta(minutes=5)
+            destination, limit=limit, now=now, lease_until=now + timedelta(minutes=5)
         )
         await uow.commit()
     return claimed
+
+
+async def _fail(
+    uow_factory: UowFactory,
+    item: PendingSync,
+    error: str,
+    retry_at: datetime,
+    *,
+    give_up: bool = False,
+    destination: str = "acoustic",
+) -> None:
+    async with uow_factory() as uow:
+        await uow.sync_queue.fail(
+            destination,
+            item.email_id,
+            item.version,
+            error,
+            retry_at,
+            now=QUEUE_NOW,
+            give_up=give_up,
+        )
+        await uow.commit()
 
 
 class SyncQueueContract:
@@ -1065,10 +1093,12 @@ class SyncQueueContract:
         await _enqueue(uow_factory, email_id)
         (item,) = await _claim(uow_factory)
         async with uow_factory() as uow:
-            assert await uow.sync_queue.complete(email_id, item.version) is True
+            assert await uow.sync_queue.complete("acoustic", {email_id: item.version}) == {email_id}
             await uow.commit()
         async with uow_factory() as uow:
-            assert await uow.sync_queue.counts(3) == QueueCounts(backlog=0, retry_backlog=0)
+            assert await uow.sync_queue.counts("acoustic") == QueueCounts(
+                backlog=0, retry_backlog=0
+            )
 
     async def test_an_edit_during_the_upload_keeps_the_row(self, uow_factory: UowFactory) -> None:
         email_id = uuid.uuid4()
@@ -1076,24 +1106,42 @@ class SyncQueueContract:
         (item,) = await _claim(uow_factory)
         await _enqueue(uow_factory, email_id, at=QUEUE_NOW + timedelta(seconds=1))
         async with uow_factory() as uow:
-            assert await uow.sync_queue.complete(email_id, item.version) is False
+            # The edit reaches the destination's row when the inlet is next routed.
+            await uow.sync_queue.route(("acoustic",), limit=10, now=QUEUE_NOW)
+            assert await uow.sync_queue.complete("acoustic", {email_id: item.version}) == set()
             await uow.commit()
         (again,) = await _claim(uow_factory, now=QUEUE_NOW + timedelta(seconds=2))
         assert again.version > item.version
+
+    async def test_a_batch_completes_the_unchanged_rows_and_releases_the_edited_ones(
+        self, uow_factory: UowFactory
+    ) -> None:
+        unchanged, edited = uuid.uuid4(), uuid.uuid4()
+        await _enqueue(uow_factory, unchanged, edited)
+        sent = {item.email_id: item.version for item in await _claim(uow_factory)}
+        await _enqueue(uow_factory, edited, at=QUEUE_NOW + timedelta(seconds=1))
+        async with uow_factory() as uow:
+            await uow.sync_queue.route(("acoustic",), limit=10, now=QUEUE_NOW)
+            assert await uow.sync_queue.complete("acoustic", sent) == {unchanged}
+            await uow.commit()
+        # Released: claimable at once, not only when the lease ends.
+        (again,) = await _claim(uow_factory, now=QUEUE_NOW + timedelta(seconds=2))
+        assert again.email_id == edited
 
     async def test_fail_counts_a_retry_and_backs_off(self, uow_factory: UowFactory) -> None:
         email_id = uuid.uuid4()
         await _enqueue(uow_factory, email_id)
         (item,) = await _claim(uow_factory)
         retry_at = QUEUE_NOW + timedelta(seconds=30)
-        async with uow_factory() as uow:
-            await uow.sync_queue.fail(email_id, item.version, "AcousticFault('x')", retry_at)
-            await uow.commit()
+        await _fail(uow_factory, item, "AcousticFault('x')", retry_at)
         assert await _claim(uow_factory, now=QUEUE_NOW + timedelta(seconds=10)) == []
         (again,) = await _claim(uow_factory, now=retry_at)
         assert (again.retry, again.last_error) == (1, "AcousticFault('x')")
+        assert again.failing_since == QUEUE_NOW
         async with uow_factory() as uow:
-            assert await uow.sync_queue.counts(3) == QueueCounts(backlog=1, retry_backlog=1)
+            assert await uow.sync_queue.counts("acoustic") == QueueCounts(
+                backlog=1, retry_backlog=1
+            )
 
     async def test_rows_past_the_retry_limit_are_failed_until_resynced(
         self, uow_factory: UowFactory
@@ -1101,16 +1149,16 @@ class SyncQueueContract:
         email_id = uuid.uuid4()
         await _enqueue(uow_factory, email_id)
         now = QUEUE_NOW
-        for _ in range(3):
+        for attempt in range(3):
             (item,) = await _claim(uow_factory, now=now)
-            async with uow_factory() as uow:
-                await uow.sync_queue.fail(email_id, item.version, "boom", now)
-                await uow.commit()
+            await _fail(uow_factory, item, "boom", now, give_up=attempt == 2)
         assert await _claim(uow_factory, now=now) == []
         async with uow_factory() as uow:
-            assert [i.email_id for i in await uow.sync_queue.failed(3)] == [email_id]
-            assert await uow.sync_queue.counts(3) == QueueCounts(backlog=0, retry_backlog=1)
-            assert await uow.sync_queue.reset_failed(3, now) == 1
+            assert [i.email_id for i in await uow.sync_queue.failed("acoustic")] == [email_id]
+            assert await uow.sync_queue.counts("acoustic") == QueueCounts(
+                backlog=0, retry_backlog=1
+            )
+            assert await uow.sync_queue.reset_failed("acoustic", now) == 1
             await uow.commit()
         (item,) = await _claim(uow_factory, now=now)
         assert item.retry == 0
@@ -1118,11 +1166,9 @@ class SyncQueueContract:
     async def test_a_new_edit_revives_a_failed_row(self, uow_factory: UowFactory) -> None:
         email_id = uuid.uuid4()
         await _enqueue(uow_factory, email_id)
-        for _ in range(3):
+        for attempt in range(3):
             (item,) = await _claim(uow_factory)
-            async with uow_factory() as uow:
-                await uow.sync_queue.fail(email_id, item.version, "boom", QUEUE_NOW)
-                await uow.commit()
+            await _fail(uow_factory, item, "boom", QUEUE_NOW, give_up=attempt == 2)
         await _enqueue(uow_factory, email_id)
         (item,) = await _claim(uow_factory)
         assert item.retry == 0
@@ -1156,6 +1202,66 @@ class SyncQueueContract:
         assert dropped == [old]
         claimed = await _claim(uow_factory, now=QUEUE_NOW + timedelta(seconds=3))
         assert sorted(item.email_id for item in claimed) == sorted([recent, synced])
+
+    async def test_erasures_are_dropped_from_every_destination_too(
+        self, uow_factory: UowFactory
+    ) -> None:
+        email_id = uuid.uuid4()
+        async with uow_factory() as uow:
+            deletion = AcousticDeletion(email_id=email_id, primary_email=f"{email_id}@e.com")
+            await uow.sync_queue.enqueue_erasure(deletion, QUEUE_NOW)
+            await uow.sync_queue.route(("acoustic", "braze"), limit=10, now=QUEUE_NOW)
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.sync_queue.drop_erasures(QUEUE_NOW) == [email_id]
+            await uow.commit()
+        for name in ("acoustic", "braze"):
+            assert await _claim(uow_factory, destination=name, route_to=()) == []
+
+    async def test_routing_gives_every_destination_its_own_row(
+        self, uow_factory: UowFactory
+    ) -> None:
+        """Each destination claims, completes and fails its own copy; an edit made meanwhile reaches
+        both (version bumped, failure state reset), and the counts are per destination."""
+        email_id = uuid.uuid4()
+        both = ("acoustic", "braze")
+        await _enqueue(uow_factory, email_id)
+        (acoustic,) = await _claim(uow_factory, destination="acoustic", route_to=both)
+        (braze,) = await _claim(uow_factory, destination="braze", route_to=both)
+        async with uow_factory() as uow:
+            assert await uow.sync_queue.complete("acoustic", {email_id: acoustic.version}) == {
+                email_id
+            }
+            await uow.commit()
+        await _fail(uow_factory, braze, "down", QUEUE_NOW, destination="braze")
+        async with uow_factory() as uow:
+            assert await uow.sync_queue.counts("acoustic") == QueueCounts(
+                backlog=0, retry_backlog=0
+            )
+            assert await uow.sync_queue.counts("braze") == QueueCounts(backlog=1, retry_backlog=1)
+        await _enqueue(uow_factory, email_id, at=QUEUE_NOW + timedelta(seconds=1))
+        later = QUEUE_NOW + timedelta(seconds=2)
+        (acoustic,) = await _claim(uow_factory, now=later, destination="acoustic", route_to=both)
+        (braze_again,) = await _claim(uow_factory, now=later, destination="braze", route_to=both)
+        assert (braze_again.retry, braze_again.last_error) == (0, "")
+        assert braze_again.failing_since is None
+        assert braze_again.version > braze.version
+
+    async def test_the_counts_include_the_inlet_and_the_oldest_erasure(
+        self, uow_factory: UowFactory
+    ) -> None:
+        routed, waiting = uuid.uuid4(), uuid.uuid4()
+        async with uow_factory() as uow:
+            await uow.sync_queue.enqueue_erasure(
+                AcousticDeletion(email_id=routed, primary_email="a@e.com"), QUEUE_NOW
+            )
+            await uow.sync_queue.route(("acoustic",), limit=10, now=QUEUE_NOW)
+            await uow.sync_queue.enqueue(waiting, QUEUE_NOW + timedelta(seconds=1))
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.sync_queue.counts("acoustic") == QueueCounts(
+                backlog=2, retry_backlog=0, oldest_erasure_at=QUEUE_NOW
+            )
 
 
 class AcousticConfigContract:

@@ -226,12 +226,12 @@ async def test_5xx_timeout_and_non_json_fail_the_whole_batch_as_retryable(
     assert len(fake.profiles) == 80
 
 
-async def test_a_wrong_api_key_is_refused_without_the_key_in_the_reason(
+async def test_a_wrong_api_key_is_unauthorized_without_the_key_in_the_reason(
     fake: FakeBraze, client: httpx.AsyncClient
 ) -> None:
     result = await gateway_for(fake, client, api_key="not-the-key").track(users(2))
 
-    assert {failure.kind for failure in result.failed} == {"refused"}
+    assert {failure.kind for failure in result.failed} == {"unauthorized"}
     assert all("not-the-key" not in failure.reason for failure in result.failed)
     assert fake.profiles == {}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -12,6 +14,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
+from ctms_core.domain.acoustic import AcousticDeletion
 from ctms_entrypoints.cli.main import cli
 from tests.builders import make_contact
 
@@ -59,6 +62,13 @@ async def test_newsletter_mappings_can_be_added_listed_and_removed(ctms: Ctms) -
     assert (await ctms("acoustic", "newsletters", "remove", "mozilla-rally")).exit_code == 4
 
 
+async def _route(uow_factory: PostgresUnitOfWorkFactory, now: datetime) -> None:
+    """What a worker pass does first: the queued contacts reach the acoustic destination's rows."""
+    async with uow_factory() as uow:
+        await uow.sync_queue.route(("acoustic",), limit=100, now=now)
+        await uow.commit()
+
+
 async def test_failed_contacts_are_listed_and_resynced(
     ctms: Ctms, empty_database: AsyncEngine
 ) -> None:
@@ -69,9 +79,18 @@ async def test_failed_contacts_are_listed_and_resynced(
         await uow.contacts.add(contact)
         await uow.sync_queue.enqueue(contact.email_id, now)
         await uow.commit()
-    for attempt in range(6):  # the default retry limit
+    await _route(uow_factory, now)
+    for attempt in range(6):  # the default retry limit, then given up
         async with uow_factory() as uow:
-            await uow.sync_queue.fail(contact.email_id, 1, f"Fault {attempt}", now)
+            await uow.sync_queue.fail(
+                "acoustic",
+                contact.email_id,
+                1,
+                f"Fault {attempt}",
+                now,
+                now=now,
+                give_up=attempt == 5,
+            )
             await uow.commit()
 
     failed = await ctms("acoustic", "failed")
@@ -94,10 +113,13 @@ async def test_failed_contacts_are_listed_without_the_addresses_their_errors_quo
         await uow.contacts.add(contact)
         await uow.sync_queue.enqueue(contact.email_id, now)
         await uow.commit()
-    for _ in range(6):  # the default retry limit
+    await _route(uow_factory, now)
+    for attempt in range(6):  # the default retry limit, then given up
         async with uow_factory() as uow:
             fault = "AcousticFault('Recipient quoted.contact@example.com rejected')"
-            await uow.sync_queue.fail(contact.email_id, 1, fault, now)
+            await uow.sync_queue.fail(
+                "acoustic", contact.email_id, 1, fault, now, now=now, give_up=attempt == 5
+            )
             await uow.commit()
 
     failed = await ctms("acoustic", "failed")
@@ -120,7 +142,7 @@ async def test_resync_by_email_file_matches_ignoring_case(
     assert "nobody@example.com not found in CTMS" in result.output
     assert result.output.endswith("Queued 1 contacts for sync.\n")
     async with PostgresUnitOfWorkFactory(empty_database)() as uow:
-        counts = await uow.sync_queue.counts(6)
+        counts = await uow.sync_queue.counts("acoustic")
     assert counts.backlog == 1
 
 
@@ -143,3 +165,42 @@ async def test_healthcheck_passes_on_a_fresh_file_and_fails_on_an_old_one(
     assert "Healthcheck failed" in stale.output
     path.unlink()
     assert (await ctms("healthcheck-sync", env=env)).exit_code == 1
+
+
+async def test_healthcheck_checks_the_loop_of_every_enabled_destination(
+    ctms: Ctms, tmp_path: Path
+) -> None:
+    path = tmp_path / "healthcheck"
+    env = {
+        "CTMS_BACKGROUND_HEALTHCHECK_PATH": str(path),
+        "CTMS_BACKGROUND_HEALTHCHECK_AGE_S": "30",
+        "CTMS_SYNC_DESTINATIONS": "acoustic,braze",
+    }
+    path.write_text(datetime.now(UTC).isoformat())
+    braze = tmp_path / "healthcheck.braze"
+    braze.write_text((datetime.now(UTC) - timedelta(minutes=5)).isoformat())
+    stale = await ctms("healthcheck-sync", env=env)
+    assert stale.exit_code == 1
+    assert "Healthcheck failed (braze)" in stale.output
+    braze.write_text(datetime.now(UTC).isoformat())
+    fresh = await ctms("healthcheck-sync", env=env)
+    assert fresh.exit_code == 0, fresh.output
+    assert "acoustic age" in fresh.output and "braze age" in fresh.output
+
+
+async def test_failed_shows_how_long_the_oldest_erasure_has_waited(
+    ctms: Ctms, empty_database: AsyncEngine
+) -> None:
+    """Erasures are never given up; `failed` says how long the oldest one has waited instead."""
+    queued_at = datetime.now(UTC) - timedelta(hours=2)
+    deletion = AcousticDeletion(email_id=uuid.uuid4(), primary_email="gone@example.com")
+    async with PostgresUnitOfWorkFactory(empty_database)() as uow:
+        await uow.sync_queue.enqueue_erasure(deletion, queued_at)
+        await uow.commit()
+    failed = await ctms("acoustic", "failed")
+    assert failed.exit_code == 0
+    assert "No contact past the retry limit." in failed.output
+    waited = re.search(r"Oldest erasure waiting for acoustic: queued (\d+) s ago", failed.output)
+    assert waited is not None, failed.output
+    assert 7200 <= int(waited.group(1)) < 7200 + 600
+    assert "gone@example.com" not in failed.output

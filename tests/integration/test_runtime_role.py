@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from ctms_adapters.postgres.migrations import current, head, upgrade
 from ctms_core.domain.inputs import parse_contact_input
+from ctms_core.services.acoustic_destination import AcousticDestination
 from ctms_core.services.api_clients import ClientCredentials
 from ctms_core.services.sync import SyncService
 from ctms_entrypoints.cli.main import cli
@@ -177,7 +178,10 @@ async def test_a_sync_pass_works_under_the_runtime_role(deployment: Deployment) 
             async with httpx.AsyncClient() as http:
                 sync = SyncService(
                     container.uow_factory(),
-                    acoustic_gateway_from_settings(settings, http),
+                    AcousticDestination(
+                        acoustic_gateway_from_settings(settings, http),
+                        container.acoustic_admin_service().configuration,
+                    ),
                     container.clock(),
                     sync_policy_from_settings(settings),
                 )

@@ -26,6 +26,8 @@ from ctms_core.domain.contact import Contact
 from ctms_core.domain.erasure import DEFAULT_ERASURE_ADDRESS_RETENTION
 from ctms_core.domain.inputs import ContactPatch, parse_contact_input
 from ctms_core.domain.sync import PendingSync, QueueCounts
+from ctms_core.services.acoustic_admin import AcousticAdminService
+from ctms_core.services.acoustic_destination import AcousticDestination
 from ctms_core.services.contacts import ContactService
 from ctms_core.services.sync import SyncPolicy, SyncService
 from tests.builders import contact_from_body
@@ -102,12 +104,22 @@ class Deployment:
         )
         self.sync = self.worker(gateway, **policy)
 
-    def worker(self, gateway: HttpxAcousticGateway, **policy: object) -> SyncService:
+    def worker(
+        self, gateway: HttpxAcousticGateway, *, concurrency: int = 5, **policy: object
+    ) -> SyncService:
+        # `give_up_after` 0: the retry limit alone gives a contact up, as in v3.3.
+        settings: dict[str, object] = {
+            "retry_limit": 3,
+            "give_up_after": timedelta(0),
+            "backoff_base_s": 10.0,
+            **policy,
+        }
+        configuration = AcousticAdminService(self.uow_factory, self.clock).configuration
         return SyncService(
             self.uow_factory,
-            gateway,
+            AcousticDestination(gateway, configuration, concurrency=concurrency),
             self.clock,
-            SyncPolicy(**{"retry_limit": 3, "backoff_base_s": 10.0, **policy}),  # type: ignore[arg-type]
+            SyncPolicy(**settings),  # type: ignore[arg-type]
             uniform=lambda low, high: high,
         )
 
@@ -124,7 +136,7 @@ class Deployment:
 
     async def failed(self) -> list[PendingSync]:
         async with self.uow_factory() as uow:
-            return await uow.sync_queue.failed(self.sync.policy.retry_limit)
+            return await uow.sync_queue.failed("acoustic")
 
     async def stored(self, email_id: uuid.UUID) -> Contact:
         return await self.contacts.get(email_id)
@@ -393,7 +405,7 @@ def test_sigterm_finishes_the_contacts_in_flight(
         )
         try:
             async with PostgresUnitOfWorkFactory(engine)() as uow:
-                return await uow.sync_queue.counts(6)
+                return await uow.sync_queue.counts("acoustic")
         finally:
             await engine.dispose()
 

@@ -7,7 +7,8 @@ block other requests and the in-flight counter sees real concurrency.
 It speaks Braze's request and response shapes: the bearer REST API key (401 `{"message": "Invalid API
 key: …"}` otherwise), at most 75 attributes objects per track request and 50 `external_ids` per delete
 request (400 otherwise), `201 {"message": "success", "attributes_processed": n}`, and per-object errors
-as `201 {"message": "success", "errors": [{"type", "input_array": "attributes", "index"}]}`.
+as `201 {"message": "success", "errors": [{"type", "input_array": "attributes", "index"}]}` (a 400 with
+the same `errors` when no object of the request is valid).
 
 It keeps what Braze would hold (a profile per `external_id`: attributes merged, null removing one,
 subscription group states), every request's attributes objects and external ids, and the maximum number
@@ -37,6 +38,7 @@ Endpoint = Literal["/users/track", "/users/delete"]
 
 TRACK_LIMIT = 75
 DELETE_LIMIT = 50
+NO_VALID_DATA = "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields."
 HTML_503_BODY = "<html><body><h1>503 Service Unavailable</h1></body></html>"
 HTML_201_BODY = "<html><body><h1>Please wait</h1></body></html>"
 
@@ -265,7 +267,12 @@ class _Handler(BaseHTTPRequestHandler):
             if len(objects) > TRACK_LIMIT:
                 self._json(400, {"message": f"Too many attributes objects (max {TRACK_LIMIT})."})
                 return
-            self._json(201, fake._track(objects))
+            answer = fake._track(objects)
+            if len(answer.get("errors", ())) == len(objects):  # no valid object: a 400
+                answer["message"] = NO_VALID_DATA
+                self._json(400, answer)
+                return
+            self._json(201, answer)
             return
         external_ids = body.get("external_ids")
         if (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from ctms_core.domain.errors import (
 from ctms_core.domain.inputs import parse_contact_input, parse_contact_patch
 from ctms_core.domain.lookup import LookupCriteria
 from ctms_core.domain.updates import Cursor, UpdatesQuery
+from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.contacts import (
     PATCH_CONFLICT,
     POST_CONFLICT,
@@ -173,7 +175,7 @@ class FixedIdGenerator:
 
 
 async def test_a_generated_id_that_is_taken_is_a_conflict_and_writes_nothing(
-    act: ContactActions, uow_factory: Any, clock: ManualClock
+    act: ContactActions, uow_factory: Callable[[], UnitOfWork], clock: ManualClock
 ) -> None:
     first = await act.post(sample("minimal"))
     unlucky = ContactService(uow_factory, clock, FixedIdGenerator(first.contact.email_id))

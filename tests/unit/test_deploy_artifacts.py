@@ -128,7 +128,7 @@ def worker_exposition() -> str:
     metrics.acoustic_call(
         AcousticCall(table="main", method="add_recipient", status="failure", duration_s=0.2)
     )
-    metrics.contact_done("synced")
+    metrics.contact_done("acoustic", "synced")
     metrics.record_pass(
         SyncPassStats(
             batch_limit=20,

@@ -15,15 +15,23 @@ from ctms_adapters.memory import (
     SequentialIdGenerator,
 )
 from ctms_adapters.memory.acoustic import RecordingAcousticGateway
+from ctms_core.domain.acoustic import AcousticConfiguration, default_configuration
 from ctms_core.domain.erasure import ErasureRecord
 from ctms_core.domain.sync import PendingSync
-from ctms_core.ports.acoustic import AcousticCall, AcousticUnavailable
+from ctms_core.ports.acoustic import AcousticUnavailable
+from ctms_core.services.acoustic_destination import AcousticDestination
 from ctms_core.services.contacts import ContactService
 from ctms_core.services.sync import SyncPolicy, SyncService
 from tests.builders import make_contact
+from tests.doubles import RecordingContactObserver
+from tests.support.sync_queue import claim_queued
 
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
 RETENTION = timedelta(days=3)
+
+
+async def _default_configuration() -> AcousticConfiguration:
+    return default_configuration()
 
 
 class Deployment:
@@ -33,19 +41,20 @@ class Deployment:
     def __init__(self, retention: timedelta | None, store: InMemoryStore | None = None) -> None:
         self.store = store or InMemoryStore()
         self.clock = ManualClock(NOW)
-        self.dropped: list[int] = []
+        self.observed = RecordingContactObserver()
+        self.dropped = self.observed.erasure_addresses_dropped
         self.contacts = ContactService(
             self.uow,
             self.clock,
             SequentialIdGenerator(),
             erasure_retention=retention,
-            erasure_addresses_dropped=self.dropped.append,
+            observer=self.observed,
         )
         self.gateway = RecordingAcousticGateway()
         self.worker_dropped: list[int] = []
         self.sync = SyncService(
             self.uow,
-            self.gateway,
+            AcousticDestination(self.gateway, _default_configuration),
             self.clock,
             SyncPolicy(erasure_retention=retention or RETENTION),
             observer=self,
@@ -55,10 +64,7 @@ class Deployment:
         return InMemoryUnitOfWork(self.store)
 
     # SyncObserver
-    def acoustic_call(self, call: AcousticCall) -> None:
-        pass
-
-    def contact_done(self, state: str) -> None:
+    def contact_done(self, destination: str, state: str) -> None:
         pass
 
     def erasure_addresses_dropped(self, count: int) -> None:
@@ -72,8 +78,8 @@ class Deployment:
 
     async def queued_erasures(self) -> list[PendingSync]:
         async with self.uow() as uow:
-            claimed = await uow.sync_queue.claim(
-                limit=100, retry_limit=100, now=NOW + timedelta(days=365), lease_until=NOW
+            claimed = await claim_queued(
+                uow, limit=100, now=NOW + timedelta(days=365), lease_until=NOW
             )
             await uow.rollback()
         return [item for item in claimed if item.operation == "erase"]

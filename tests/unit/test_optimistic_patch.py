@@ -24,6 +24,7 @@ from ctms_core.domain.inputs import parse_contact_patch
 from ctms_core.ports.repositories import StoredContact
 from ctms_core.services.contacts import OPTIMISTIC_PATCH_ATTEMPTS, ContactService
 from tests.builders import make_contact, make_newsletter
+from tests.doubles import RecordingContactObserver
 
 
 class _Rival:
@@ -98,11 +99,13 @@ class _RacedUnitOfWork:
         await self._inner.commit()
 
 
-def _service(store: InMemoryStore, rival: _Rival) -> ContactService:
+def _service(
+    store: InMemoryStore, rival: _Rival, observed: RecordingContactObserver
+) -> ContactService:
     def raced() -> Any:  # the parts of a unit of work a PATCH uses
         return _RacedUnitOfWork(store, rival)
 
-    return ContactService(raced, ManualClock(), SequentialIdGenerator())
+    return ContactService(raced, ManualClock(), SequentialIdGenerator(), observer=observed)
 
 
 def _stored(store: InMemoryStore) -> Contact:
@@ -116,13 +119,14 @@ async def test_a_patch_that_loses_a_race_applies_its_change_on_top_of_the_winner
     contact = _stored(store)
     rival = _Rival(store, wins=1)
 
-    result = await _service(store, rival).patch(
+    observed = RecordingContactObserver()
+    result = await _service(store, rival, observed).patch(
         contact.email_id, parse_contact_patch({"email": {"first_name": "Patched"}})
     )
 
     stored = store.contacts[contact.email_id]
     assert rival.won == 1
-    assert result.lost_races == 1
+    assert observed.contact_write_retries == 1
     assert stored == result.contact
     assert stored.email.first_name == "Patched"
     assert [n.name for n in stored.newsletters] == ["firefox-news", "rival-1"]
@@ -134,14 +138,15 @@ async def test_a_patch_that_keeps_losing_reads_under_the_lock_and_loses_nothing(
     contact = _stored(store)
     rival = _Rival(store, wins=100)
 
-    result = await _service(store, rival).patch(
+    observed = RecordingContactObserver()
+    result = await _service(store, rival, observed).patch(
         contact.email_id,
         parse_contact_patch({"newsletters": [{"name": "mozilla-news", "subscribed": True}]}),
     )
 
     stored = store.contacts[contact.email_id]
     assert rival.won == OPTIMISTIC_PATCH_ATTEMPTS  # then the locked read, which no rival can beat
-    assert result.lost_races == OPTIMISTIC_PATCH_ATTEMPTS
+    assert observed.contact_write_retries == OPTIMISTIC_PATCH_ATTEMPTS
     assert stored == result.contact
     assert [n.name for n in stored.newsletters] == [
         "firefox-news",
@@ -154,9 +159,10 @@ async def test_a_patch_without_a_rival_reports_no_lost_race() -> None:
     store = InMemoryStore()
     contact = _stored(store)
 
-    result = await _service(store, _Rival(store, wins=0)).patch(
+    observed = RecordingContactObserver()
+    await _service(store, _Rival(store, wins=0), observed).patch(
         contact.email_id, parse_contact_patch({"email": {"first_name": "Alone"}})
     )
 
-    assert result.lost_races == 0
+    assert observed.contact_write_retries == 0
     assert store.contacts[contact.email_id].email.first_name == "Alone"

@@ -395,3 +395,21 @@ def test_root_keeps_its_data_outside_its_closed_home(monkeypatch: pytest.MonkeyP
     """The embedded server runs unprivileged and could not reach /root/.local/share."""
     monkeypatch.setattr("ctms_entrypoints.settings.os.geteuid", lambda: 0)
     assert default_data_dir({"HOME": "/root"}) == Path("/var/lib/ctms")
+
+
+def test_sync_destinations_are_names_in_order_and_unknown_ones_are_refused() -> None:
+    assert load().sync_destination_names == ("acoustic",)
+    assert load(CTMS_SYNC_DESTINATIONS=" Braze , acoustic,braze").sync_destination_names == (
+        "braze",
+        "acoustic",
+    )
+    for raw in ("salesforce", "acoustic,salesforce", ",,"):
+        with pytest.raises(SettingsError, match="CTMS_SYNC_DESTINATIONS"):
+            load(CTMS_SYNC_DESTINATIONS=raw)
+
+
+def test_the_give_up_time_defaults_to_a_day_and_is_not_negative() -> None:
+    assert load().sync_give_up_after_seconds == 86_400
+    assert load(CTMS_SYNC_GIVE_UP_AFTER_SECONDS="0").sync_give_up_after_seconds == 0
+    with pytest.raises(SettingsError, match="CTMS_SYNC_GIVE_UP_AFTER_SECONDS"):
+        load(CTMS_SYNC_GIVE_UP_AFTER_SECONDS="-1")

@@ -8,6 +8,10 @@ Answers and what they mean for the users of one request (docs/braze.md, "Errors 
   further away than the wait budget left, the request's users fail as `rate_limited`;
 * 5xx, a timeout, a connection error, or a body that is not the JSON object Braze answers with: every
   user of the request fails as `unavailable`;
+* 400 whose `errors` name every object by index (Braze's answer when no object is valid): each user
+  fails as `rejected`, for its own reason;
+* 401 or 403 (invalid key, or one without the endpoint's permission): every user of the request fails
+  as `unauthorized`;
 * any other status: every user of the request fails as `refused`.
 """
 
@@ -146,6 +150,16 @@ class HttpxBrazeGateway:
         answer = await self._post(
             "/users/track", {"attributes": [user.attributes for user in batch]}
         )
+        if answer.failure == "refused" and answer.payload is not None:
+            # A 400 listing an error for every object (Braze's answer when none is valid): each user
+            # is rejected for its own reason.
+            rejected = _rejected_by_index(answer.payload.get("errors"), len(batch))
+            if rejected is not None and len(rejected) == len(batch):
+                failed = [
+                    BrazeFailure(external_id=external_ids[index], kind="rejected", reason=reason)
+                    for index, reason in sorted(rejected.items())
+                ]
+                return [], failed, answer.requests
         if answer.failure is not None or answer.payload is None:
             failure = answer.failure or "unavailable"
             return [], _fail_all(external_ids, failure, answer.reason), answer.requests
@@ -204,8 +218,18 @@ class HttpxBrazeGateway:
                 continue
             if 200 <= status < 300:
                 return _success_payload(path, status, response.content, requests)
+            if status in (401, 403):
+                return _failure("unauthorized", f"{path} answered HTTP {status}", requests)
             if 400 <= status < 500:
-                return _failure("refused", f"{path} answered HTTP {status}", requests)
+                refused = _failure("refused", f"{path} answered HTTP {status}", requests)
+                if status == 400:  # every object invalid: its `errors` say why, by index
+                    return _Answer(
+                        payload=_json_object(response.content),
+                        failure=refused.failure,
+                        reason=refused.reason,
+                        requests=requests,
+                    )
+                return refused
             return _failure(
                 "unavailable", f"{path} answered HTTP {status}", requests
             )  # 5xx, 1xx, 3xx
@@ -245,12 +269,17 @@ def _failure(kind: BrazeFailureKind, reason: str, requests: int) -> _Answer:
     return _Answer(failure=kind, reason=safe_reason(reason), requests=requests)
 
 
-def _success_payload(path: str, status: int, body: bytes, requests: int) -> _Answer:
+def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         payload = msgspec.json.decode(body)
     except msgspec.DecodeError:
-        payload = None
-    if not isinstance(payload, dict):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _success_payload(path: str, status: int, body: bytes, requests: int) -> _Answer:
+    payload = _json_object(body)
+    if payload is None:
         return _failure(
             "unavailable",
             f"{path} answered HTTP {status} with a body that is not a JSON object",

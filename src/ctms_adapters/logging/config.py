@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import IO, Any
 
@@ -12,6 +13,7 @@ import structlog
 from structlog.typing import Processor
 
 from ctms_adapters.logging.mozlog import MozLogRenderer, exc_info_tuple
+from ctms_adapters.logging.redaction import redact_addresses
 
 __all__ = ["configure_logging", "log_event"]
 
@@ -46,6 +48,27 @@ def _resolve_exc_info(
             del event_dict["exc_info"]
         else:
             event_dict["exc_info"] = exc_info
+    return event_dict
+
+
+def _redact_console_addresses(
+    logger: object, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """The console renderer's share of the MozLog renderer's rule (docs/contract.md §16.4): exception text,
+    stacks, and the message of a warning or an error may quote what failed, so their addresses are blanked.
+    The exception is rendered to text here, where it can be redacted, instead of by the renderer."""
+    exc_info = exc_info_tuple(event_dict.pop("exc_info", None))
+    if exc_info is not None:
+        event_dict["exception"] = redact_addresses("".join(traceback.format_exception(*exc_info)))
+    stack_info = event_dict.get("stack_info")
+    if isinstance(stack_info, str):
+        event_dict["stack_info"] = redact_addresses(stack_info)
+    event = event_dict.get("event")
+    if isinstance(event, str) and (
+        exc_info is not None
+        or logging.getLevelNamesMapping().get(method_name.upper(), 0) >= logging.WARNING
+    ):
+        event_dict["event"] = redact_addresses(event)
     return event_dict
 
 
@@ -145,6 +168,7 @@ def configure_logging(
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _redact_console_addresses,
             structlog.dev.ConsoleRenderer(colors=use_colors),
         ]
         formatter = structlog.stdlib.ProcessorFormatter(

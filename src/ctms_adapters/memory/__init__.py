@@ -1,5 +1,9 @@
 """In-memory adapters: the storage ports without a database, for unit tests and embedding."""
 
+from ctms_adapters.memory.braze import (
+    InMemoryBrazeDigestStore,
+    InMemoryBrazeSubscriptionGroupRepository,
+)
 from ctms_adapters.memory.clock import ManualClock, SequentialIdGenerator
 from ctms_adapters.memory.health import InMemoryDatabaseHealth
 from ctms_adapters.memory.store import (
@@ -13,6 +17,8 @@ from ctms_adapters.memory.store import (
 
 __all__ = [
     "InMemoryApiClientRepository",
+    "InMemoryBrazeDigestStore",
+    "InMemoryBrazeSubscriptionGroupRepository",
     "InMemoryContactRepository",
     "InMemoryDatabaseHealth",
     "InMemoryErasureAuditRepository",

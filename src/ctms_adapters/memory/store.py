@@ -87,6 +87,7 @@ class InMemoryStore:
         self.erasures: list[ErasureRecord] = []
         self.stripe = StripeTables()
         self.pending_sync: dict[uuid.UUID, QueueRow] = {}
+        self.destination_queues: dict[str, dict[uuid.UUID, QueueRow]] = {}
         self.acoustic_config = AcousticConfigState.seeded()
         self.waitlist_rules: WaitlistRuleState = seeded_waitlist_rules()
         self.lock = asyncio.Lock()
@@ -434,6 +435,7 @@ class InMemoryUnitOfWork:
         self._store.erasures = self._erasures
         self._store.stripe = self._stripe
         self._store.pending_sync = self._pending_sync
+        self._store.destination_queues = self._destination_queues
         self._store.acoustic_config = self._acoustic_config
         self._store.waitlist_rules = self._waitlist_rules
         self._start_from_store()
@@ -453,9 +455,12 @@ class InMemoryUnitOfWork:
         self._erasures = list(self._store.erasures)
         self._stripe = self._store.stripe.copy()
         self._pending_sync = dict(self._store.pending_sync)
+        self._destination_queues = {
+            name: dict(rows) for name, rows in self._store.destination_queues.items()
+        }
         self._acoustic_config = self._store.acoustic_config.copy()
         self._waitlist_rules = dict(self._store.waitlist_rules)
-        self.sync_queue = InMemorySyncQueue(self._pending_sync)
+        self.sync_queue = InMemorySyncQueue(self._pending_sync, self._destination_queues)
         self.contacts = InMemoryContactRepository(
             self._contacts, self._versions, self._new_version, self.sync_queue
         )

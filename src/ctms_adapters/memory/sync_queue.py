@@ -1,10 +1,11 @@
-"""The Acoustic sync queue and configuration in memory, with the PostgreSQL adapter's semantics."""
+"""The sync queue and the Acoustic configuration in memory, with the PostgreSQL adapter's semantics."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 from msgspec.structs import replace
 
@@ -20,11 +21,13 @@ from ctms_core.domain.sync import PendingSync, QueueCounts, SyncOperation
 
 @dataclasses.dataclass(frozen=True)
 class QueueRow:
-    """A stored `pending_acoustic` row; `claimed_until` is the lease of the worker holding it."""
+    """A stored inlet (`pending_acoustic`) or destination (`pending_sync`) row; `claimed_until` is the
+    lease of the worker holding it, `given_up_at` when the policy gave it up."""
 
     item: PendingSync
     next_attempt_at: datetime | None = None
     claimed_until: datetime | None = None
+    given_up_at: datetime | None = None
 
 
 @dataclasses.dataclass
@@ -46,22 +49,36 @@ class AcousticConfigState:
         return AcousticConfigState(set(self.fields), dict(self.mapping))
 
 
-def _due(row: QueueRow, retry_limit: int, now: datetime) -> bool:
+def _due(row: QueueRow, now: datetime) -> bool:
     return (
-        row.item.retry < retry_limit
+        row.given_up_at is None
         and (row.next_attempt_at is None or row.next_attempt_at <= now)
         and (row.claimed_until is None or row.claimed_until <= now)
     )
 
 
+def _oldest_first(item: PendingSync) -> tuple[datetime, uuid.UUID]:
+    return (item.queued_at or datetime.min.replace(tzinfo=UTC), item.email_id)
+
+
 class InMemorySyncQueue:
-    def __init__(self, rows: dict[uuid.UUID, QueueRow]) -> None:
-        self._rows = rows
+    """`inlet` is `pending_acoustic`; `destinations` holds each destination's `pending_sync` rows."""
+
+    def __init__(
+        self,
+        inlet: dict[uuid.UUID, QueueRow],
+        destinations: dict[str, dict[uuid.UUID, QueueRow]],
+    ) -> None:
+        self._inlet = inlet
+        self._destinations = destinations
+
+    def _rows(self, destination: str) -> dict[uuid.UUID, QueueRow]:
+        return self._destinations.setdefault(destination, {})
 
     def _upsert(
         self, email_id: uuid.UUID, now: datetime, deletion: AcousticDeletion | None
     ) -> None:
-        existing = self._rows.get(email_id)
+        existing = self._inlet.get(email_id)
         operation: SyncOperation = "erase" if deletion is not None else "sync"
         if existing is None:
             item = PendingSync(
@@ -72,18 +89,16 @@ class InMemorySyncQueue:
                 create_timestamp=now,
                 update_timestamp=now,
             )
-            self._rows[email_id] = QueueRow(item)
+            self._inlet[email_id] = QueueRow(item)
             return
         item = replace(
             existing.item,
             version=existing.item.version + 1,
-            retry=0,
-            last_error="",
             operation=operation,
             deletion=deletion,
             update_timestamp=now,
         )
-        self._rows[email_id] = dataclasses.replace(existing, item=item, next_attempt_at=None)
+        self._inlet[email_id] = dataclasses.replace(existing, item=item)
 
     async def enqueue(self, email_id: uuid.UUID, now: datetime) -> None:
         self._upsert(email_id, now, None)
@@ -91,77 +106,141 @@ class InMemorySyncQueue:
     async def enqueue_erasure(self, deletion: AcousticDeletion, now: datetime) -> None:
         self._upsert(deletion.email_id, now, deletion)
 
+    async def route(self, destinations: Sequence[str], *, limit: int, now: datetime) -> int:
+        moved = sorted(
+            (
+                row.item
+                for row in self._inlet.values()
+                if row.claimed_until is None or row.claimed_until <= now
+            ),
+            key=_oldest_first,
+        )[:limit]
+        for inlet_item in moved:
+            del self._inlet[inlet_item.email_id]
+            for destination in destinations:
+                rows = self._rows(destination)
+                existing = rows.get(inlet_item.email_id)
+                if existing is None:
+                    rows[inlet_item.email_id] = QueueRow(replace(inlet_item, retry=0))
+                    continue
+                item = replace(
+                    existing.item,
+                    version=existing.item.version + 1,
+                    retry=0,
+                    last_error="",
+                    failing_since=None,
+                    operation=inlet_item.operation,
+                    deletion=inlet_item.deletion,
+                    update_timestamp=inlet_item.update_timestamp,
+                )
+                rows[inlet_item.email_id] = QueueRow(item, claimed_until=existing.claimed_until)
+        return len(moved)
+
     async def drop_erasures(self, queued_until: datetime) -> list[uuid.UUID]:
-        dropped = sorted(
-            email_id
-            for email_id, row in self._rows.items()
-            if row.item.operation == "erase"
-            and row.item.update_timestamp is not None
-            and row.item.update_timestamp <= queued_until
-        )
-        for email_id in dropped:
-            del self._rows[email_id]
-        return dropped
+        dropped: set[uuid.UUID] = set()
+        for rows in (self._inlet, *self._destinations.values()):
+            expired = [
+                email_id
+                for email_id, row in rows.items()
+                if row.item.operation == "erase"
+                and row.item.update_timestamp is not None
+                and row.item.update_timestamp <= queued_until
+            ]
+            for email_id in expired:
+                del rows[email_id]
+            dropped.update(expired)
+        return sorted(dropped)
 
     async def claim(
-        self, *, limit: int, retry_limit: int, now: datetime, lease_until: datetime
+        self, destination: str, *, limit: int, now: datetime, lease_until: datetime
     ) -> list[PendingSync]:
+        rows = self._rows(destination)
         due = sorted(
-            (row for row in self._rows.values() if _due(row, retry_limit, now)),
-            key=lambda row: (row.item.retry, row.item.update_timestamp or now, row.item.email_id),
+            (row for row in rows.values() if _due(row, now)),
+            key=lambda row: (row.item.retry, *_oldest_first(row.item)),
         )[:limit]
         for row in due:
-            self._rows[row.item.email_id] = dataclasses.replace(row, claimed_until=lease_until)
+            rows[row.item.email_id] = dataclasses.replace(row, claimed_until=lease_until)
         return [row.item for row in due]
 
-    async def complete(self, email_id: uuid.UUID, version: int) -> bool:
-        row = self._rows.get(email_id)
-        if row is None:
-            return True
-        if row.item.version == version:
-            del self._rows[email_id]
-            return True
-        self._rows[email_id] = dataclasses.replace(row, claimed_until=None)
-        return False
+    async def complete(self, destination: str, versions: Mapping[uuid.UUID, int]) -> set[uuid.UUID]:
+        rows = self._rows(destination)
+        completed: set[uuid.UUID] = set()
+        for email_id, version in versions.items():
+            row = rows.get(email_id)
+            if row is None:
+                continue
+            if row.item.version == version:
+                del rows[email_id]
+                completed.add(email_id)
+            else:
+                rows[email_id] = dataclasses.replace(row, claimed_until=None)
+        return completed
 
     async def fail(
         self,
+        destination: str,
         email_id: uuid.UUID,
         version: int,
         error: str,
         next_attempt_at: datetime,
         *,
+        now: datetime,
         use_retry: bool = True,
+        give_up: bool = False,
     ) -> None:
-        row = self._rows.get(email_id)
+        rows = self._rows(destination)
+        row = rows.get(email_id)
         if row is None:
             return
         if row.item.version != version:
-            self._rows[email_id] = dataclasses.replace(row, claimed_until=None)
+            rows[email_id] = dataclasses.replace(row, claimed_until=None)
             return
-        item = replace(row.item, retry=row.item.retry + (1 if use_retry else 0), last_error=error)
-        self._rows[email_id] = QueueRow(item, next_attempt_at=next_attempt_at, claimed_until=None)
+        item = replace(
+            row.item,
+            retry=row.item.retry + (1 if use_retry else 0),
+            last_error=error,
+            failing_since=row.item.failing_since or now,
+        )
+        rows[email_id] = QueueRow(
+            item, next_attempt_at=next_attempt_at, given_up_at=now if give_up else None
+        )
 
-    async def counts(self, retry_limit: int) -> QueueCounts:
-        rows = list(self._rows.values())
+    async def counts(self, destination: str) -> QueueCounts:
+        # A contact with an inlet row counts once, as the inlet row: routing will reset its row here.
+        rows = [
+            row for row in self._rows(destination).values() if row.item.email_id not in self._inlet
+        ]
+        erasures = [
+            row.item.queued_at
+            for row in (*rows, *self._inlet.values())
+            if row.item.operation == "erase" and row.given_up_at is None
+        ]
         return QueueCounts(
-            backlog=sum(1 for row in rows if row.item.retry < retry_limit),
+            backlog=len(self._inlet) + sum(1 for row in rows if row.given_up_at is None),
             retry_backlog=sum(1 for row in rows if row.item.retry > 0 or row.item.last_error),
+            oldest_erasure_at=min((at for at in erasures if at is not None), default=None),
         )
 
-    async def failed(self, retry_limit: int) -> list[PendingSync]:
+    async def failed(self, destination: str) -> list[PendingSync]:
         return sorted(
-            (row.item for row in self._rows.values() if row.item.retry >= retry_limit),
-            key=lambda item: (item.update_timestamp or datetime.min, item.email_id),
+            (row.item for row in self._rows(destination).values() if row.given_up_at is not None),
+            key=_oldest_first,
         )
 
-    async def reset_failed(self, retry_limit: int, now: datetime) -> int:
-        failed = [row for row in self._rows.values() if row.item.retry >= retry_limit]
+    async def reset_failed(self, destination: str, now: datetime) -> int:
+        rows = self._rows(destination)
+        failed = [row for row in rows.values() if row.given_up_at is not None]
         for row in failed:
             item = replace(
-                row.item, retry=0, last_error="", version=row.item.version + 1, update_timestamp=now
+                row.item,
+                retry=0,
+                last_error="",
+                failing_since=None,
+                version=row.item.version + 1,
+                update_timestamp=now,
             )
-            self._rows[item.email_id] = QueueRow(item)
+            rows[item.email_id] = QueueRow(item)
         return len(failed)
 
 

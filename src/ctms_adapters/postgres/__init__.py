@@ -4,6 +4,10 @@ Every entry point raises `DatabaseUnavailableError` (an `OSError`) when the data
 Migrations live in `ctms_adapters.postgres.migrations` (imported on demand: it pulls in alembic).
 """
 
+from ctms_adapters.postgres.braze import (
+    PostgresBrazeDigestStore,
+    PostgresBrazeSubscriptionGroupRepository,
+)
 from ctms_adapters.postgres.engine import create_engine
 from ctms_adapters.postgres.health import PostgresDatabaseHealth
 from ctms_adapters.postgres.tables import metadata
@@ -12,6 +16,8 @@ from ctms_adapters.postgres.unit_of_work import PostgresUnitOfWork, PostgresUnit
 
 __all__ = [
     "DatabaseUnavailableError",
+    "PostgresBrazeDigestStore",
+    "PostgresBrazeSubscriptionGroupRepository",
     "PostgresDatabaseHealth",
     "PostgresUnitOfWork",
     "PostgresUnitOfWorkFactory",

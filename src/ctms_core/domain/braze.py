@@ -33,11 +33,13 @@ from ctms_core.domain.contact import Contact, Waitlist
 
 __all__ = [
     "ATTRIBUTE_ORDER",
+    "SUBSCRIPTION_GROUP_KINDS",
     "SUBSCRIPTION_GROUP_PREFIX",
     "BrazeConfiguration",
     "BrazeDeletion",
     "BrazeUser",
     "EmailSubscribe",
+    "SubscriptionGroupKind",
     "attribute_digest",
     "braze_country",
     "braze_language",
@@ -49,6 +51,9 @@ __all__ = [
 ]
 
 EmailSubscribe = Literal["opted_in", "subscribed", "unsubscribed"]
+# What a subscription group mapping maps: a newsletter name or a waitlist name.
+SubscriptionGroupKind = Literal["newsletter", "waitlist"]
+SUBSCRIPTION_GROUP_KINDS: Final[tuple[SubscriptionGroupKind, ...]] = ("newsletter", "waitlist")
 SubscriptionState = Literal["subscribed", "unsubscribed"]
 EMAIL_SUBSCRIBE_STATES: Final[tuple[EmailSubscribe, ...]] = (
     "opted_in",
@@ -337,7 +342,11 @@ def changed_attributes(
         value = current[key] if key in current else _vanished_value(key)
         digest = attribute_digest(external_id, key, value)
         digests[key] = digest
-        if digest != previous_digests.get(key, attribute_digest(external_id, key, None)):
+        previous = previous_digests.get(key)
+        if previous is None:  # never sent: Braze holds null
+            if value is not None:
+                changed[key] = value
+        elif digest != previous:
             changed[key] = value
     return changed, digests
 

@@ -287,6 +287,30 @@ def parse_contact_input(
     )
 
 
+def _parse_patch_email(raw_email: Any, errors: list[FieldError]) -> dict[str, Any]:
+    """The `email` group of a PATCH body: only the keys it sets; `primary_email` never null."""
+    email_loc = (*_BODY, "email")
+    if raw_email is None:
+        errors.append(
+            FieldError(email_loc, "none is not an allowed value", "type_error.none.not_allowed")
+        )
+        return {}
+    if isinstance(raw_email, dict) and raw_email.get("primary_email", "") is None:
+        errors.append(
+            FieldError(
+                (*email_loc, "primary_email"), "primary_email may not be None", "assertion_error"
+            )
+        )
+        raw_email = {k: v for k, v in raw_email.items() if k != "primary_email"}
+    email = f.parse_object(raw_email, EMAIL_FIELDS, email_loc, errors, partial=True)
+    if isinstance(raw_email, dict) and raw_email.get("email_id") is not None:
+        try:
+            email["email_id"] = f.any_uuid(raw_email["email_id"])
+        except f.InvalidValue as invalid:
+            errors.append(FieldError((*email_loc, "email_id"), invalid.msg, invalid.type))
+    return email
+
+
 def parse_contact_patch(
     body: Any, *, waitlist_rules: WaitlistFieldRules = SEEDED_RULES
 ) -> ContactPatch:
@@ -304,30 +328,7 @@ def parse_contact_patch(
         )
     errors: list[FieldError] = []
 
-    email: dict[str, Any] = {}
-    if "email" in body:
-        raw_email = body["email"]
-        email_loc = (*_BODY, "email")
-        if raw_email is None:
-            errors.append(
-                FieldError(email_loc, "none is not an allowed value", "type_error.none.not_allowed")
-            )
-        else:
-            if isinstance(raw_email, dict) and raw_email.get("primary_email", "") is None:
-                errors.append(
-                    FieldError(
-                        (*email_loc, "primary_email"),
-                        "primary_email may not be None",
-                        "assertion_error",
-                    )
-                )
-                raw_email = {k: v for k, v in raw_email.items() if k != "primary_email"}
-            email = f.parse_object(raw_email, EMAIL_FIELDS, email_loc, errors, partial=True)
-            if isinstance(raw_email, dict) and raw_email.get("email_id") is not None:
-                try:
-                    email["email_id"] = f.any_uuid(raw_email["email_id"])
-                except f.InvalidValue as invalid:
-                    errors.append(FieldError((*email_loc, "email_id"), invalid.msg, invalid.type))
+    email = _parse_patch_email(body["email"], errors) if "email" in body else {}
 
     groups: dict[str, dict[str, Any] | Delete] = {}
     for group in GROUPS:

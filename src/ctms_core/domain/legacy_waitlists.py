@@ -26,7 +26,13 @@ from typing import Any
 from msgspec import UNSET
 
 from ctms_core.domain.contact import Waitlist
-from ctms_core.domain.inputs import LegacyRelayInput, LegacyRelayWaitlist, LegacyVpnInput
+from ctms_core.domain.inputs import (
+    Delete,
+    LegacyRelayInput,
+    LegacyRelayWaitlist,
+    LegacyVpnInput,
+    LegacyVpnWaitlist,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,21 @@ def waitlist_name_for_newsletter(newsletter_name: str) -> str:
     return "vpn" if name == "guardian-vpn" else name
 
 
+class _Changes:
+    """Partial waitlist items by name; changes for one name merge into one item."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def change(self, name: str, **values: Any) -> None:
+        self.items.setdefault(name, {"name": name}).update(values)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(values) for name, values in self.items.items()}
+
+
 def translate_legacy_waitlists(
     *,
     newsletters: Iterable[NewsletterSignal] | None,
@@ -69,65 +90,86 @@ def translate_legacy_waitlists(
     if not legacy_keys_sent and not newsletter_signals_count:
         return NO_TRANSLATION
 
-    changes: dict[str, dict[str, Any]] = {}
+    changes = _Changes()
+    relay_newsletters = _apply_newsletter_signals(
+        changes, newsletters, unsubscribe_all_newsletters, stored
+    )
+    changes_before_legacy_keys = changes.snapshot()
+    if vpn is not UNSET:
+        _apply_vpn(changes, vpn, stored)
+    if relay is not UNSET:
+        _apply_relay(changes, relay, relay_newsletters, stored)
 
-    def change(name: str, **values: Any) -> None:
-        changes.setdefault(name, {"name": name}).update(values)
+    used = legacy_keys_sent and changes.items != changes_before_legacy_keys
+    return LegacyTranslation(used=used, changes=tuple(changes.items.values()))
 
+
+def _apply_newsletter_signals(
+    changes: _Changes,
+    newsletters: Iterable[NewsletterSignal] | None,
+    unsubscribe_all_newsletters: bool,
+    stored: Mapping[str, Waitlist],
+) -> list[NewsletterSignal]:
+    """Unsubscribe the waitlists that `*-waitlist` newsletter unsubscriptions (or `"UNSUBSCRIBE"`)
+    name; return the `relay-*` newsletters, which say which Relay waitlists a country update targets."""
     relay_newsletters: list[NewsletterSignal] = []
     if unsubscribe_all_newsletters:
         for waitlist in stored.values():
-            change(waitlist.name, subscribed=False)
-    else:
-        for newsletter in newsletters or ():
-            if newsletter.name.startswith("relay-"):
-                relay_newsletters.append(newsletter)
-            if newsletter.name.endswith("-waitlist") and newsletter.unsubscribes:
-                change(waitlist_name_for_newsletter(newsletter.name), subscribed=False)
+            changes.change(waitlist.name, subscribed=False)
+        return relay_newsletters
+    for newsletter in newsletters or ():
+        if newsletter.name.startswith("relay-"):
+            relay_newsletters.append(newsletter)
+        if newsletter.name.endswith("-waitlist") and newsletter.unsubscribes:
+            changes.change(waitlist_name_for_newsletter(newsletter.name), subscribed=False)
+    return relay_newsletters
 
-    changes_before_legacy_keys = {name: dict(values) for name, values in changes.items()}
-    if vpn is not UNSET:
-        stored_vpn = stored.get("vpn")
-        if vpn is None or vpn == "DELETE":
-            if stored_vpn is not None:
-                change("vpn", subscribed=False)
-        elif vpn.geo is None and vpn.platform is None:
-            # An all-null object is what GET documents carry for "no VPN waitlist": it unsubscribes
-            # a stored one and creates nothing, so GET → PUT round trips are lossless.
-            if stored_vpn is not None:
-                change("vpn", subscribed=False)
-        else:
-            change("vpn", subscribed=True, fields={"geo": vpn.geo, "platform": vpn.platform})
 
-    if relay is not UNSET:
-        relay_stored = [
-            waitlist for waitlist in stored.values() if waitlist.name.startswith("relay")
-        ]
-        if not isinstance(relay, LegacyRelayWaitlist) or relay.geo is None:
-            for waitlist in relay_stored:
-                change(waitlist.name, subscribed=False)
-        else:
-            geo = relay.geo
-            for waitlist in relay_stored:
-                change(waitlist.name)  # listed so that PUT keeps it as it is
-            if relay_newsletters:
-                for newsletter in relay_newsletters:
-                    if not newsletter.unsubscribes:
-                        name = waitlist_name_for_newsletter(newsletter.name)
-                        kept = stored.get(name)
-                        fields = {**(kept.fields if kept else {}), "geo": geo}
-                        change(name, subscribed=True, fields=fields)
-            else:
-                subscribed_relay = [waitlist for waitlist in relay_stored if waitlist.subscribed]
-                for waitlist in subscribed_relay:
-                    change(waitlist.name, fields={**waitlist.fields, "geo": geo})
-                if not subscribed_relay:
-                    kept = stored.get("relay")
-                    change(
-                        "relay",
-                        subscribed=True,
-                        fields={**(kept.fields if kept else {}), "geo": geo},
-                    )
+def _apply_vpn(
+    changes: _Changes, vpn: LegacyVpnWaitlist | Delete | None, stored: Mapping[str, Waitlist]
+) -> None:
+    """`vpn_waitlist`: null, `"DELETE"` or an all-null object unsubscribes a stored VPN waitlist;
+    anything else subscribes with its geo and platform."""
+    if vpn is None or vpn == "DELETE" or (vpn.geo is None and vpn.platform is None):
+        # An all-null object is what GET documents carry for "no VPN waitlist": it unsubscribes
+        # a stored one and creates nothing, so GET → PUT round trips are lossless.
+        if stored.get("vpn") is not None:
+            changes.change("vpn", subscribed=False)
+        return
+    changes.change("vpn", subscribed=True, fields={"geo": vpn.geo, "platform": vpn.platform})
 
-    used = legacy_keys_sent and changes != changes_before_legacy_keys
-    return LegacyTranslation(used=used, changes=tuple(changes.values()))
+
+def _apply_relay(
+    changes: _Changes,
+    relay: LegacyRelayWaitlist | Delete | None,
+    relay_newsletters: list[NewsletterSignal],
+    stored: Mapping[str, Waitlist],
+) -> None:
+    """`relay_waitlist`: without a geo it unsubscribes every stored Relay waitlist; with one, it sets
+    the country of the Relay waitlists the `relay-*` newsletters name (subscribing them), else of the
+    subscribed ones, else signs up to `relay`."""
+    relay_stored = [waitlist for waitlist in stored.values() if waitlist.name.startswith("relay")]
+    if not isinstance(relay, LegacyRelayWaitlist) or relay.geo is None:
+        for waitlist in relay_stored:
+            changes.change(waitlist.name, subscribed=False)
+        return
+    geo = relay.geo
+    for waitlist in relay_stored:
+        changes.change(waitlist.name)  # listed so that PUT keeps it as it is
+    if relay_newsletters:
+        for newsletter in relay_newsletters:
+            if not newsletter.unsubscribes:
+                name = waitlist_name_for_newsletter(newsletter.name)
+                kept = stored.get(name)
+                changes.change(
+                    name, subscribed=True, fields={**(kept.fields if kept else {}), "geo": geo}
+                )
+        return
+    subscribed_relay = [waitlist for waitlist in relay_stored if waitlist.subscribed]
+    for waitlist in subscribed_relay:
+        changes.change(waitlist.name, fields={**waitlist.fields, "geo": geo})
+    if not subscribed_relay:
+        kept = stored.get("relay")
+        changes.change(
+            "relay", subscribed=True, fields={**(kept.fields if kept else {}), "geo": geo}
+        )

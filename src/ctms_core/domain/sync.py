@@ -1,6 +1,9 @@
-"""The Acoustic sync queue's vocabulary and the sync policy (docs/contract.md §9).
+"""The sync queue's vocabulary and the sync policy (docs/contract.md §9, docs/acoustic.md, docs/adr/0009-one-sync-queue.md).
 
-A contact has at most one pending row. Enqueueing an edit resets its retry count and bumps its `version`,
+Contact writes enqueue into one inlet (`pending_acoustic`, the table v3.3 and its ctms-api already write);
+the worker routes each inlet row to the pending state of every enabled destination (`acoustic`, `braze`),
+where each destination keeps its own version, retries and backoff. Per destination, a contact has at
+most one pending row. Enqueueing an edit resets its retry count and bumps its `version`,
 so an edit made while a worker uploads the contact is noticed when the worker completes: the row survives
 and is synced again (no lost edits, docs/contract.md §9.1). Erasures are pending rows too (`operation="erase"`),
 carrying what to remove from Acoustic.
@@ -32,6 +35,7 @@ from ctms_core.domain.acoustic import AcousticDeletion
 __all__ = [
     "BACKOFF_BASE_SECONDS",
     "BACKOFF_CAP_SECONDS",
+    "DEFAULT_GIVE_UP_AFTER",
     "OUTAGE_PAUSE_CAP_SECONDS",
     "AcousticOutage",
     "FailureKind",
@@ -41,6 +45,7 @@ __all__ = [
     "SyncPassStats",
     "SyncState",
     "after_pass",
+    "gives_up",
     "next_attempt_at",
     "primary_email_domain",
     "retry_delay",
@@ -56,6 +61,9 @@ BACKOFF_CAP_SECONDS: Final = 3600.0
 # The longest pause between two probes of an Acoustic that is down: short enough that the backlog starts
 # draining within minutes of its return, long enough not to hammer it.
 OUTAGE_PAUSE_CAP_SECONDS: Final = 300.0
+# How long a contact must have failed without a break before it is given up (`CTMS_SYNC_GIVE_UP_AFTER_SECONDS`):
+# longer than any outage a destination is expected to come back from.
+DEFAULT_GIVE_UP_AFTER: Final = timedelta(hours=24)
 
 
 class PendingSync(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,20 +77,31 @@ class PendingSync(msgspec.Struct, frozen=True, kw_only=True):
     last_error: str = ""
     create_timestamp: datetime | None = None
     update_timestamp: datetime | None = None
+    #: The first failure since the contact was last enqueued (None: no failure yet).
+    failing_since: datetime | None = None
+
+    @property
+    def queued_at(self) -> datetime | None:
+        """When this version was enqueued (an erasure: when the contact was erased)."""
+        return self.update_timestamp or self.create_timestamp
 
 
 class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
-    """`backlog`: rows still to be attempted (retry below the limit); `retry_backlog`: rows that
-    failed at least once since their last enqueue (a retry counted, or an error recorded by an outage
-    that kept the retry count), past the limit included (docs/contract.md §9.1)."""
+    """Of one destination: `backlog`, every contact not yet delivered and not given up (retrying ones
+    included, and the inlet rows not yet routed); `retry_backlog`, rows that failed at least once since
+    their last enqueue (a retry counted, or an error recorded by an outage that kept the retry count),
+    given-up ones included (docs/contract.md §9.1); `oldest_erasure_at`, when the oldest erasure still
+    waiting for this destination was queued (None: none waits)."""
 
     backlog: int
     retry_backlog: int
+    oldest_erasure_at: datetime | None = None
 
 
 class SyncPassStats(msgspec.Struct, kw_only=True):
     """What one pass did: the context of the `sync_service cycle complete` log (docs/contract.md §9.2, §11.3)."""
 
+    destination: str = "acoustic"
     batch_limit: int
     retry_limit: int
     end_time: str
@@ -93,14 +112,17 @@ class SyncPassStats(msgspec.Struct, kw_only=True):
     # Seconds between the last enqueue and the upload, the largest among first attempts (docs/contract.md §9.2,
     # with the fix of docs/contract.md §11.6: the oldest, not the last).
     age_s: float | None = None
-    # While Acoustic is down: how long this worker waits before it tries again.
+    # While the destination is down: how long this worker waits before it tries again.
     outage_pause_s: float | None = None
+    # Seconds the oldest erasure still waiting for this destination has waited.
+    oldest_erasure_age_s: float | None = None
 
     def count(self, state: SyncState) -> None:
         self.counts[state] = self.counts.get(state, 0) + 1
 
     def log_context(self) -> dict[str, object]:
         context: dict[str, object] = {
+            "destination": self.destination,
             "batch_limit": self.batch_limit,
             "retry_limit": self.retry_limit,
             "end_time": self.end_time,
@@ -114,6 +136,8 @@ class SyncPassStats(msgspec.Struct, kw_only=True):
             context[f"count_{state}"] = count
         if self.outage_pause_s is not None:
             context["acoustic_outage_pause_s"] = round(self.outage_pause_s, 3)
+        if self.oldest_erasure_age_s is not None:
+            context["oldest_erasure_age_s"] = round(self.oldest_erasure_age_s, 3)
         return context
 
 
@@ -148,6 +172,19 @@ def primary_email_domain(address: str | None) -> str:
     if not address or "@" not in address:
         return "unknown"
     return address.rsplit("@", 1)[1]
+
+
+def gives_up(
+    item: PendingSync, now: datetime, *, retry_limit: int, give_up_after: timedelta
+) -> bool:
+    """Whether a contact that just failed (again) is given up: only a sync, never an erasure (it keeps
+    retrying until it is delivered or its address retention ends); only once it has used
+    `retry_limit` retries with this failure, and has failed without a break for at least
+    `give_up_after` (a few minutes of flakiness burn retries, not the contact)."""
+    if item.operation == "erase":
+        return False
+    failing_since = item.failing_since or now
+    return item.retry + 1 >= retry_limit and now - failing_since >= give_up_after
 
 
 def uses_a_retry(kind: FailureKind, *, acoustic_answered: bool) -> bool:

@@ -9,19 +9,22 @@ later, give up) is the sync policy's decision, not the gateway's (docs/braze.md,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Final, Literal, Protocol
 
 import msgspec
 
-from ctms_core.domain.braze import BrazeUser
+from ctms_core.domain.braze import BrazeConfiguration, BrazeUser, SubscriptionGroupKind
 
 __all__ = [
     "DELETE_BATCH_SIZE",
     "TRACK_BATCH_SIZE",
+    "BrazeDigestStore",
     "BrazeFailure",
     "BrazeFailureKind",
     "BrazeGateway",
+    "BrazeSubscriptionGroupRepository",
     "DeleteResult",
     "TrackResult",
 ]
@@ -38,8 +41,10 @@ BrazeFailureKind = Literal[
     "unavailable",
     # HTTP 429 and the rate-limit reset was further away than the gateway may wait.
     "rate_limited",
-    # Braze refused the whole request: another 4xx (400 malformed request, 401 invalid API key, 403 key
-    # without the endpoint's permission, 404 wrong URL).
+    # HTTP 401 or 403: the API key is invalid or lacks the endpoint's permission. Nothing about the
+    # users; every request fails alike until the configuration is fixed.
+    "unauthorized",
+    # Braze refused the whole request: another 4xx (400 malformed request, 404 wrong URL, 413 too large).
     "refused",
 ]
 
@@ -80,4 +85,44 @@ class BrazeGateway(Protocol):
 
     async def delete(self, external_ids: Sequence[str]) -> DeleteResult:
         """Delete the users, `DELETE_BATCH_SIZE` per request, with the same error handling as `track`."""
+        ...
+
+
+class BrazeSubscriptionGroupRepository(Protocol):
+    """Which Braze subscription group each newsletter (and waitlist) name stands for (docs/braze.md,
+    "Subscription groups"): one row per `(kind, name)`, managed with `ctms braze newsletters|waitlists`.
+    Each method is its own transaction."""
+
+    async def load(self) -> BrazeConfiguration:
+        """Every mapping, as the destination uses them."""
+        ...
+
+    async def list(self, kind: SubscriptionGroupKind) -> list[tuple[str, str]]:
+        """`(name, group_id)` of one kind, by name."""
+        ...
+
+    async def add(self, kind: SubscriptionGroupKind, name: str, group_id: str) -> None:
+        """Map `name` to `group_id`, replacing the group it had."""
+        ...
+
+    async def remove(self, kind: SubscriptionGroupKind, name: str) -> str | None:
+        """Unmap `name`; the group it had, or None when it had none."""
+        ...
+
+
+class BrazeDigestStore(Protocol):
+    """Per contact, the attribute digests of what Braze last accepted (`BrazeUser.digests`), so that
+    only changed attributes are sent (docs/braze.md, "Billable attributes only when they changed").
+    Each method is its own transaction."""
+
+    async def load(self, email_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
+        """The stored digests of those contacts that have some."""
+        ...
+
+    async def save(self, digests: Mapping[uuid.UUID, Mapping[str, str]]) -> None:
+        """Replace the stored digests of each contact given."""
+        ...
+
+    async def forget(self, email_ids: Sequence[uuid.UUID]) -> None:
+        """Drop the digests of those contacts (erased, or to be sent in full again)."""
         ...

@@ -1,5 +1,5 @@
 """Acoustic administration (docs/contract.md §13.4): the sync configuration, resync of
-contacts, and the contacts that exhausted their retries."""
+contacts, and the contacts the sync gave up."""
 
 from __future__ import annotations
 
@@ -24,17 +24,15 @@ class ResyncResult:
 class AcousticAdminService:
     """Each method is one transaction."""
 
-    def __init__(
-        self, uow_factory: Callable[[], UnitOfWork], clock: Clock, *, retry_limit: int
-    ) -> None:
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], clock: Clock) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
-        self.retry_limit = retry_limit
 
-    async def backlog(self) -> QueueCounts:
-        """Backlog and retry backlog of the sync queue (the heartbeat's check, docs/contract.md §10)."""
+    async def backlog(self, destination: str = "acoustic") -> QueueCounts:
+        """Backlog, retry backlog and oldest waiting erasure of a destination's share of the sync
+        queue (the heartbeat's check, docs/contract.md §10)."""
         async with self._uow_factory() as uow:
-            return await uow.sync_queue.counts(self.retry_limit)
+            return await uow.sync_queue.counts(destination)
 
     async def configuration(self) -> AcousticConfiguration:
         async with self._uow_factory() as uow:
@@ -88,14 +86,14 @@ class AcousticAdminService:
             await uow.commit()
         return ResyncResult(len(queued), tuple(unknown))
 
-    async def resync_failed(self) -> int:
-        """Re-drive every contact past the retry limit."""
+    async def resync_failed(self, destination: str = "acoustic") -> int:
+        """Re-drive every contact the destination's sync gave up."""
         async with self._uow_factory() as uow:
-            count = await uow.sync_queue.reset_failed(self.retry_limit, self._clock.now())
+            count = await uow.sync_queue.reset_failed(destination, self._clock.now())
             await uow.commit()
         return count
 
-    async def failed(self) -> list[PendingSync]:
-        """Contacts that exhausted their retries, with their last error."""
+    async def failed(self, destination: str = "acoustic") -> list[PendingSync]:
+        """Contacts the destination's sync gave up, with their last error."""
         async with self._uow_factory() as uow:
-            return await uow.sync_queue.failed(self.retry_limit)
+            return await uow.sync_queue.failed(destination)

@@ -52,6 +52,7 @@ from ctms_core.domain.legacy_waitlists import (
 from ctms_core.domain.lookup import LookupCriteria
 from ctms_core.domain.updates import Cursor, UpdatesPage, UpdatesQuery
 from ctms_core.ports.clock import Clock, IdGenerator
+from ctms_core.ports.contact_observer import NO_CONTACT_OBSERVER, ContactObserver
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.acoustic_products import products_of_contacts
 from ctms_core.services.erasures import drop_undelivered_erasure_addresses
@@ -76,16 +77,11 @@ _DATA_FIELDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
 
 @dataclass(frozen=True, slots=True)
 class ContactWriteResult:
-    """The contact as stored after the use case, and what the caller reports about it."""
+    """The contact as stored after the use case, and whether the use case created it. (Counters go to
+    the service's `ContactObserver`.)"""
 
     contact: Contact
     created: bool
-    legacy_waitlists_used: bool = False
-    #: Whether the write queued the contact for Acoustic sync (the `ctms_pending_acoustic_sync` metric).
-    enqueued: bool = False
-    #: Optimistic tries of this write that another write beat, each started over from a fresh read (the
-    #: `ctms_contact_write_retries` metric).
-    lost_races: int = 0
 
 
 def _same_data(left: msgspec.Struct, right: msgspec.Struct) -> bool:
@@ -179,6 +175,9 @@ def _items_from_changes(
 class ContactService:
     """Create, replace, patch, delete and read contacts.
 
+    The service publishes its counters (contacts queued for sync, legacy waitlist requests, lost write
+    races, dropped erasure addresses) to `observer`, once the transaction that caused them committed.
+
     `erasure_salt` keys the hashes of erased addresses in the audit trail (`derive_erasure_salt`); every
     process of a deployment must use the same one for the hashes to be comparable. Without it a random
     salt is drawn, so hashes are still no PII but cannot be matched later (tests, throwaway embeddings).
@@ -192,7 +191,7 @@ class ContactService:
         *,
         erasure_salt: bytes | None = None,
         erasure_retention: timedelta | None = None,
-        erasure_addresses_dropped: Callable[[int], None] | None = None,
+        observer: ContactObserver = NO_CONTACT_OBSERVER,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
@@ -200,7 +199,7 @@ class ContactService:
         self._erasure_salt = erasure_salt or secrets.token_bytes(32)
         # How long an erased address may wait for delivery to Acoustic; None: Acoustic sync is off.
         self._erasure_retention = erasure_retention
-        self._erasure_addresses_dropped = erasure_addresses_dropped
+        self._observer = observer
 
     async def get(self, email_id: uuid.UUID) -> Contact:
         """The contact with this id, or `ContactNotFoundError`."""
@@ -246,9 +245,8 @@ class ContactService:
                 await uow.commit()  # a storage may write only now, and find the clash then
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(POST_CONFLICT, violation.fields) from None
-        return ContactWriteResult(
-            contact, created=True, legacy_waitlists_used=translation.used, enqueued=True
-        )
+        self._written(translation)
+        return ContactWriteResult(contact, created=True)
 
     async def replace(self, email_id: uuid.UUID, proposed: ContactInput) -> ContactWriteResult:
         """PUT /ctms/{email_id} (docs/contract.md §4.3): create or replace the whole contact.
@@ -298,12 +296,8 @@ class ContactService:
                 await uow.commit()
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(PUT_CONFLICT, violation.fields) from None
-        return ContactWriteResult(
-            contact,
-            created=previous is None,
-            legacy_waitlists_used=translation.used,
-            enqueued=True,
-        )
+        self._written(translation)
+        return ContactWriteResult(contact, created=previous is None)
 
     async def patch(self, email_id: uuid.UUID, changes: ContactPatch) -> ContactWriteResult:
         """PATCH /ctms/{email_id} (docs/contract.md §4.4): change only what the body mentions.
@@ -376,13 +370,8 @@ class ContactService:
                 await uow.commit()
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(PATCH_CONFLICT, violation.fields) from None
-        return ContactWriteResult(
-            contact,
-            created=False,
-            legacy_waitlists_used=translation.used,
-            enqueued=True,
-            lost_races=lost_races,
-        )
+        self._written(translation, lost_races=lost_races)
+        return ContactWriteResult(contact, created=False)
 
     async def delete(self, primary_email: str, *, erased_by: str | None = None) -> list[Identity]:
         """DELETE /ctms/{primary_email} and `ctms delete-bulk` (docs/contract.md §4.5, §14.2): erase every contact whose
@@ -423,8 +412,10 @@ class ContactService:
                 )
             dropped = await drop_undelivered_erasure_addresses(uow, now, self._erasure_retention)
             await uow.commit()
-        if dropped and self._erasure_addresses_dropped is not None:
-            self._erasure_addresses_dropped(len(dropped))
+        if queued:
+            self._observer.count_pending_acoustic_sync(len(contacts))
+        if dropped:
+            self._observer.count_erasure_addresses_dropped(len(dropped))
         return [identity_of(contact) for contact in contacts]
 
     async def lookup(self, criteria: LookupCriteria) -> list[Contact]:
@@ -472,6 +463,14 @@ class ContactService:
         )
 
     # --- helpers ------------------------------------------------------------------------------------
+
+    def _written(self, translation: LegacyTranslation, *, lost_races: int = 0) -> None:
+        """Publish the counters of a committed contact write, which always queues the contact."""
+        self._observer.count_pending_acoustic_sync(1)
+        if translation.used:
+            self._observer.count_legacy_waitlists_request()
+        if lost_races:
+            self._observer.count_contact_write_retries(lost_races)
 
     @staticmethod
     def _input_waitlists(

@@ -1,30 +1,32 @@
-"""SyncService: drain the Acoustic sync queue in passes (docs/contract.md §9).
+"""SyncService: drain one destination's share of the sync queue in passes (docs/contract.md §9,
+docs/acoustic.md, docs/adr/0009-one-sync-queue.md).
 
-One pass claims a batch of due rows (leased, so concurrent workers never take the same contact), reads
-the Acoustic configuration and the contacts with their products, then uploads (or erases) with at most
-`concurrency` contacts in flight. Each contact is then completed — its row deleted unless an edit arrived
-during the upload, in which case the row stays for the next pass — or failed with exponential backoff and
-jitter. Nothing a contact does can stop the pass: Acoustic errors and unexpected exceptions alike become
-a retry, so the worker never crashes on upstream trouble (docs/contract.md §9.2).
+The service knows nothing of the destination beyond the `SyncDestination` port. One pass routes new inlet
+rows to every enabled destination, claims a batch of this destination's due rows (leased, so concurrent
+workers never take the same contact), reads the contacts with their products, and hands them to
+`destination.deliver` in one call. Each delivered contact is then completed — its row deleted unless an
+edit arrived during the delivery, in which case the row stays for the next pass — and each failed one is
+recorded with exponential backoff and jitter. Nothing a contact does can stop the pass: a destination
+that raises fails the whole batch as `error`, and the worker never crashes on upstream trouble
+(docs/contract.md §9.2).
 
-Failures are recorded once the pass is over, when it is known whether Acoustic answered anything: a pass
-that only found Acoustic unreachable is an outage, which costs the contacts no retry and pauses this
-worker (`ctms_core.domain.sync.uses_a_retry`, `after_pass`).
+Failures are recorded once the batch is over, when it is known whether the destination answered
+anything: a batch that only found it unreachable is an outage, which costs the contacts no retry and
+pauses this destination's loop (`ctms_core.domain.sync.uses_a_retry`, `after_pass`). A contact is given
+up only after `retry_limit` retries and `give_up_after` of failures without a break
+(`ctms_core.domain.sync.gives_up`); an erasure never is.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from ctms_core.domain.acoustic import AcousticConfiguration, map_contact
 from ctms_core.domain.contact import Contact
 from ctms_core.domain.erasure import DEFAULT_ERASURE_ADDRESS_RETENTION
 from ctms_core.domain.redaction import redact_addresses
@@ -32,92 +34,66 @@ from ctms_core.domain.segments import Product
 from ctms_core.domain.sync import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
+    DEFAULT_GIVE_UP_AFTER,
     OUTAGE_PAUSE_CAP_SECONDS,
     AcousticOutage,
-    FailureKind,
     PendingSync,
     QueueCounts,
     SyncPassStats,
     SyncState,
     after_pass,
+    gives_up,
     next_attempt_at,
-    primary_email_domain,
     uses_a_retry,
 )
-from ctms_core.ports.acoustic import (
-    AcousticAuthError,
-    AcousticCall,
-    AcousticError,
-    AcousticGateway,
-    AcousticUnavailable,
-    UploadReport,
-)
 from ctms_core.ports.clock import Clock
+from ctms_core.ports.destinations import Delivery, DeliveryFailure, SyncDestination
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.acoustic_products import products_of_contacts
 from ctms_core.services.erasures import drop_undelivered_erasure_addresses
 
-__all__ = ["SyncObserver", "SyncPolicy", "SyncService", "failure_kind"]
+__all__ = ["SyncObserver", "SyncPolicy", "SyncService"]
 
 sync_logger = logging.getLogger("ctms.sync")
-contact_logger = logging.getLogger("ctms.acoustic_service")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SyncPolicy:
-    """The knobs of docs/contract.md §9.2 plus this rewrite's concurrency, lease and backoff."""
+    """The knobs of docs/contract.md §9.2 plus this rewrite's destinations, lease, backoff and give-up."""
 
     batch_limit: int = 20
+    #: With `give_up_after`: a contact is given up once it used this many retries…
     retry_limit: int = 6
-    concurrency: int = 5
+    #: …and has failed without a break for this long (`CTMS_SYNC_GIVE_UP_AFTER_SECONDS`).
+    give_up_after: timedelta = DEFAULT_GIVE_UP_AFTER
+    #: `CTMS_SYNC_DESTINATIONS`: every destination the inlet's rows are routed to.
+    destinations: tuple[str, ...] = ("acoustic",)
     #: `CTMS_ACOUSTIC_SYNC_FEATURE_FLAG`: false → a pass does nothing.
     sync_enabled: bool = True
-    #: `CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG`: false → rows are consumed without calling Acoustic.
+    #: `CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG`: false → rows are consumed without calling the destination.
     integration_enabled: bool = True
     #: How long a claimed row stays invisible to other workers; longer than a pass can take.
     lease: timedelta = timedelta(minutes=5)
     backoff_base_s: float = BACKOFF_BASE_SECONDS
     backoff_cap_s: float = BACKOFF_CAP_SECONDS
-    #: The longest pause between two attempts while Acoustic is down (the pause starts at
-    #: `backoff_base_s` and doubles with each pass that finds Acoustic down).
+    #: The longest pause between two attempts while the destination is down (the pause starts at
+    #: `backoff_base_s` and doubles with each pass that finds it down).
     outage_pause_cap_s: float = OUTAGE_PAUSE_CAP_SECONDS
     #: `CTMS_ERASURE_ADDRESS_RETENTION`: how long an erased contact's address may wait in the queue for
     #: its erasure to be delivered; each pass drops the erasures that waited longer.
     erasure_retention: timedelta = DEFAULT_ERASURE_ADDRESS_RETENTION
 
 
-def failure_kind(error: Exception) -> FailureKind:
-    """`outage` when Acoustic gave no usable answer (unreachable, 5xx, not XML, OAuth refused);
-    `rejected` when it answered and refused the contact; `error` for anything else."""
-    if isinstance(error, AcousticUnavailable | AcousticAuthError):
-        return "outage"
-    if isinstance(error, AcousticError):
-        return "rejected"
-    return "error"
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    item: PendingSync
-    kind: FailureKind
-    error: str
-
-
 class SyncObserver(Protocol):
-    """Metrics hooks (docs/contract.md §11.6): every Acoustic request, every contact consumed."""
+    """Metrics hooks (docs/contract.md §11.6): every contact consumed, every erased address dropped."""
 
-    def acoustic_call(self, call: AcousticCall) -> None: ...
-
-    def contact_done(self, state: SyncState) -> None: ...
+    def contact_done(self, destination: str, state: SyncState) -> None: ...
 
     def erasure_addresses_dropped(self, count: int) -> None: ...
 
 
 class _NoObserver:
-    def acoustic_call(self, call: AcousticCall) -> None:
-        pass
-
-    def contact_done(self, state: SyncState) -> None:
+    def contact_done(self, destination: str, state: SyncState) -> None:
         pass
 
     def erasure_addresses_dropped(self, count: int) -> None:
@@ -125,44 +101,50 @@ class _NoObserver:
 
 
 class SyncService:
-    """Drains the queue; `run_pass` is one iteration of the worker loop."""
+    """Drains one destination's queue; `run_pass` is one iteration of its worker loop. Passes may
+    run concurrently (the worker keeps several batches in flight): claims never overlap."""
 
     def __init__(
         self,
         uow_factory: Callable[[], UnitOfWork],
-        gateway: AcousticGateway | None,
+        destination: SyncDestination,
         clock: Clock,
         policy: SyncPolicy,
         *,
         observer: SyncObserver | None = None,
         uniform: Callable[[float, float], float] = random.uniform,
     ) -> None:
-        if policy.sync_enabled and policy.integration_enabled and gateway is None:
-            raise ValueError("an Acoustic gateway is required when the integration is enabled")
         self._uow_factory = uow_factory
-        self._gateway = gateway
+        self.destination = destination
         self._clock = clock
         self.policy = policy
         self._observer: SyncObserver = observer or _NoObserver()
         self._uniform = uniform
         self.outage = AcousticOutage()
 
+    @property
+    def name(self) -> str:
+        return self.destination.name
+
     async def counts(self) -> QueueCounts:
-        """Backlog and retry backlog (docs/contract.md §9.1)."""
+        """This destination's backlog, retry backlog and oldest waiting erasure (docs/contract.md §9.1)."""
         async with self._uow_factory() as uow:
-            return await uow.sync_queue.counts(self.policy.retry_limit)
+            return await uow.sync_queue.counts(self.name)
 
     async def run_pass(self) -> SyncPassStats:
-        """Claim one batch and sync it; the statistics of the pass (docs/contract.md §9.2 `sync_records`).
+        """Claim one batch and deliver it; the statistics of the pass (docs/contract.md §9.2 `sync_records`).
 
-        Rules: while Acoustic is down (`self.outage` paused) the pass only counts the backlog. Failed
-        contacts are recorded at the end of the pass: with a retry used and per-contact backoff, or, when
-        the pass found Acoustic down, with their retry count unchanged and due when the outage pause
-        ends (`uses_a_retry`, `after_pass`)."""
+        Rules: while the destination is down (`self.outage` paused) the pass only counts the backlog.
+        Failed contacts are recorded at the end of the pass: with a retry used and per-contact backoff,
+        or, when the pass found the destination down, with their retry count unchanged and due when the
+        outage pause ends (`uses_a_retry`, `after_pass`)."""
         policy = self.policy
         now = self._clock.now()
         stats = SyncPassStats(
-            batch_limit=policy.batch_limit, retry_limit=policy.retry_limit, end_time=now.isoformat()
+            destination=self.name,
+            batch_limit=policy.batch_limit,
+            retry_limit=policy.retry_limit,
+            end_time=now.isoformat(),
         )
         if not policy.sync_enabled:
             return stats
@@ -170,21 +152,22 @@ class SyncService:
         try:
             counts = await self.counts()
         except Exception:
-            sync_logger.exception("Could not count the Acoustic sync backlog.")
+            sync_logger.exception(
+                "Could not count the sync backlog.", extra={"destination": self.name}
+            )
         else:
             stats.sync_backlog, stats.retry_backlog = counts.backlog, counts.retry_backlog
+            if counts.oldest_erasure_at is not None:
+                stats.oldest_erasure_age_s = (now - counts.oldest_erasure_at).total_seconds()
         if self.outage.paused(now):
             assert self.outage.resume_at is not None
             stats.outage_pause_s = (self.outage.resume_at - now).total_seconds()
             return stats
 
         async with self._uow_factory() as uow:
-            configuration = await uow.acoustic_config.load()
+            await uow.sync_queue.route(policy.destinations, limit=policy.batch_limit, now=now)
             claimed = await uow.sync_queue.claim(
-                limit=policy.batch_limit,
-                retry_limit=policy.retry_limit,
-                now=now,
-                lease_until=now + policy.lease,
+                self.name, limit=policy.batch_limit, now=now, lease_until=now + policy.lease
             )
             await uow.commit()
         stats.count_total = len(claimed)
@@ -192,42 +175,83 @@ class SyncService:
             return stats
 
         contacts, products = await self._read_contacts(claimed)
-        semaphore = asyncio.Semaphore(policy.concurrency)
-        ages: list[float] = []
-        failures: list[_Failure] = []
-        delivered = 0
-
-        async def one(item: PendingSync) -> None:
-            nonlocal delivered
-            outcome = await self._process(
-                item, contacts.get(item.email_id), products, configuration, semaphore
+        deliveries: list[Delivery] = []
+        skipped: list[PendingSync] = []
+        for item in claimed:
+            contact = contacts.get(item.email_id)
+            if not policy.integration_enabled or (item.operation == "sync" and contact is None):
+                # Integration off (docs/contract.md §9.2), or a contact deleted since (its erasure is its
+                # own row).
+                skipped.append(item)
+                continue
+            deliveries.append(
+                Delivery(
+                    email_id=item.email_id,
+                    contact=contact if item.operation == "sync" else None,
+                    products=tuple(products.get(item.email_id, ())),
+                    deletion=item.deletion if item.operation == "erase" else None,
+                )
             )
-            if isinstance(outcome, _Failure):
-                failures.append(outcome)
-                state: SyncState = "retry"
-            else:
-                state = outcome
-                if state in ("synced", "erased"):
-                    delivered += 1
-            stats.count(state)
-            self._observer.contact_done(state)
-            if state in ("synced", "erased") and item.retry == 0:
-                enqueued_at = item.update_timestamp or item.create_timestamp
-                if enqueued_at is not None:
-                    ages.append((self._clock.now() - enqueued_at).total_seconds())
+        failed = await self._deliver(deliveries) if deliveries else {}
 
-        await asyncio.gather(*(one(item) for item in claimed))
+        handed = {delivery.email_id for delivery in deliveries}
+        delivered = [
+            item for item in claimed if item.email_id in handed and item.email_id not in failed
+        ]
+        await self._complete((*skipped, *delivered))
+        done = self._clock.now()
+        ages = [
+            (done - item.queued_at).total_seconds()
+            for item in delivered
+            if item.retry == 0 and item.queued_at is not None
+        ]
         if ages:
             stats.age_s = max(ages)
-        await self._record_failures(failures, delivered, stats)
+        for _ in skipped:
+            self._count(stats, "skipped")
+        for item in delivered:
+            self._count(stats, "erased" if item.operation == "erase" else "synced")
+        failures = [
+            (item, failed[item.email_id])
+            for item in claimed
+            if item.email_id in handed and item.email_id in failed
+        ]
+        await self._record_failures(failures, len(delivered), stats)
         return stats
 
+    def _count(self, stats: SyncPassStats, state: SyncState) -> None:
+        stats.count(state)
+        self._observer.contact_done(self.name, state)
+
+    async def _deliver(self, deliveries: Sequence[Delivery]) -> dict[uuid.UUID, DeliveryFailure]:
+        """The destination's failures by contact; an exception that escapes it fails them all."""
+        try:
+            report = await self.destination.deliver(deliveries)
+        except Exception as error:
+            description = redact_addresses(repr(error))
+            sync_logger.error(
+                "The %s destination failed a whole batch: %s",
+                self.name,
+                description,
+                extra={"destination": self.name, "count": len(deliveries)},
+            )
+            return {
+                delivery.email_id: DeliveryFailure(
+                    email_id=delivery.email_id, kind="error", reason=description
+                )
+                for delivery in deliveries
+            }
+        return {failure.email_id: failure for failure in report.failed}
+
     async def _record_failures(
-        self, failures: list[_Failure], delivered: int, stats: SyncPassStats
+        self,
+        failures: list[tuple[PendingSync, DeliveryFailure]],
+        delivered: int,
+        stats: SyncPassStats,
     ) -> None:
-        """Decide whether the pass found Acoustic down, then record each failure accordingly."""
-        answered = delivered > 0 or any(failure.kind == "rejected" for failure in failures)
-        outage_failures = sum(1 for failure in failures if failure.kind == "outage")
+        """Decide whether the pass found the destination down, then record each failure accordingly."""
+        answered = delivered > 0 or any(failure.kind == "rejected" for _, failure in failures)
+        outage_failures = sum(1 for _, failure in failures if failure.kind == "outage")
         policy = self.policy
         now = self._clock.now()
         was_down = self.outage.passes > 0
@@ -245,32 +269,43 @@ class SyncService:
             pause = (self.outage.resume_at - now).total_seconds()
             stats.outage_pause_s = pause
             sync_logger.warning(
-                "Acoustic is unreachable: %d contact(s) keep their retries; next attempt in %.1f s.",
+                "%s is unreachable: %d contact(s) keep their retries; next attempt in %.1f s.",
+                self.name,
                 outage_failures,
                 pause,
-                extra={"acoustic_outage_passes": self.outage.passes},
+                extra={"destination": self.name, "acoustic_outage_passes": self.outage.passes},
             )
         elif was_down and answered:
-            sync_logger.info("Acoustic answers again; the sync resumes.")
-        for failure in failures:
+            sync_logger.info("%s answers again; the sync resumes.", self.name)
+        for item, failure in failures:
             if uses_a_retry(failure.kind, acoustic_answered=answered):
                 retry_at = next_attempt_at(
-                    failure.item.retry + 1,
+                    item.retry + 1,
                     now,
                     base=policy.backoff_base_s,
                     cap=policy.backoff_cap_s,
                     uniform=self._uniform,
                 )
-                await self._fail(failure.item, failure.error, retry_at, use_retry=True)
+                give_up = gives_up(
+                    item, now, retry_limit=policy.retry_limit, give_up_after=policy.give_up_after
+                )
+                if give_up:
+                    sync_logger.warning(
+                        "Gave up syncing a contact to %s after %d attempts.",
+                        self.name,
+                        item.retry + 1,
+                        extra={"destination": self.name, "email_id": str(item.email_id)},
+                    )
+                await self._fail(item, failure.reason, retry_at, use_retry=True, give_up=give_up)
+                self._count(stats, "retry")
             else:
                 assert self.outage.resume_at is not None
-                await self._fail(
-                    failure.item, failure.error, self.outage.resume_at, use_retry=False
-                )
+                await self._fail(item, failure.reason, self.outage.resume_at, use_retry=False)
+                self._count(stats, "retry")
 
     async def _drop_undelivered_erasure_addresses(self, now: datetime) -> None:
-        """Drop the queued erasures that waited longer than the retention (also while Acoustic is
-        down: the bound holds whatever happens upstream)."""
+        """Drop the queued erasures that waited longer than the retention (also while the destination
+        is down: the bound holds whatever happens upstream)."""
         try:
             async with self._uow_factory() as uow:
                 dropped = await drop_undelivered_erasure_addresses(
@@ -294,104 +329,46 @@ class SyncService:
             products = await products_of_contacts(uow, found)
         return {contact.email_id: contact for contact in found}, products
 
-    async def _process(
-        self,
-        item: PendingSync,
-        contact: Contact | None,
-        products: dict[uuid.UUID, list[Product]],
-        configuration: AcousticConfiguration,
-        semaphore: asyncio.Semaphore,
-    ) -> SyncState | _Failure:
-        """Upload or erase one contact and complete its row, or return the failure to record once the
-        pass is over. Never raises."""
-        if not self.policy.integration_enabled or (item.operation == "sync" and contact is None):
-            # Integration off (docs/contract.md §9.2), or a contact deleted since (its erasure is its own row).
-            await self._complete(item)
-            return "skipped"
-        context: dict[str, Any] = {"email_id": str(item.email_id)}
-        address = (
-            contact.email.primary_email
-            if contact is not None
-            else item.deletion.primary_email
-            if item.deletion is not None
-            else None
-        )
-        assert self._gateway is not None
-        try:
-            async with semaphore:
-                if item.operation == "erase":
-                    if item.deletion is None:
-                        raise ValueError("an erasure without its deletion payload")
-                    context["operation"] = "erase"
-                    report = await self._gateway.erase(item.deletion)
-                else:
-                    assert contact is not None
-                    record = map_contact(contact, products.get(item.email_id, ()), configuration)
-                    context.update(record.log_context())
-                    report = await self._gateway.upload(record)
-        except AcousticError as error:
-            self._observe(error.calls)
-            context.update(UploadReport(calls=error.calls).log_context())
-            description = redact_addresses(repr(error))
-            sync_logger.error(
-                "Could not upload contact: %s",
-                description,
-                extra={
-                    "email_id": str(item.email_id),
-                    "primary_email_domain": primary_email_domain(address),
-                },
-            )
-            contact_logger.error(
-                "Failure for contact in sync to acoustic...", extra={**context, "success": False}
-            )
-            return _Failure(item, failure_kind(error), description)
-        except Exception as error:
-            # Not `logger.exception`: the traceback ends with the exception's message, which may quote
-            # the address; it is logged redacted, like the message.
-            description = redact_addresses(repr(error))
-            sync_logger.error(
-                "Exception occurred when processing acoustic record: %s",
-                description,
-                extra={
-                    "email_id": str(item.email_id),
-                    "primary_email_domain": primary_email_domain(address),
-                    "traceback": redact_addresses("".join(traceback.format_exception(error))),
-                },
-            )
-            return _Failure(item, failure_kind(error), description)
-        self._observe(report.calls)
-        context.update(report.log_context())
-        contact_logger.debug(
-            "Successfully sync'd contact to acoustic...", extra={**context, "success": True}
-        )
-        await self._complete(item)
-        return "erased" if item.operation == "erase" else "synced"
-
-    def _observe(self, calls: tuple[AcousticCall, ...]) -> None:
-        for call in calls:
-            self._observer.acoustic_call(call)
-
-    async def _complete(self, item: PendingSync) -> None:
+    async def _complete(self, items: Sequence[PendingSync]) -> None:
+        if not items:
+            return
         try:
             async with self._uow_factory() as uow:
-                await uow.sync_queue.complete(item.email_id, item.version)
+                await uow.sync_queue.complete(
+                    self.name, {item.email_id: item.version for item in items}
+                )
                 await uow.commit()
         except Exception:
-            # The lease expires and the contact is sent again: at-least-once.
+            # The leases expire and the contacts are sent again: at-least-once.
             sync_logger.exception(
-                "Could not mark a contact synced.", extra={"email_id": str(item.email_id)}
+                "Could not mark contacts synced.",
+                extra={"destination": self.name, "count": len(items)},
             )
 
     async def _fail(
-        self, item: PendingSync, error: str, retry_at: datetime, *, use_retry: bool
+        self,
+        item: PendingSync,
+        error: str,
+        retry_at: datetime,
+        *,
+        use_retry: bool,
+        give_up: bool = False,
     ) -> None:
         try:
             async with self._uow_factory() as uow:
                 await uow.sync_queue.fail(
-                    item.email_id, item.version, error, retry_at, use_retry=use_retry
+                    self.name,
+                    item.email_id,
+                    item.version,
+                    error,
+                    retry_at,
+                    now=self._clock.now(),
+                    use_retry=use_retry,
+                    give_up=give_up,
                 )
                 await uow.commit()
         except Exception:
             sync_logger.exception(
-                "Could not record a failed sync.", extra={"email_id": str(item.email_id)}
+                "Could not record a failed sync.",
+                extra={"destination": self.name, "email_id": str(item.email_id)},
             )

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +26,7 @@ from ctms_entrypoints.container import (
 )
 from ctms_entrypoints.http.app import load_version_document
 from ctms_entrypoints.settings import Settings
-from ctms_entrypoints.worker.loop import SyncWorker, healthcheck_age
+from ctms_entrypoints.worker.loop import SyncWorker, healthcheck_age, healthcheck_path_for
 from ctms_entrypoints.worker.metrics import BackgroundMetrics
 
 logger = logging.getLogger("ctms.bin.healthcheck_sync")
@@ -46,7 +47,7 @@ def _admin_service(ctms: CliContext, work: Callable[[AcousticAdminService], Awai
 @click.command("sync")
 @pass_ctms
 def sync(ctms: CliContext) -> None:
-    """Run the Acoustic sync worker until SIGTERM/SIGINT (the contacts in flight are finished). A
+    """Run the sync worker (every destination of CTMS_SYNC_DESTINATIONS) until SIGTERM/SIGINT (the contacts in flight are finished). A
     CTMS_DB_URL database must have been upgraded first (`ctms db upgrade`)."""
     settings = ctms.settings()
     ctms.set_up_observability(settings, load_version_document(settings))
@@ -69,7 +70,10 @@ async def run_worker(container: Container, stop: asyncio.Event | None = None) ->
         loop.add_signal_handler(signum, stop.set)
     worker_logger.info(
         "Setting up sync_service.",
-        extra={"sync_feature_flag": settings.acoustic_sync_feature_flag},
+        extra={
+            "sync_feature_flag": settings.acoustic_sync_feature_flag,
+            "destinations": list(settings.sync_destination_names),
+        },
     )
     if not settings.acoustic_sync_feature_flag:
         # docs/contract.md §9.2: with the flag off the loop does not run; stay alive (and healthy) until stopped
@@ -92,22 +96,29 @@ async def run_worker(container: Container, stop: asyncio.Event | None = None) ->
 @click.command("healthcheck-sync")
 @pass_ctms
 def healthcheck_sync(ctms: CliContext) -> None:
-    """Exit 0 when the worker's healthcheck file is younger than CTMS_BACKGROUND_HEALTHCHECK_AGE_S,
-    else 1 (docs/contract.md §9.6)."""
+    """Exit 0 when the healthcheck file of every enabled destination's loop (CTMS_SYNC_DESTINATIONS)
+    is younger than CTMS_BACKGROUND_HEALTHCHECK_AGE_S, else 1 (docs/contract.md §9.6; `acoustic`'s file
+    is CTMS_BACKGROUND_HEALTHCHECK_PATH itself, another destination's has `.<destination>` appended)."""
     settings = ctms.settings()
-    path, limit = settings.background_healthcheck_path, settings.background_healthcheck_age_s
-    try:
-        if path is None:
-            raise RuntimeError("BACKGROUND_HEALTHCHECK_PATH not set")
-        if limit is None:
-            raise RuntimeError("BACKGROUND_HEALTHCHECK_AGE_S not set")
-        age = healthcheck_age(path)
-        if age > limit:
-            raise RuntimeError(f"Age {age:.3f}s > {limit}s, written at {path.read_text().strip()}")
-    except (RuntimeError, OSError, ValueError) as error:
-        click.echo(f"Healthcheck failed: {error}", err=True)
-        sys.exit(1)
-    click.echo(f"Healthcheck passed (age {age:.3f}s)")
+    limit = settings.background_healthcheck_age_s
+    ages: list[str] = []
+    for destination in settings.sync_destination_names:
+        path = healthcheck_path_for(settings.background_healthcheck_path, destination)
+        try:
+            if path is None:
+                raise RuntimeError("BACKGROUND_HEALTHCHECK_PATH not set")
+            if limit is None:
+                raise RuntimeError("BACKGROUND_HEALTHCHECK_AGE_S not set")
+            age = healthcheck_age(path)
+            if age > limit:
+                raise RuntimeError(
+                    f"Age {age:.3f}s > {limit}s, written at {path.read_text().strip()}"
+                )
+        except (RuntimeError, OSError, ValueError) as error:
+            click.echo(f"Healthcheck failed ({destination}): {error}", err=True)
+            sys.exit(1)
+        ages.append(f"{destination} age {age:.3f}s")
+    click.echo(f"Healthcheck passed ({', '.join(ages)})")
 
 
 @click.group("acoustic")
@@ -208,7 +219,7 @@ def newsletters_remove(ctms: CliContext, source: str) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Primary e-mails to sync again, one per line (matched ignoring case).",
 )
-@click.option("--all-failed", is_flag=True, help="Every contact past the retry limit.")
+@click.option("--all-failed", is_flag=True, help="Every contact the Acoustic sync gave up.")
 @pass_ctms
 def resync(ctms: CliContext, email_file: Path | None, all_failed: bool) -> None:
     """Queue contacts for sync again, resetting their retries."""
@@ -232,16 +243,25 @@ def resync(ctms: CliContext, email_file: Path | None, all_failed: bool) -> None:
 @acoustic.command("failed")
 @pass_ctms
 def failed(ctms: CliContext) -> None:
-    """Contacts that exhausted their retries (CTMS_ACOUSTIC_RETRY_LIMIT), with their last error."""
+    """Contacts the Acoustic sync gave up (docs/acoustic.md, "Retries and giving up"), with their last
+    error, then how long the oldest erasure not yet delivered has waited, for each enabled
+    destination (erasures are never given up)."""
+    destinations = ctms.settings().sync_destination_names
 
     async def work(service: AcousticAdminService) -> Any:
-        return await service.failed()
+        return await service.failed(), [
+            (name, (await service.backlog(name)).oldest_erasure_at) for name in destinations
+        ]
 
-    items = _admin_service(ctms, work)
+    items, erasures = _admin_service(ctms, work)
     if not items:
         click.echo("No contact past the retry limit.")
-        return
     for item in items:
         # Redacted again: rows stored before errors were redacted at the source may quote addresses.
         last_error = redact_addresses(item.last_error)
         click.echo(f"- {item.email_id} ({item.operation}, {item.retry} tries): {last_error}")
+    now = datetime.now(UTC)
+    for name, oldest in erasures:
+        if oldest is not None:
+            waited = (now - oldest).total_seconds()
+            click.echo(f"Oldest erasure waiting for {name}: queued {waited:.0f} s ago ({oldest}).")

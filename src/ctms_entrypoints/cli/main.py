@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from ctms_entrypoints.cli.acoustic import acoustic, healthcheck_sync, sync
+from ctms_entrypoints.cli.braze import braze
 from ctms_entrypoints.cli.clients import clients
 from ctms_entrypoints.cli.context import CliContext
 from ctms_entrypoints.cli.db import db
@@ -46,6 +47,7 @@ for command in (
     sync,
     healthcheck_sync,
     acoustic,
+    braze,
     waitlists,
 ):
     cli.add_command(command)

@@ -1,4 +1,5 @@
-"""The Acoustic part of `/__heartbeat__` (docs/contract.md §10): the sync backlog against its limits."""
+"""The sync parts of `/__heartbeat__` (docs/contract.md §10): each destination's backlog against its limits
+(the `acoustic` block of v3.3, and one block per other enabled destination, e.g. `braze`)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,21 @@ def _seconds(value: float) -> float | int:
 
 
 class AcousticHeartbeat:
-    """Counts the backlog and retry backlog; fails past `CTMS_ACOUSTIC_MAX_BACKLOG` /
-    `CTMS_ACOUSTIC_MAX_RETRY_BACKLOG` (each only when set) or when the counts cannot be read."""
+    """Counts one destination's backlog (every contact not yet delivered, retrying ones included) and
+    retry backlog; fails past `CTMS_ACOUSTIC_MAX_BACKLOG` / `CTMS_ACOUSTIC_MAX_RETRY_BACKLOG` (each only
+    when set, the same limits for every destination) or when the counts cannot be read."""
 
-    def __init__(self, service: AcousticAdminService, settings: Settings, timeout: float) -> None:
+    def __init__(
+        self,
+        service: AcousticAdminService,
+        settings: Settings,
+        timeout: float,
+        destination: str = "acoustic",
+    ) -> None:
         self._service = service
         self._settings = settings
         self._timeout = timeout
+        self.destination = destination
 
     async def check(self) -> dict[str, Any]:
         settings = self._settings
@@ -33,9 +42,11 @@ class AcousticHeartbeat:
         retry_backlog: int | None = None
         try:
             async with asyncio.timeout(self._timeout):
-                counts = await self._service.backlog()
+                counts = await self._service.backlog(self.destination)
         except Exception:
-            logger.exception("Could not count the Acoustic sync backlog.")
+            logger.exception(
+                "Could not count the sync backlog.", extra={"destination": self.destination}
+            )
             success = False
         else:
             backlog, retry_backlog = counts.backlog, counts.retry_backlog

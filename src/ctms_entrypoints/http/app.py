@@ -11,6 +11,7 @@ from typing import Any, cast
 import msgspec
 from litestar import Litestar
 from litestar.static_files import create_static_files_router
+from litestar.types import Scope
 
 from ctms_entrypoints.http.context import log_fields
 from ctms_entrypoints.http.dependencies import AppContainer, dependencies
@@ -23,7 +24,7 @@ from ctms_entrypoints.http.routes.platform import PLATFORM_ROUTES
 from ctms_entrypoints.http.routes.stripe import STRIPE_ROUTES
 from ctms_entrypoints.http.routes.token import token
 from ctms_entrypoints.http.slashes import redirect_trailing_slash
-from ctms_entrypoints.observability.access_log import AccessLogMiddleware, record_exception
+from ctms_entrypoints.observability.access_log import AccessLogMiddleware, log_context_in
 from ctms_entrypoints.observability.metrics import Metrics, RouteMetricsSpec
 from ctms_entrypoints.settings import Settings
 
@@ -115,6 +116,12 @@ def _path_template_recorder() -> Callable[[AnyRequest], Awaitable[None]]:
     return record
 
 
+async def _remember_exception(exception: Exception, scope: Scope) -> None:
+    """After-exception hook: an exception the framework turns into a 5xx response itself makes the
+    access-log record ERROR, with its traceback. (Async: Litestar runs a sync hook in a worker thread.)"""
+    log_context_in(scope["state"])["exception"] = exception
+
+
 def create_app(container: AppContainer) -> Litestar:
     """The HTTP API, wired to `container`'s services, wrapped in the access log and request metrics."""
     settings: Settings = container.settings()
@@ -149,7 +156,7 @@ def create_app(container: AppContainer) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         # Logging (access log, MozLog) is configured by the entrypoint, not by Litestar.
         logging_config=None,
-        after_exception=[cast(Any, record_exception)],
+        after_exception=[_remember_exception],
         before_request=_path_template_recorder(),
         on_startup=[preinitialise_metrics],
     )

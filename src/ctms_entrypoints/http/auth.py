@@ -1,9 +1,10 @@
 """Bearer authentication of API clients (docs/contract.md §2.2) and the credentials of `POST /token` (docs/contract.md §3.1).
 
-Handlers call `authenticate` themselves, at the point v3.3 did it: after the body was decoded (malformed
-JSON is a 422 even for anonymous callers) and before anything else is validated (missing credentials beat
-an invalid body: 401). Each handler names the permissions its operation needs (any one of them suffices),
-checked once the client is known, so 401/400 come before 403 (docs/contract.md §14.1).
+The request pipeline (`ctms_entrypoints.http.pipeline`) calls `authenticate` at the point v3.3 did it:
+after the body was decoded (malformed JSON is a 422 even for anonymous callers) and before anything else
+is validated (missing credentials beat an invalid body: 401). Each route names the permissions its
+operation needs (any one of them suffices), checked once the client is known, so 401/400 come before 403
+(docs/contract.md §14.1).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from litestar.di import Provide
@@ -39,20 +39,18 @@ class ContactsApi:
     """What the contacts handlers use: the contact use cases, bearer authentication, the waitlist field
     rules the bodies are validated with, and the public base URL (`/updates` `next` links)."""
 
-    __slots__ = ("auth", "contacts", "metrics", "server_prefix", "waitlist_rules")
+    __slots__ = ("auth", "contacts", "server_prefix", "waitlist_rules")
 
     def __init__(
         self,
         contacts: ContactService,
         auth: AuthService,
         server_prefix: str,
-        metrics: Metrics,
         waitlist_rules: CachedWaitlistRules,
     ) -> None:
         self.contacts = contacts
         self.auth = auth
         self.server_prefix = server_prefix
-        self.metrics = metrics
         self.waitlist_rules = waitlist_rules
 
 
@@ -66,11 +64,13 @@ class DatabaseHeartbeat:
         timeout: float,
         metrics: Metrics,
         acoustic: AcousticHeartbeat | None = None,
+        other_destinations: Sequence[AcousticHeartbeat] = (),
     ) -> None:
         self._health = health
         self._timeout = timeout
         self._metrics = metrics
         self._acoustic = acoustic
+        self._other_destinations = tuple(other_destinations)
 
     async def check(self) -> DatabaseHealthReport:
         started = time.perf_counter()
@@ -90,7 +90,14 @@ class DatabaseHeartbeat:
                 pass
         # The Acoustic backlog check (docs/contract.md §10) only when the database answered.
         acoustic = await self._acoustic.check() if up and self._acoustic is not None else {}
-        return DatabaseHealthReport(up=up, time_ms=time_ms, acoustic=acoustic)
+        # The other enabled destinations' blocks (`braze`), beside v3.3's `acoustic` one.
+        others = {
+            heartbeat.destination: await heartbeat.check() if up else {}
+            for heartbeat in self._other_destinations
+        }
+        return DatabaseHealthReport(
+            up=up, time_ms=time_ms, acoustic=acoustic, braze=others.get("braze")
+        )
 
 
 def heartbeat_timeout(settings: Settings) -> float:

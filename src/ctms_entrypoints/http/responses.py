@@ -141,10 +141,12 @@ class TokenResponse(msgspec.Struct, frozen=True):
     expires_in: int
 
 
-class DatabaseHealthReport(msgspec.Struct, frozen=True):
+class DatabaseHealthReport(msgspec.Struct, frozen=True, omit_defaults=True):
     up: bool
     time_ms: int
     acoustic: dict[str, Any]
+    #: Only when Braze is an enabled sync destination (`CTMS_SYNC_DESTINATIONS`).
+    braze: dict[str, Any] | None = None
 
 
 class HeartbeatResponse(msgspec.Struct, frozen=True):

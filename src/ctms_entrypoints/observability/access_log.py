@@ -3,7 +3,8 @@
 Wrap the whole application with it (outside the framework's router, so requests for unknown paths are
 logged too). For each HTTP request it gives the request a fresh context dict at
 `scope["state"][LOG_CONTEXT_KEY]` before calling the app; handlers and authentication code write the
-facts only they know into it (see `ContextKey`). After the response it emits exactly one record on the
+facts only they know into it, with the key names `LogContext` declares (the one vocabulary of the
+record's request facts). After the response it emits exactly one record on the
 `ctms.web` logger and, when a route matched, counts the request.
 """
 
@@ -12,8 +13,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, Final, TypedDict, cast
 
 from ctms_adapters.logging import (
     log_event,
@@ -29,9 +30,11 @@ __all__ = [
     "ACCESS_LOGGER_NAME",
     "LOG_CONTEXT_KEY",
     "AccessLogMiddleware",
-    "ContextKey",
+    "LogContext",
     "authenticated_client_id",
     "log_context",
+    "log_context_in",
+    "record_claims",
     "record_exception",
 ]
 
@@ -45,40 +48,43 @@ ACCESS_LOGGER_NAME: Final = "ctms.web"
 LOG_CONTEXT_KEY: Final = "log_context"
 
 
-class ContextKey:
-    """Keys of the per-request context dict that the middleware reads.
+class LogContext(TypedDict, total=False):
+    """The request facts that handlers and authentication record for the access-log record.
 
-    Every key except the internal ones (`API_CLIENT_ID`, `EXCEPTION`) is copied into the access-log record
-    as is, so handlers may add others (`fxa_id_conflict`, `ingest_actions`, `pubsub_<claim>`, …).
+    Every key except the internal ones (`api_client_id`, `exception`) is copied into the record as is.
+    The Pub/Sub push handler also records its token's claims as `pubsub_<claim>` (any claim the token
+    has), the one family of keys not declared here.
     """
 
-    RID: Final = "rid"  # set by the middleware before the app runs; read-only for handlers
-    PATH_TEMPLATE: Final = (
-        "path_template"  # else taken from scope["path_template"] (Litestar sets it)
-    )
-    PATH_PARAMS: Final = "path_params"  # else taken from scope["path_params"]
-    CLIENT_ID: Final = "client_id"  # the client id claimed (token subject, /token credentials)
-    CLIENT_ALLOWED: Final = "client_allowed"  # False once auth starts, True when it succeeded
-    AUTH_FAIL: Final = "auth_fail"
-    TOKEN_CREDS_FROM: Final = "token_creds_from"  # noqa: S105 - a field name
-    TOKEN_FAIL: Final = "token_fail"  # noqa: S105 - a field name
-    TRACE: Final = "trace"
-    TRACE_JSON: Final = "trace_json"
+    rid: str  # set by the middleware before the app runs; read-only for handlers
+    path_template: str  # the matched handler's own template; else scope["path_template"]
+    path_params: dict[str, Any]  # else taken from scope["path_params"]
+    client_id: str  # the client id claimed (token subject, /token credentials), even when refused
+    client_allowed: bool  # False once authentication starts, True when it succeeded
+    auth_fail: str
+    token_creds_from: str
+    token_fail: str
+    trace: str  # the traced addresses (docs/contract.md §2.2), sorted, comma-joined
+    trace_json: Any  # the request's JSON, for a traced write
+    ingest_actions: Any  # Stripe ingestion (docs/contract.md §8.1, §8.2)
+    fxa_id_conflict: str
+    ingest_errors: list[str]
+    pubsub_config_error: str
     # Internal, never logged: the id of the client that *authenticated* (bearer success or a successful
     # /token grant); the only source of the `client_id` metric label besides `client_allowed=True`.
-    API_CLIENT_ID: Final = "api_client_id"
+    api_client_id: str
     # Internal, never logged: an exception the framework turned into a 5xx response itself (record it from
     # an after-exception hook with `record_exception`); makes the record ERROR with the traceback.
-    EXCEPTION: Final = "exception"
+    exception: BaseException
 
 
-_INTERNAL_KEYS = frozenset({ContextKey.API_CLIENT_ID, ContextKey.EXCEPTION})
+_INTERNAL_KEYS = frozenset({"api_client_id", "exception"})
 # Written explicitly at their place in the record, or reserved by structlog.
 _PLACED_KEYS = frozenset(
     {
-        ContextKey.RID,
-        ContextKey.PATH_TEMPLATE,
-        ContextKey.PATH_PARAMS,
+        "rid",
+        "path_template",
+        "path_params",
         "client_host",
         "method",
         "path",
@@ -95,27 +101,40 @@ _SKIPPED_KEYS = _INTERNAL_KEYS | _PLACED_KEYS
 _JSON_SCALARS = (str, int, float, bool)
 
 
-def log_context(scope: Scope, key: str = LOG_CONTEXT_KEY) -> dict[str, Any]:
+def log_context(scope: Scope) -> LogContext:
     """The request's context dict (created empty when the middleware did not run, e.g. in unit tests)."""
-    state: dict[str, Any] = scope.setdefault("state", {})
-    context: dict[str, Any] | None = state.get(key)
+    return log_context_in(scope.setdefault("state", {}))
+
+
+def log_context_in(state: dict[str, Any]) -> LogContext:
+    """The context dict in a request's scope `state`, created empty on first use. Every request gets its
+    own, so nothing leaks between concurrent requests."""
+    context: LogContext | None = state.get(LOG_CONTEXT_KEY)
     if context is None:
-        context = state[key] = {}
+        context = state[LOG_CONTEXT_KEY] = LogContext()
     return context
+
+
+def record_claims(context: LogContext, prefix: str, claims: Mapping[str, Any]) -> None:
+    """Record each claim as `<prefix><name>`: the one family of keys outside `LogContext` (a token's
+    claims are whatever its issuer put in it)."""
+    undeclared = cast(dict[str, Any], context)
+    for name, value in claims.items():
+        undeclared[prefix + name] = value
 
 
 def record_exception(exception: BaseException, scope: Scope) -> None:
     """After-exception hook: remember `exception` so a 5xx response is logged at ERROR with it."""
-    log_context(scope)[ContextKey.EXCEPTION] = exception
+    log_context(scope)["exception"] = exception
 
 
-def authenticated_client_id(context: MutableMapping[str, Any]) -> str | None:
+def authenticated_client_id(context: LogContext) -> str | None:
     """The id of the client that authenticated during the request, or None (docs/contract.md §11.5)."""
-    api_client_id = context.get(ContextKey.API_CLIENT_ID)
+    api_client_id = context.get("api_client_id")
     if isinstance(api_client_id, str):
         return api_client_id
-    if context.get(ContextKey.CLIENT_ALLOWED) is True:
-        client_id = context.get(ContextKey.CLIENT_ID)
+    if context.get("client_allowed") is True:
+        client_id = context.get("client_id")
         if isinstance(client_id, str):
             return client_id
     return None
@@ -155,7 +174,7 @@ class AccessLogMiddleware:
         scope["state"] = state = dict(state) if state else {}
         headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
         rid = _request_id(headers)
-        context: dict[str, Any] = {ContextKey.RID: rid}
+        context: LogContext = {"rid": rid}
         state[self._context_key] = context
 
         status_code = 500
@@ -179,13 +198,13 @@ class AccessLogMiddleware:
     def _finish(
         self,
         scope: Scope,
-        context: dict[str, Any],
+        context: LogContext,
         rid: str,
         status_code: int,
         duration_s: float,
         raised: BaseException | None,
     ) -> None:
-        path_template = context.get(ContextKey.PATH_TEMPLATE) or scope.get("path_template")
+        path_template = context.get("path_template") or scope.get("path_template")
         if self._metrics is not None and path_template:
             self._metrics.observe_request(
                 scope["method"],
@@ -197,7 +216,7 @@ class AccessLogMiddleware:
 
         exception = raised
         if exception is None and status_code >= 500:
-            recorded = context.get(ContextKey.EXCEPTION)
+            recorded = context.get("exception")
             if isinstance(recorded, BaseException):
                 exception = recorded
         level = logging.ERROR if exception is not None else logging.INFO
@@ -214,7 +233,7 @@ class AccessLogMiddleware:
     @staticmethod
     def _fields(
         scope: Scope,
-        context: dict[str, Any],
+        context: LogContext,
         rid: str,
         path_template: str | None,
         status_code: int,
@@ -229,7 +248,7 @@ class AccessLogMiddleware:
         }
         if path_template:
             fields["path_template"] = path_template
-        path_params = context.get(ContextKey.PATH_PARAMS) or scope.get("path_params")
+        path_params = context.get("path_params") or scope.get("path_params")
         if path_params:
             fields["path_params"] = {
                 name: redact_path_value(value)
@@ -251,18 +270,18 @@ class AccessLogMiddleware:
         for key, value in context.items():
             if key not in _SKIPPED_KEYS:
                 fields[key] = value
-        client_id = context.get(ContextKey.CLIENT_ID)
+        client_id = context.get("client_id")
         if isinstance(client_id, str):  # the caller's text, from a `/token` form or a token
-            fields[ContextKey.CLIENT_ID] = loggable(client_id)
+            fields["client_id"] = loggable(client_id)
         fields["status_code"] = status_code
         fields["duration_s"] = duration_s
         return fields
 
     @staticmethod
-    def _message(scope: Scope, context: dict[str, Any], status_code: int) -> str:
+    def _message(scope: Scope, context: LogContext, status_code: int) -> str:
         client = scope.get("client")
         host, port = (loggable(client[0] or "-"), client[1]) if client else ("-", "-")
-        client_id = context.get(ContextKey.CLIENT_ID)
+        client_id = context.get("client_id")
         client_id = loggable(client_id) if isinstance(client_id, str) and client_id else "-"
         http_version = scope.get("http_version", "1.1")
         return (

@@ -27,10 +27,13 @@ CONSTANT_LABELS = {
 }
 _CONSTANT = tuple(CONSTANT_LABELS)
 _CALL = (*_CONSTANT, "method", "status", "table")
+_DESTINATION = (*_CONSTANT, "destination")
 
 
 class BackgroundMetrics:
-    """The docs/contract.md §11.6 series; also the sync service's `SyncObserver`."""
+    """The docs/contract.md §11.6 series (the `ctms_background_acoustic_*` ones count the `acoustic`
+    destination, as in v3.3) and the `ctms_sync_*` series labelled by destination; also the sync
+    service's `SyncObserver`."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -91,6 +94,31 @@ class BackgroundMetrics:
             registry=registry,
         ).labels(**CONSTANT_LABELS)
 
+        self._contacts = Counter(
+            "ctms_sync_contacts",
+            "Contacts consumed by the sync, by destination and outcome",
+            (*_DESTINATION, "state"),
+            registry=registry,
+        )
+        self._sync_backlog = Gauge(
+            "ctms_sync_backlog",
+            "Contacts not yet delivered to the destination (retrying ones included)",
+            _DESTINATION,
+            registry=registry,
+        )
+        self._sync_retry_backlog = Gauge(
+            "ctms_sync_retry_backlog",
+            "Contacts that failed at least once since their last enqueue",
+            _DESTINATION,
+            registry=registry,
+        )
+        self._oldest_erasure_age = Gauge(
+            "ctms_sync_oldest_pending_erasure_age_seconds",
+            "How long the oldest erasure not yet delivered to the destination has waited (0: none)",
+            _DESTINATION,
+            registry=registry,
+        )
+
     # SyncObserver
     def acoustic_call(self, call: AcousticCall) -> None:
         labels = {
@@ -102,14 +130,23 @@ class BackgroundMetrics:
         self._requests.labels(**labels).inc()
         self._durations.labels(**labels).observe(call.duration_s)
 
-    def contact_done(self, state: SyncState) -> None:
-        if state in ("synced", "erased", "skipped"):
+    def contact_done(self, destination: str, state: SyncState) -> None:
+        self._contacts.labels(**CONSTANT_LABELS, destination=destination, state=state).inc()
+        if destination == "acoustic" and state in ("synced", "erased", "skipped"):
             self._synced.inc()
 
     def erasure_addresses_dropped(self, count: int) -> None:
         self._erasure_addresses_dropped.inc(count)
 
     def record_pass(self, stats: SyncPassStats, duration_s: float) -> None:
+        labels = {**CONSTANT_LABELS, "destination": stats.destination}
+        if stats.sync_backlog is not None:
+            self._sync_backlog.labels(**labels).set(stats.sync_backlog)
+            self._oldest_erasure_age.labels(**labels).set(stats.oldest_erasure_age_s or 0.0)
+        if stats.retry_backlog is not None:
+            self._sync_retry_backlog.labels(**labels).set(stats.retry_backlog)
+        if stats.destination != "acoustic":
+            return
         self._loops.inc()
         self._loop_duration.set(duration_s)
         if stats.sync_backlog is not None:

@@ -4,7 +4,8 @@ Acoustic recovers (docs/contract.md §16.3, issue #9).
 Contacts are written through the real use cases (`ContactService`) on PostgreSQL while the worker of
 `ctms sync` (the container's `sync_worker`: its gateway, policy and loop) runs against the fake Acoustic server. The
 tests look where an operator would: `/__heartbeat__`'s backlog, the worker's metrics, the
-`pending_acoustic` rows and the list of `ctms acoustic failed`. Outages are longer, in attempts, than a
+pending rows (`pending_acoustic`, the inlet, and the acoustic destination's `pending_sync`) and the list of
+`ctms acoustic failed`. Outages are longer, in attempts, than a
 contact's retry budget (`CTMS_ACOUSTIC_RETRY_LIMIT`), so a contact that paid for them would end failed.
 
 Timing only bounds the tests (short backoff, client timeout and loop delay; "drained" is polled against a
@@ -157,11 +158,16 @@ class Deployment:
         return acoustic
 
     async def pending_rows(self) -> dict[uuid.UUID, tuple[int, str]]:
-        """`email_id → (retry, last_error)` of every `pending_acoustic` row."""
+        """`email_id → (retry, last_error)` of every contact pending for Acoustic: the inlet's rows
+        (`pending_acoustic`, not yet routed) and the acoustic destination's (`pending_sync`)."""
         engine: AsyncEngine = self.app.container.engine()
         async with engine.connect() as connection:
             result = await connection.execute(
-                text("SELECT email_id, retry, last_error FROM pending_acoustic")
+                text(
+                    "SELECT email_id, retry, last_error FROM pending_sync"
+                    " WHERE destination = 'acoustic'"
+                    " UNION ALL SELECT email_id, 0, '' FROM pending_acoustic"
+                )
             )
             return {row.email_id: (row.retry, row.last_error) for row in result}
 
@@ -190,7 +196,8 @@ class Deployment:
                 await connection.execute(
                     text(
                         "SELECT email_id, version, retry, last_error, next_attempt_at, claimed_until"
-                        " FROM pending_acoustic ORDER BY update_timestamp"
+                        " FROM pending_sync WHERE destination = 'acoustic'"
+                        " ORDER BY update_timestamp"
                     )
                 )
             ).all()

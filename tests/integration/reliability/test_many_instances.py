@@ -398,7 +398,12 @@ async def check_everything_readable_and_uploaded(
     async def queue_empty() -> bool:
         async with engine.connect() as connection:
             rows = (
-                await connection.execute(text("SELECT count(*) FROM pending_acoustic"))
+                await connection.execute(
+                    text(
+                        "SELECT (SELECT count(*) FROM pending_acoustic)"
+                        " + (SELECT count(*) FROM pending_sync)"
+                    )
+                )
             ).scalar()
             return rows == 0
 

@@ -89,7 +89,7 @@ def pubsub_jwks_url() -> Iterator[str]:
 # Contacts, their sync queue and erasures, and Stripe objects: the data requests create. API clients, roles
 # and the Acoustic configuration stay.
 _REQUEST_DATA = text(
-    "TRUNCATE emails, pending_acoustic, erasure_audit, stripe_customer, stripe_invoice, stripe_price, "
+    "TRUNCATE emails, pending_acoustic, pending_sync, erasure_audit, stripe_customer, stripe_invoice, stripe_price, "
     "stripe_subscription RESTART IDENTITY CASCADE"
 )
 

@@ -9,7 +9,7 @@ from msgspec.structs import replace
 
 from ctms_adapters.memory import InMemoryStore, InMemoryUnitOfWork, ManualClock
 from ctms_adapters.memory.acoustic import RecordingAcousticGateway
-from ctms_core.domain.acoustic import default_configuration, map_contact
+from ctms_core.domain.acoustic import AcousticConfiguration, default_configuration, map_contact
 from ctms_core.domain.contact import Contact
 from ctms_core.domain.sync import (
     AcousticOutage,
@@ -27,7 +27,8 @@ from ctms_core.ports.acoustic import (
     AcousticFault,
     AcousticUnavailable,
 )
-from ctms_core.services.sync import SyncPolicy, SyncService, failure_kind
+from ctms_core.services.acoustic_destination import AcousticDestination, failure_kind
+from ctms_core.services.sync import SyncPolicy, SyncService
 from tests.builders import make_contact, make_newsletter
 
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
@@ -41,22 +42,32 @@ class Observer:
     def acoustic_call(self, call: AcousticCall) -> None:
         self.calls.append(call)
 
-    def contact_done(self, state: str) -> None:
+    def contact_done(self, destination: str, state: str) -> None:
         self.states.append(state)
 
     def erasure_addresses_dropped(self, count: int) -> None:
         pass
 
 
+async def _default_configuration() -> AcousticConfiguration:
+    return default_configuration()
+
+
 class World:
-    def __init__(self, **policy: object) -> None:
+    def __init__(self, concurrency: int = 5, **policy: object) -> None:
         self.store = InMemoryStore()
         self.clock = ManualClock(NOW)
         self.gateway = RecordingAcousticGateway()
         self.observer = Observer()
+        destination = AcousticDestination(
+            self.gateway,
+            _default_configuration,
+            concurrency=concurrency,
+            on_call=self.observer.acoustic_call,
+        )
         self.service = SyncService(
             self.uow,
-            self.gateway,
+            destination,
             self.clock,
             SyncPolicy(**{"backoff_base_s": 10.0, **policy}),  # type: ignore[arg-type]
             observer=self.observer,
@@ -126,7 +137,7 @@ async def test_any_per_contact_exception_becomes_a_retry(error: Exception) -> No
 
 
 async def test_the_retry_limit_stops_attempts() -> None:
-    world = World(retry_limit=2)
+    world = World(retry_limit=2, give_up_after=timedelta(0))
     await world.add(make_contact())
     world.gateway.fail_next(times=5)
     for _ in range(4):
@@ -276,7 +287,7 @@ async def test_a_long_outage_costs_no_retry_pauses_the_worker_and_drains_after()
     assert probes > world.service.policy.retry_limit
     assert await world.counts() == QueueCounts(backlog=3, retry_backlog=3)
     async with world.uow() as uow:
-        assert await uow.sync_queue.failed(2) == []
+        assert await uow.sync_queue.failed("acoustic") == []
     assert world.service.outage.passes == probes
 
     assert world.service.outage.resume_at is not None
@@ -290,7 +301,7 @@ async def test_a_long_outage_costs_no_retry_pauses_the_worker_and_drains_after()
 async def test_an_outage_failure_while_other_contacts_get_through_uses_a_retry() -> None:
     """Acoustic is up (another contact was synced in the same pass): a timeout or 5xx on this contact
     is its own trouble and counts against its budget, so a contact that always fails ends failed."""
-    world = World(retry_limit=1)
+    world = World(retry_limit=1, give_up_after=timedelta(0))
     unlucky = await world.add(make_contact())
     world.clock.advance(timedelta(seconds=1))
     await world.add(make_contact())
@@ -300,7 +311,8 @@ async def test_an_outage_failure_while_other_contacts_get_through_uses_a_retry()
     assert stats.outage_pause_s is None
     assert world.service.outage == AcousticOutage()
     async with world.uow() as uow:
-        assert [item.email_id for item in await uow.sync_queue.failed(1)] == [unlucky.email_id]
+        failed = await uow.sync_queue.failed("acoustic")
+        assert [item.email_id for item in failed] == [unlucky.email_id]
 
 
 async def test_a_rejection_uses_a_retry_even_when_nothing_else_got_through() -> None:
@@ -312,8 +324,8 @@ async def test_a_rejection_uses_a_retry_even_when_nothing_else_got_through() -> 
     assert (stats.counts, stats.outage_pause_s) == ({"retry": 1}, None)
     async with world.uow() as uow:
         (item,) = await uow.sync_queue.claim(
+            "acoustic",
             limit=5,
-            retry_limit=3,
             now=NOW + timedelta(hours=1),
             lease_until=NOW + timedelta(hours=2),
         )
@@ -343,14 +355,21 @@ async def test_the_memory_queue_records_an_outage_without_using_a_retry() -> Non
     world = World()
     contact = await world.add(make_contact())
     async with world.uow() as uow:
+        assert await uow.sync_queue.route(("acoustic",), limit=10, now=NOW) == 1
         (item,) = await uow.sync_queue.claim(
-            limit=1, retry_limit=6, now=NOW, lease_until=NOW + timedelta(minutes=1)
+            "acoustic", limit=1, now=NOW, lease_until=NOW + timedelta(minutes=1)
         )
         await uow.sync_queue.fail(
-            contact.email_id, item.version, "AcousticUnavailable('x')", NOW, use_retry=False
+            "acoustic",
+            contact.email_id,
+            item.version,
+            "AcousticUnavailable('x')",
+            NOW,
+            now=NOW,
+            use_retry=False,
         )
-        assert await uow.sync_queue.counts(6) == QueueCounts(backlog=1, retry_backlog=1)
+        assert await uow.sync_queue.counts("acoustic") == QueueCounts(backlog=1, retry_backlog=1)
         (again,) = await uow.sync_queue.claim(
-            limit=1, retry_limit=6, now=NOW, lease_until=NOW + timedelta(minutes=1)
+            "acoustic", limit=1, now=NOW, lease_until=NOW + timedelta(minutes=1)
         )
     assert (again.retry, again.last_error) == (0, "AcousticUnavailable('x')")

@@ -148,6 +148,44 @@ async def test_a_201_with_errors_fails_only_the_users_it_names_with_a_redacted_r
     )
 
 
+async def test_a_400_naming_every_object_rejects_each_user_for_its_own_reason() -> None:
+    braze = ScriptedBraze(
+        replies=[
+            httpx.Response(
+                400,
+                json={
+                    "message": "Valid data must be provided in the 'attributes' field.",
+                    "errors": [
+                        {"type": "'email' is not valid", "input_array": "attributes", "index": 0},
+                        {"type": "'country' is not valid", "input_array": "attributes", "index": 1},
+                    ],
+                },
+            ),
+            httpx.Response(
+                400,
+                json={
+                    "message": "Valid data must be provided in the 'attributes' field.",
+                    "errors": [
+                        {"type": "'email' is not valid", "input_array": "attributes", "index": 0}
+                    ],
+                },
+            ),
+        ]
+    )
+
+    every = await gateway(braze).track([user(1), user(2)])
+    some = await gateway(braze).track([user(1), user(2)])
+
+    assert [(f.external_id, f.kind, f.reason) for f in every.failed] == [
+        (ids(1)[0], "rejected", "'email' is not valid"),
+        (ids(2)[0], "rejected", "'country' is not valid"),
+    ]
+    # A 400 that does not account for every object refuses the whole request.
+    assert {(f.kind, f.reason) for f in some.failed} == {
+        ("refused", "/users/track answered HTTP 400")
+    }
+
+
 async def test_an_error_braze_does_not_attribute_to_one_user_fails_the_whole_request() -> None:
     braze = ScriptedBraze(replies=[success(errors=[{"type": "oops", "index": 7}])])
 
@@ -267,9 +305,12 @@ async def test_no_usable_answer_fails_the_whole_batch_as_unavailable(reply: Repl
     assert [f.external_id for f in result.failed] == list(ids(*range(1, 76)))
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404])
-async def test_another_4xx_fails_the_whole_batch_as_refused_without_echoing_the_body(
-    status: int,
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(400, "refused"), (401, "unauthorized"), (403, "unauthorized"), (404, "refused")],
+)
+async def test_another_4xx_fails_the_whole_batch_without_echoing_the_body(
+    status: int, kind: str
 ) -> None:
     braze = ScriptedBraze(
         replies=[httpx.Response(status, json={"message": f"Invalid API key: {API_KEY}"})]
@@ -278,7 +319,7 @@ async def test_another_4xx_fails_the_whole_batch_as_refused_without_echoing_the_
     result = await gateway(braze).track([user(1)])
 
     [failure] = result.failed
-    assert failure.kind == "refused"
+    assert failure.kind == kind
     assert failure.reason == f"/users/track answered HTTP {status}"
 
 

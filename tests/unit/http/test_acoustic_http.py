@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from tests.http_harness import Api, RunApi, make_settings
 from tests.samples import sample
+from tests.support.sync_queue import claim_queued
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -19,10 +20,10 @@ async def _queue(api: Api, count: int, *, failures: int = 0) -> None:
             email_id = uuid.uuid4()
             await uow.sync_queue.enqueue(email_id, NOW)
             if index < failures:
-                (item,) = await uow.sync_queue.claim(
-                    limit=1, retry_limit=6, now=NOW, lease_until=NOW
+                (item,) = await claim_queued(uow, limit=1, now=NOW, lease_until=NOW)
+                await uow.sync_queue.fail(
+                    "acoustic", item.email_id, item.version, "boom", NOW, now=NOW
                 )
-                await uow.sync_queue.fail(item.email_id, item.version, "boom", NOW)
         await uow.commit()
 
 
@@ -111,8 +112,8 @@ async def test_every_contact_write_queues_the_contact_and_counts_it(api: Api) ->
     assert (await api.patch(f"/ctms/{email_id}", json={})).status_code == 200
     assert (await api.put(f"/ctms/{email_id}", json=created)).status_code == 201
     async with api.unit_of_work() as uow:
-        claimed = await uow.sync_queue.claim(
-            limit=10, retry_limit=6, now=datetime.now(UTC), lease_until=datetime.now(UTC)
+        claimed = await claim_queued(
+            uow, limit=10, now=datetime.now(UTC), lease_until=datetime.now(UTC)
         )
     assert [str(item.email_id) for item in claimed] == [email_id]
     assert claimed[0].version == 3
@@ -126,8 +127,8 @@ async def test_delete_queues_the_erasure_when_acoustic_sync_is_on(running_api: R
         response = await api.delete(f"/ctms/{created['email']['primary_email']}")
         assert response.status_code == 200
         async with api.unit_of_work() as uow:
-            (item,) = await uow.sync_queue.claim(
-                limit=10, retry_limit=6, now=datetime.now(UTC), lease_until=datetime.now(UTC)
+            (item,) = await claim_queued(
+                uow, limit=10, now=datetime.now(UTC), lease_until=datetime.now(UTC)
             )
     assert item.operation == "erase"
     assert item.deletion is not None
@@ -140,7 +141,7 @@ async def test_delete_keeps_no_address_when_acoustic_sync_is_off(api: Api) -> No
     response = await api.delete(f"/ctms/{created['email']['primary_email']}")
     assert response.status_code == 200
     async with api.unit_of_work() as uow:
-        queued = await uow.sync_queue.claim(
-            limit=10, retry_limit=6, now=datetime.now(UTC), lease_until=datetime.now(UTC)
+        queued = await claim_queued(
+            uow, limit=10, now=datetime.now(UTC), lease_until=datetime.now(UTC)
         )
     assert [item for item in queued if item.operation == "erase"] == []

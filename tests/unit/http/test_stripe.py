@@ -53,7 +53,7 @@ async def test_the_contact_of_the_customer_is_queued_for_sync(api: Api) -> None:
     await api.seed_contact(make_contact())
     assert (await _post(api, customer())).status_code == 200
     async with api.unit_of_work() as uow:
-        counts = await uow.sync_queue.counts(5)
+        counts = await uow.sync_queue.counts("acoustic")
     assert counts.backlog == 1
 
 

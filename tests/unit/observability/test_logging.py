@@ -259,3 +259,22 @@ def test_addresses_in_exceptions_and_warnings_are_omitted(captured_logs: Capture
     assert "jane" not in error["Fields"]["traceback"]
     assert error["Fields"]["msg"] == "failed for [OMITTED]"
     assert warning["Fields"]["msg"] == "rejected: Recipient [OMITTED] unknown"
+
+
+def test_console_mode_omits_addresses_in_exceptions_and_warnings(
+    captured_logs: CapturedLogs,
+) -> None:
+    """Development's console lines keep the MozLog rule: no address in a traceback, an error or a warning."""
+    captured_logs.configure(use_mozlog=False)
+    try:
+        raise ValueError("Key (primary_email)=(jane@example.com) already exists")
+    except ValueError:
+        logging.getLogger("ctms.web").exception("failed for jane@example.com")
+    logging.getLogger("ctms.sync").warning("rejected: %s", "Recipient jane%40example.com unknown")
+    structlog.get_logger("ctms.web").info("request done", status_code=200)
+    output = captured_logs.stream.getvalue()
+    assert "ValueError: Key (primary_email)=([OMITTED]) already exists" in output
+    assert "failed for [OMITTED]" in output
+    assert "rejected: Recipient [OMITTED] unknown" in output
+    assert "jane" not in output
+    assert "request done" in output

@@ -1,25 +1,34 @@
 """The contacts API (docs/contract.md §4.1, §4.2, §4.3, §4.4, §4.5, §4.6, §4.7, §7): thin handlers over `ContactService`.
 
-Each handler follows v3.3's order: decode the body (malformed JSON → 422), authenticate (401/400), then
-validate path, query and body together (422), then run the use case.
+Each route declares v3.3's decode → authenticate → permit steps with `@pipeline` (see
+`ctms_entrypoints.http.pipeline`); its handler validates path, query and body together (one 422), then
+runs the use case.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from litestar import Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response.base import ASGIResponse
 
+from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Identity
 from ctms_core.domain.errors import ContactConflictError, FieldError
-from ctms_core.domain.inputs import parse_contact_input, parse_contact_patch
+from ctms_core.domain.inputs import (
+    ContactInput,
+    ContactPatch,
+    parse_contact_input,
+    parse_contact_patch,
+)
 from ctms_core.domain.lookup import parse_lookup_criteria
 from ctms_core.domain.permissions import CONTACTS_DELETE, CONTACTS_READ, CONTACTS_WRITE
 from ctms_core.domain.updates import parse_updates_query
-from ctms_entrypoints.http.auth import authenticate
+from ctms_core.domain.waitlist_rules import WaitlistFieldRules
 from ctms_entrypoints.http.context import record_trace
 from ctms_entrypoints.http.dependencies import ContactsApi
 from ctms_entrypoints.http.openapi import (
@@ -34,12 +43,8 @@ from ctms_entrypoints.http.openapi import (
     documented_body,
     responses,
 )
-from ctms_entrypoints.http.requests import (
-    parse_body,
-    path_uuid,
-    read_json_body,
-    require_path_uuid,
-)
+from ctms_entrypoints.http.pipeline import pipeline
+from ctms_entrypoints.http.requests import RequestJson, parse_body, path_uuid, require_path_uuid
 from ctms_entrypoints.http.responses import (
     CTMSBulkResponse,
     CTMSResponse,
@@ -51,6 +56,7 @@ from ctms_entrypoints.http.responses import (
 )
 
 AnyRequest = Request[Any, Any, Any]
+T = TypeVar("T")
 Api = NamedDependency[ContactsApi]
 
 # The permissions each operation needs (any one suffices).
@@ -71,6 +77,44 @@ def _optional(description: str, *, type: str = "string", **schema: Any) -> Any:
 
 def _given(**values: str | None) -> dict[str, str]:
     return {name: value for name, value in values.items() if value is not None}
+
+
+def _post_body(value: Any, rules: WaitlistFieldRules) -> ContactInput:
+    return parse_contact_input(value, require_email_id=False, waitlist_rules=rules)
+
+
+def _put_body(value: Any, rules: WaitlistFieldRules) -> ContactInput:
+    return parse_contact_input(value, require_email_id=True, waitlist_rules=rules)
+
+
+def _patch_body(value: Any, rules: WaitlistFieldRules) -> ContactPatch:
+    return parse_contact_patch(value, waitlist_rules=rules)
+
+
+async def _validated_body(
+    contacts_api: ContactsApi,
+    body: RequestJson,
+    parse: Callable[[Any, WaitlistFieldRules], T],
+    errors: list[FieldError] | None = None,
+) -> T:
+    """The body as the core validates it (with the waitlist field rules in force), its problems
+    reported in one 422 with `errors` found before (the path's)."""
+    rules = await contacts_api.waitlist_rules.current()
+    return parse_body(body, lambda value: parse(value, rules), errors or [])
+
+
+async def _validated_path_and_body(
+    contacts_api: ContactsApi,
+    email_id: str,
+    body: RequestJson,
+    parse: Callable[[Any, WaitlistFieldRules], T],
+) -> tuple[uuid.UUID, T]:
+    """The path's `email_id` and the body, validated together: one 422 lists the problems of both."""
+    errors: list[FieldError] = []
+    path_id = path_uuid("email_id", email_id, errors)
+    parsed = await _validated_body(contacts_api, body, parse, errors)
+    assert path_id is not None  # else `parse_body` raised the 422
+    return path_id, parsed
 
 
 EmailIdPath = Annotated[
@@ -105,10 +149,10 @@ FxaPrimaryEmailQuery = Annotated[
     security=BEARER,
     responses=responses({200: (CTMSSingleResponse, "The contact")}, *PROTECTED_ERRORS, 404),
 )
+@pipeline(READ)
 async def read_contact(
     request: AnyRequest, email_id: EmailIdPath, contacts_api: Api
 ) -> ASGIResponse:
-    await authenticate(request, contacts_api.auth, READ)
     contact = await contacts_api.contacts.get(require_path_uuid("email_id", email_id))
     record_trace(request, [contact.email.primary_email])
     return json_response(single_contact_body(contact))
@@ -122,6 +166,7 @@ async def read_contact(
     security=BEARER,
     responses=responses({200: (list[CTMSResponse], "The matching contacts")}, *PROTECTED_ERRORS),
 )
+@pipeline(READ)
 async def lookup_contacts(
     request: AnyRequest,
     contacts_api: Api,
@@ -135,7 +180,6 @@ async def lookup_contacts(
     fxa_id: FxaIdQuery = None,
     fxa_primary_email: FxaPrimaryEmailQuery = None,
 ) -> ASGIResponse:
-    await authenticate(request, contacts_api.auth, READ)
     criteria = parse_lookup_criteria(
         _given(
             email_id=email_id,
@@ -173,25 +217,15 @@ async def lookup_contacts(
         413,
     ),
 )
-async def create_contact(request: AnyRequest, contacts_api: Api) -> ASGIResponse:
-    body = await read_json_body(request)
-    await authenticate(request, contacts_api.auth, WRITE)
-    rules = await contacts_api.waitlist_rules.current()
-    proposed = parse_body(
-        body,
-        lambda value: parse_contact_input(value, require_email_id=False, waitlist_rules=rules),
-        [],
-    )
+@pipeline(WRITE, body=True)
+async def create_contact(request: AnyRequest, body: RequestJson, contacts_api: Api) -> ASGIResponse:
+    proposed = await _validated_body(contacts_api, body, _post_body)
     try:
         result = await contacts_api.contacts.create(proposed)
     except ContactConflictError:
         record_trace(request, [proposed.email["primary_email"]], body=body.value, with_body=True)
         raise
     contact = result.contact
-    if result.legacy_waitlists_used:
-        contacts_api.metrics.count_legacy_waitlists_request()
-    if result.enqueued:
-        contacts_api.metrics.count_pending_acoustic_sync()
     record_trace(request, [contact.email.primary_email], body=body.value, with_body=True)
     return json_response(
         single_contact_body(contact),
@@ -213,26 +247,13 @@ async def create_contact(request: AnyRequest, contacts_api: Api) -> ASGIResponse
         {201: (CTMSSingleResponse, "The contact as stored")}, *PROTECTED_ERRORS, 409, 413
     ),
 )
+@pipeline(WRITE, body=True)
 async def replace_contact(
-    request: AnyRequest, email_id: EmailIdPath, contacts_api: Api
+    request: AnyRequest, body: RequestJson, email_id: EmailIdPath, contacts_api: Api
 ) -> ASGIResponse:
-    body = await read_json_body(request)
-    await authenticate(request, contacts_api.auth, WRITE)
-    errors: list[FieldError] = []
-    path_id = path_uuid("email_id", email_id, errors)
-    rules = await contacts_api.waitlist_rules.current()
-    proposed = parse_body(
-        body,
-        lambda value: parse_contact_input(value, require_email_id=True, waitlist_rules=rules),
-        errors,
-    )
-    assert path_id is not None
+    path_id, proposed = await _validated_path_and_body(contacts_api, email_id, body, _put_body)
     record_trace(request, [proposed.email["primary_email"]], body=body.value, with_body=True)
     result = await contacts_api.contacts.replace(path_id, proposed)
-    if result.legacy_waitlists_used:
-        contacts_api.metrics.count_legacy_waitlists_request()
-    if result.enqueued:
-        contacts_api.metrics.count_pending_acoustic_sync()
     return json_response(single_contact_body(result.contact), status_code=201)
 
 
@@ -247,25 +268,12 @@ async def replace_contact(
         {200: (CTMSSingleResponse, "The contact as stored")}, *PROTECTED_ERRORS, 404, 409, 413
     ),
 )
+@pipeline(WRITE, body=True)
 async def patch_contact(
-    request: AnyRequest, email_id: EmailIdPath, contacts_api: Api
+    request: AnyRequest, body: RequestJson, email_id: EmailIdPath, contacts_api: Api
 ) -> ASGIResponse:
-    body = await read_json_body(request)
-    await authenticate(request, contacts_api.auth, WRITE)
-    errors: list[FieldError] = []
-    path_id = path_uuid("email_id", email_id, errors)
-    rules = await contacts_api.waitlist_rules.current()
-    changes = parse_body(
-        body, lambda value: parse_contact_patch(value, waitlist_rules=rules), errors
-    )
-    assert path_id is not None
+    path_id, changes = await _validated_path_and_body(contacts_api, email_id, body, _patch_body)
     result = await contacts_api.contacts.patch(path_id, changes)
-    if result.legacy_waitlists_used:
-        contacts_api.metrics.count_legacy_waitlists_request()
-    if result.lost_races:
-        contacts_api.metrics.count_contact_write_retries(result.lost_races)
-    if result.enqueued:
-        contacts_api.metrics.count_pending_acoustic_sync()
     contact = result.contact
     record_trace(request, [contact.email.primary_email], body=body.value, with_body=True)
     return json_response(single_contact_body(contact))
@@ -282,15 +290,15 @@ async def patch_contact(
         {200: (list[Identity], "The identities of the deleted contacts")}, *PROTECTED_ERRORS, 404
     ),
 )
+@pipeline(DELETE)
 async def delete_contact(
     request: AnyRequest,
+    client: ApiClient,
     primary_email: Annotated[str, Parameter(description="The primary e-mail, ignoring case")],
     contacts_api: Api,
 ) -> ASGIResponse:
-    client = await authenticate(request, contacts_api.auth, DELETE)
     record_trace(request, [primary_email])
     deleted = await contacts_api.contacts.delete(primary_email, erased_by=client.client_id)
-    contacts_api.metrics.count_pending_acoustic_sync(len(deleted))  # one erasure queued per contact
     return json_response(deleted)
 
 
@@ -303,8 +311,8 @@ async def delete_contact(
     operation_class=UpdatesOperation,
     responses=responses({200: (CTMSBulkResponse, "One page of contacts")}, *PROTECTED_ERRORS),
 )
+@pipeline(READ)
 async def read_updates(
-    request: AnyRequest,
     contacts_api: Api,
     start: Annotated[
         str | None,
@@ -338,7 +346,6 @@ async def read_updates(
         ),
     ] = None,
 ) -> ASGIResponse:
-    await authenticate(request, contacts_api.auth, READ)
     query = parse_updates_query(
         _given(start=start, end=end, limit=limit, after=after, mofo_relevant=mofo_relevant)
     )
@@ -354,8 +361,8 @@ async def read_updates(
     security=BEARER,
     responses=responses({200: (list[Identity], "The matching identities")}, *PROTECTED_ERRORS),
 )
+@pipeline(READ)
 async def lookup_identities(
-    request: AnyRequest,
     contacts_api: Api,
     email_id: EmailIdQuery = None,
     primary_email: PrimaryEmailQuery = None,
@@ -367,7 +374,6 @@ async def lookup_identities(
     fxa_id: FxaIdQuery = None,
     fxa_primary_email: FxaPrimaryEmailQuery = None,
 ) -> ASGIResponse:
-    await authenticate(request, contacts_api.auth, READ)
     criteria = parse_lookup_criteria(
         _given(
             email_id=email_id,
@@ -392,10 +398,8 @@ async def lookup_identities(
     security=BEARER,
     responses=responses({200: (Identity, "The identity")}, *PROTECTED_ERRORS, 404),
 )
-async def read_identity(
-    request: AnyRequest, email_id: EmailIdPath, contacts_api: Api
-) -> ASGIResponse:
-    await authenticate(request, contacts_api.auth, READ)
+@pipeline(READ)
+async def read_identity(email_id: EmailIdPath, contacts_api: Api) -> ASGIResponse:
     identity = await contacts_api.contacts.identity(require_path_uuid("email_id", email_id))
     return json_response(identity)
 

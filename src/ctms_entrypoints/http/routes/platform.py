@@ -15,9 +15,9 @@ from litestar.response.base import ASGIResponse
 
 from ctms_core.domain.permissions import ADMIN
 from ctms_core.services.auth import AuthService
-from ctms_entrypoints.http.auth import authenticate
 from ctms_entrypoints.http.dependencies import DatabaseHeartbeat
 from ctms_entrypoints.http.openapi import PLATFORM, REDOC, SWAGGER_UI, responses
+from ctms_entrypoints.http.pipeline import pipeline
 from ctms_entrypoints.http.responses import (
     HeartbeatResponse,
     JsonContent,
@@ -88,7 +88,11 @@ async def heartbeat(
     """The database round trip in milliseconds and the Acoustic sync backlog; 503 when the database
     cannot be reached, the backlog cannot be counted or exceeds its configured limits."""
     database = await database_heartbeat.check()
-    healthy = database.up and database.acoustic.get("success", True) is True
+    healthy = (
+        database.up
+        and database.acoustic.get("success", True) is True
+        and (database.braze is None or database.braze.get("success", True) is True)
+    )
     status_code = 200 if healthy else 503
     return _json_or_head(request, HeartbeatResponse(database), status_code)
 
@@ -128,9 +132,9 @@ CRASH = (ADMIN,)
 
 
 @get("/__crash__", include_in_schema=False)
-async def crash(request: AnyRequest, auth: NamedDependency[AuthService]) -> None:
+@pipeline(CRASH, auth="auth")
+async def crash(auth: NamedDependency[AuthService]) -> None:
     """Raise an error on purpose, to check error reporting (authenticated clients only)."""
-    await authenticate(request, auth, CRASH)
     raise RuntimeError("Test exception handling")
 
 

@@ -4,9 +4,8 @@ out, with the `ingest_actions`, `fxa_id_conflict`, `trace`/`trace_json` and `pub
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from litestar import Request, post
 from litestar.di import NamedDependency
@@ -25,12 +24,10 @@ from ctms_core.domain.pubsub import (
     PubSubNotConfiguredError,
     PushAuthenticationError,
 )
-from ctms_core.domain.tracing import is_traced
 from ctms_core.services.auth import AuthService
 from ctms_core.services.pubsub import PubSubIngestService
 from ctms_core.services.stripe import StripeIngestService
-from ctms_entrypoints.http.auth import authenticate
-from ctms_entrypoints.http.context import log_fields
+from ctms_entrypoints.http.context import log_fields, record_trace
 from ctms_entrypoints.http.errors import ErrorDetail
 from ctms_entrypoints.http.openapi import (
     BEARER,
@@ -46,7 +43,9 @@ from ctms_entrypoints.http.openapi import (
     documented_body,
     responses,
 )
+from ctms_entrypoints.http.pipeline import pipeline
 from ctms_entrypoints.http.responses import json_response
+from ctms_entrypoints.observability.access_log import record_claims
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -69,19 +68,6 @@ class StripeApi:
     auth: AuthService
     ingest: StripeIngestService[Any]
     pubsub: PubSubIngestService
-
-
-def _context(request: AnyRequest) -> dict[str, Any]:
-    """The access-log fields, as a plain dict: these handlers add keys of their own (docs/contract.md §11.2)."""
-    return cast(dict[str, Any], log_fields(request))
-
-
-def _record_trace(request: AnyRequest, emails: set[str], payload: Any) -> None:
-    traced = sorted(email for email in emails if is_traced(email))
-    if traced:
-        fields = _context(request)
-        fields["trace"] = ",".join(traced)
-        fields["trace_json"] = payload
 
 
 # A write conflict on Stripe rows is the plain v3.3 body, without the contacts' `conflicts`.
@@ -116,9 +102,10 @@ _WRITE_CONFLICT = (
         503,
     ),
 )
+@pipeline((STRIPE_INGEST,), auth="stripe_api.auth")
 async def stripe(request: AnyRequest, stripe_api: NamedDependency[StripeApi]) -> ASGIResponse:
     """Ingest one Stripe object (bearer, `stripe:ingest`)."""
-    await authenticate(request, stripe_api.auth, (STRIPE_INGEST,))
+    # Decoded after authentication: a Stripe body problem is a 400 (docs/contract.md §8.1).
     try:
         data = decode_json_document(await request.body())
     except RefusedJsonError as error:
@@ -126,18 +113,13 @@ async def stripe(request: AnyRequest, stripe_api: NamedDependency[StripeApi]) ->
     except JsonDocumentError:
         raise StripeBodyNotJsonError() from None
     result = await stripe_api.ingest.ingest(data)
-    fields = _context(request)
+    fields = log_fields(request)
     fields["ingest_actions"] = result.actions
     if result.fxa_id_conflict is not None:
         fields["fxa_id_conflict"] = result.fxa_id_conflict
     if result.customer_email:
-        _record_trace(request, {result.customer_email}, data)
+        record_trace(request, [result.customer_email], body=data, with_body=True)
     return json_response({"status": "OK"})
-
-
-def _record_claims(fields: dict[str, Any], claims: Mapping[str, Any]) -> None:
-    for name, value in claims.items():
-        fields[f"pubsub_{name}"] = value
 
 
 @post(
@@ -174,7 +156,7 @@ async def stripe_from_pubsub(
     stripe_api: NamedDependency[StripeApi],
 ) -> ASGIResponse:
     """A Google Pub/Sub push of Stripe objects (see `PubSubIngestService`)."""
-    fields = _context(request)
+    fields = log_fields(request)
     try:
         stripe_api.pubsub.ensure_configured()
     except PubSubNotConfiguredError as error:
@@ -192,9 +174,9 @@ async def stripe_from_pubsub(
     except PushAuthenticationError as error:
         fields["auth_fail"] = error.reason
         if error.claims is not None:
-            _record_claims(fields, error.claims)
+            record_claims(fields, "pubsub_", error.claims)
         raise
-    _record_claims(fields, claims)
+    record_claims(fields, "pubsub_", claims)
     fields["client_allowed"] = True
 
     try:
@@ -211,7 +193,7 @@ async def stripe_from_pubsub(
     for key in outcome.empty_keys:
         logger.warning("PubSub key %s had empty value", key)
     if outcome.traced_emails:
-        _record_trace(request, outcome.traced_emails, body)
+        record_trace(request, outcome.traced_emails, body=body, with_body=True)
     if outcome.unprocessable is not None:
         return json_response(
             {"status": ACCEPTED_NOT_PROCESSED, "message": outcome.unprocessable}, status_code=202
