@@ -69,7 +69,7 @@ async def _version(uow_factory: UowFactory, email_id: uuid.UUID) -> str | None:
 
 async def _queued(uow_factory: UowFactory) -> int:
     async with uow_factory() as uow:
-        return (await uow.sync_queue.counts(retry_limit=3)).backlog
+        return (await uow.sync_queue.counts("acoustic")).backlog
 
 
 class ContactRepositoryContract:
