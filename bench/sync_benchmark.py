@@ -48,8 +48,7 @@ async def run(url: str, base_url: str, args: argparse.Namespace) -> float:
                 basket_token=str(uuid.uuid4()),
                 newsletters=(make_newsletter("firefox-news"),),
             )
-            await uow.contacts.add(contact)
-            await uow.sync_queue.enqueue(contact.email_id, now)
+            await uow.contacts.add(contact, enqueue_at=now)
         await uow.commit()
     fake = FakeAcoustic()
     async with acoustic_http_client(args.concurrency) as client:  # the worker's own wiring

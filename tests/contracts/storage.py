@@ -19,7 +19,7 @@ from ctms_core.domain.acoustic import AcousticDeletion, default_configuration
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Amo, Contact, Fxa, Mofo
 from ctms_core.domain.erasure import ErasureRecord
-from ctms_core.domain.errors import UniqueConstraintViolation
+from ctms_core.domain.errors import ContactChangedError, UniqueConstraintViolation
 from ctms_core.domain.lookup import LookupCriteria
 from ctms_core.domain.permissions import Permission, Role
 from ctms_core.domain.stripe import (
@@ -33,7 +33,7 @@ from ctms_core.domain.stripe import (
 from ctms_core.domain.sync import PendingSync, QueueCounts
 from ctms_core.domain.updates import Cursor
 from ctms_core.domain.waitlist_rules import SEEDED_WAITLIST_FIELD_RULES, WaitlistFieldRule
-from ctms_core.ports.repositories import UnitOfWork
+from ctms_core.ports.repositories import StoredContact, UnitOfWork
 from tests.builders import (
     DEFAULT_TIME,
     contact_from_body,
@@ -44,6 +44,8 @@ from tests.builders import (
 from tests.samples import sample
 
 UowFactory = Callable[[], UnitOfWork]
+# When the contact writes of the guard cases queue their contact.
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 
 async def _store(uow_factory: UowFactory, *contacts: Contact) -> None:
@@ -56,6 +58,18 @@ async def _store(uow_factory: UowFactory, *contacts: Contact) -> None:
 async def _load(uow_factory: UowFactory, email_id: uuid.UUID) -> Contact | None:
     async with uow_factory() as uow:
         return await uow.contacts.get(email_id)
+
+
+async def _version(uow_factory: UowFactory, email_id: uuid.UUID) -> str | None:
+    """The version of the contact a unit of work reads without a lock (None: no such contact)."""
+    async with uow_factory() as uow:
+        stored = await uow.contacts.get_versioned(email_id)
+    return None if stored is None else stored.version
+
+
+async def _queued(uow_factory: UowFactory) -> int:
+    async with uow_factory() as uow:
+        return (await uow.sync_queue.counts("acoustic")).backlog
 
 
 class ContactRepositoryContract:
@@ -177,7 +191,7 @@ class ContactRepositoryContract:
             waitlists=(make_waitlist("vpn", fields={"geo": "de", "n": [1, 2]}),),
         )
         async with uow_factory() as uow:
-            await uow.contacts.save(updated, previous=original)
+            await uow.contacts.save(updated, previous=original, expected_version=None)
             await uow.commit()
         assert await _load(uow_factory, original.email_id) == updated
 
@@ -194,10 +208,116 @@ class ContactRepositoryContract:
         )
         with pytest.raises(UniqueConstraintViolation) as raised:  # noqa: PT012 - the commit is part of it
             async with uow_factory() as uow:
-                await uow.contacts.save(clashing, previous=mine)
+                await uow.contacts.save(clashing, previous=mine, expected_version=None)
                 await uow.commit()
         assert raised.value.fields == ("primary_email",)
         assert await _load(uow_factory, mine.email_id) == mine
+
+    # --- the guard of a save: `expected_version` ------------------------------------------------------
+
+    async def test_a_save_expecting_the_version_read_writes_the_contact_and_its_queue_entry(
+        self, uow_factory: UowFactory
+    ) -> None:
+        original = make_contact(newsletters=(make_newsletter("a"),))
+        await _store(uow_factory, original)
+        changed = replace(original, email=replace(original.email, first_name="Read"))
+        async with uow_factory() as uow:
+            stored = await uow.contacts.get_versioned(original.email_id)
+            assert stored is not None and stored.contact == original
+            assert stored.version is not None
+            await uow.contacts.save(
+                changed, previous=stored.contact, expected_version=stored.version, enqueue_at=NOW
+            )
+            await uow.commit()
+        assert await _load(uow_factory, original.email_id) == changed
+        assert await _queued(uow_factory) == 1
+
+    async def test_every_write_of_a_contact_gives_it_a_new_version(
+        self, uow_factory: UowFactory
+    ) -> None:
+        original = make_contact()
+        await _store(uow_factory, original)
+        before = await _version(uow_factory, original.email_id)
+        async with uow_factory() as uow:
+            changed = replace(original, email=replace(original.email, first_name="New"))
+            await uow.contacts.save(changed, previous=original, expected_version=before)
+            await uow.commit()
+        assert await _version(uow_factory, original.email_id) not in (before, None)
+
+    async def test_a_save_expecting_a_version_another_write_replaced_writes_nothing(
+        self, uow_factory: UowFactory
+    ) -> None:
+        """The race a PATCH can lose: another unit of work saved the contact between this one's read
+        and its save."""
+        original = make_contact(newsletters=(make_newsletter("a"),))
+        await _store(uow_factory, original)
+        read = await _version(uow_factory, original.email_id)
+        winner = replace(original, email=replace(original.email, last_name="Winner"))
+        async with uow_factory() as uow:
+            await uow.contacts.save(winner, previous=original, expected_version=read)
+            await uow.commit()
+        loser = replace(
+            original,
+            email=replace(original.email, first_name="Loser"),
+            newsletters=(make_newsletter("b"),),
+        )
+
+        with pytest.raises(ContactChangedError):  # noqa: PT012 - the commit is part of it
+            async with uow_factory() as uow:
+                await uow.contacts.save(
+                    loser, previous=original, expected_version=read, enqueue_at=NOW
+                )
+                await uow.commit()
+
+        assert await _load(uow_factory, original.email_id) == winner
+        assert await _queued(uow_factory) == 0  # the queue entry is part of the refused save
+
+    async def test_a_save_expecting_the_version_of_a_deleted_contact_writes_nothing(
+        self, uow_factory: UowFactory
+    ) -> None:
+        original = make_contact(newsletters=(make_newsletter("a"),))
+        await _store(uow_factory, original)
+        read = await _version(uow_factory, original.email_id)
+        async with uow_factory() as uow:
+            await uow.contacts.delete(original.email_id)
+            await uow.commit()
+        changed = replace(original, email=replace(original.email, first_name="Ghost"))
+
+        with pytest.raises(ContactChangedError):  # noqa: PT012 - the commit is part of it
+            async with uow_factory() as uow:
+                await uow.contacts.save(
+                    changed, previous=original, expected_version=read, enqueue_at=NOW
+                )
+                await uow.commit()
+
+        assert await _load(uow_factory, original.email_id) is None
+        assert await _queued(uow_factory) == 0
+
+    async def test_a_contact_read_under_its_lock_has_no_version_to_expect(
+        self, uow_factory: UowFactory
+    ) -> None:
+        original = make_contact()
+        await _store(uow_factory, original)
+        changed = replace(original, email=replace(original.email, first_name="Locked"))
+        async with uow_factory() as uow:
+            stored = await uow.contacts.get_versioned(original.email_id, for_update=True)
+            assert stored == StoredContact(original, None)
+            await uow.contacts.save(
+                changed, previous=stored.contact, expected_version=None, enqueue_at=NOW
+            )
+            await uow.commit()
+        assert await _load(uow_factory, original.email_id) == changed
+        assert await _queued(uow_factory) == 1
+
+    async def test_a_new_contact_is_written_with_its_queue_entry(
+        self, uow_factory: UowFactory
+    ) -> None:
+        contact = make_contact()
+        async with uow_factory() as uow:
+            await uow.contacts.add(contact, enqueue_at=NOW)
+            await uow.commit()
+        assert await _load(uow_factory, contact.email_id) == contact
+        assert await _queued(uow_factory) == 1
 
     async def test_delete_removes_the_contact_and_only_it(self, uow_factory: UowFactory) -> None:
         doomed = contact_from_body(sample("maximal"))

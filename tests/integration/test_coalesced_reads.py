@@ -5,6 +5,7 @@ inside a transaction, and an error only when its own key is at fault."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
 from ctms_adapters.postgres.coalescing import KeyedRead, ReadCoalescer
 from ctms_adapters.postgres.tables import emails
+from ctms_adapters.postgres.transaction import TransactionScope
 from ctms_core.domain.contact import Contact
 from ctms_core.domain.lookup import LookupCriteria
 from tests.builders import make_contact, make_newsletter
@@ -100,7 +102,7 @@ async def test_a_reader_sees_what_was_committed_before_it_asked_even_while_a_sta
             select(func.count()).select_from(emails).scalar_subquery(),
         ).where(select(literal(True)).select_from(func.pg_sleep(0.5)).scalar_subquery()),
     )
-    coalescer = ReadCoalescer(empty_database)
+    coalescer = ReadCoalescer(functools.partial(TransactionScope, empty_database))
     factory = PostgresUnitOfWorkFactory(empty_database)
     first = asyncio.create_task(coalescer.rows(slow_count, "first"))
     await until_a_backend(

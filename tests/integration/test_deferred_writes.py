@@ -1,5 +1,5 @@
 """A unit of work holds its contact write and queue entry back and sends them as one statement
-(`TransactionScope.defer`): a sign-up is one round trip in autocommit, a PATCH one statement fewer, and
+(`PendingWrites`): a sign-up is one round trip in autocommit, a PATCH one statement fewer, and
 nothing changes in what is stored or what a unit reads."""
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ async def _queued(engine: AsyncEngine) -> int:
 
 async def _sign_up(factory: PostgresUnitOfWorkFactory, contact: Contact) -> None:
     async with factory() as uow:
-        await uow.contacts.add(contact)
-        await uow.sync_queue.enqueue(contact.email_id, NOW)
+        await uow.contacts.add(contact, enqueue_at=NOW)
         await uow.commit()
 
 
@@ -69,8 +68,7 @@ async def test_a_locked_change_sends_its_save_and_queue_entry_together(
         previous = await uow.contacts.get(contact.email_id, for_update=True)
         assert previous is not None
         changed = replace(previous, email=replace(previous.email, first_name="Jo"))
-        await uow.contacts.save(changed, previous=previous)
-        await uow.sync_queue.enqueue(contact.email_id, NOW)
+        await uow.contacts.save(changed, previous=previous, expected_version=None, enqueue_at=NOW)
         await uow.commit()
 
     # BEGIN, the row lock with the read, the save with its queue entry, COMMIT.
@@ -87,8 +85,7 @@ async def test_deferred_writes_of_a_unit_that_does_not_commit_leave_nothing(
     contact = make_contact()
 
     async with factory() as uow:
-        await uow.contacts.add(contact)
-        await uow.sync_queue.enqueue(contact.email_id, NOW)
+        await uow.contacts.add(contact, enqueue_at=NOW)
 
     assert statements == []  # never sent
     async with factory() as uow:
@@ -107,8 +104,7 @@ async def test_a_clash_found_at_commit_leaves_neither_the_contact_nor_its_queue_
     rival = make_contact(email_id=uuid.uuid4(), primary_email="TAKEN@example.com")
 
     async with factory() as uow:
-        await uow.contacts.add(rival)
-        await uow.sync_queue.enqueue(rival.email_id, NOW)
+        await uow.contacts.add(rival, enqueue_at=NOW)
         with pytest.raises(UniqueConstraintViolation) as raised:
             await uow.commit()
 

@@ -1,6 +1,6 @@
-"""A save of a contact read without a lock is optimistic (`PostgresContactRepository.save`): it writes only
-if the contact is still the version the unit read, else nothing of it — queue entry included — and the
-unit's commit raises `ContactChangedError`. Such a unit needs no transaction: one read, shared with other
+"""A save expecting the version a read without a lock returned (`get_versioned`) is optimistic: it writes
+only if the contact still has that version, else nothing of it — queue entry included — and the unit's
+commit raises `ContactChangedError`. Such a unit needs no transaction: one read, shared with other
 readers, and one write statement, shared with other units' writes."""
 
 from __future__ import annotations
@@ -63,11 +63,12 @@ def _reshaped(contact: Contact, name: str) -> Contact:
 async def _change(factory: PostgresUnitOfWorkFactory, contact: Contact, name: str) -> Contact:
     """Read `contact` without a lock, change it and commit with its queue entry."""
     async with factory() as uow:
-        previous = await uow.contacts.get(contact.email_id)
-        assert previous is not None
-        changed = _reshaped(previous, name)
-        await uow.contacts.save(changed, previous=previous)
-        await uow.sync_queue.enqueue(contact.email_id, NOW)
+        stored = await uow.contacts.get_versioned(contact.email_id)
+        assert stored is not None
+        changed = _reshaped(stored.contact, name)
+        await uow.contacts.save(
+            changed, previous=stored.contact, expected_version=stored.version, enqueue_at=NOW
+        )
         await uow.commit()
     return changed
 
@@ -78,17 +79,23 @@ async def _save_read_before(
     meanwhile: Callable[[], Awaitable[Any]],
     criteria: LookupCriteria | None = None,
 ) -> None:
-    """Read `contact` without a lock (by id, or by a lookup of `criteria`), let `meanwhile` commit
-    another unit's write, then save a change with its queue entry and commit."""
+    """Read `contact` with its version, without a lock (found by id, or by a lookup of `criteria`), let
+    `meanwhile` commit another unit's write, then save a change expecting that version, with its queue
+    entry, and commit."""
     async with factory() as late:
-        if criteria is None:
-            previous = await late.contacts.get(contact.email_id)
-        else:
-            (previous,) = await late.contacts.lookup(criteria)
-        assert previous is not None
+        email_id = contact.email_id
+        if criteria is not None:
+            (found,) = await late.contacts.lookup(criteria)
+            email_id = found.email_id
+        stored = await late.contacts.get_versioned(email_id)
+        assert stored is not None
         await meanwhile()
-        await late.contacts.save(_reshaped(previous, "Late"), previous=previous)
-        await late.sync_queue.enqueue(contact.email_id, NOW)
+        await late.contacts.save(
+            _reshaped(stored.contact, "Late"),
+            previous=stored.contact,
+            expected_version=stored.version,
+            enqueue_at=NOW,
+        )
         await late.commit()
 
 
@@ -126,7 +133,7 @@ async def test_a_save_of_a_contact_changed_since_it_was_read_writes_nothing(
             locked = await first.contacts.get(contact.email_id, for_update=True)
             assert locked is not None
             winner.append(replace(locked, email=replace(locked.email, last_name="First")))
-            await first.contacts.save(winner[0], previous=locked)
+            await first.contacts.save(winner[0], previous=locked, expected_version=None)
             await first.commit()
 
     with pytest.raises(ContactChangedError):
@@ -161,11 +168,12 @@ async def test_of_changes_read_from_one_version_and_sent_in_one_statement_one_is
     changes = []
     for uow, name in zip(units, ("Ada", "Bea", "Cy"), strict=True):
         await uow.__aenter__()
-        previous = await uow.contacts.get(contact.email_id)
-        assert previous is not None
-        changes.append(_reshaped(previous, name))
-        await uow.contacts.save(changes[-1], previous=previous)
-        await uow.sync_queue.enqueue(contact.email_id, NOW)
+        stored = await uow.contacts.get_versioned(contact.email_id)
+        assert stored is not None
+        changes.append(_reshaped(stored.contact, name))
+        await uow.contacts.save(
+            changes[-1], previous=stored.contact, expected_version=stored.version, enqueue_at=NOW
+        )
     statements.clear()
 
     outcomes = await asyncio.gather(*(uow.commit() for uow in units), return_exceptions=True)
@@ -212,14 +220,18 @@ async def test_changes_and_sign_ups_of_concurrent_units_share_one_statement(
     for uow, contact in zip(units, existing + newcomers, strict=True):
         await uow.__aenter__()
         if contact in existing:
-            previous = await uow.contacts.get(contact.email_id)
-            assert previous is not None
-            expected.append(_reshaped(previous, f"Name{len(expected)}"))
-            await uow.contacts.save(expected[-1], previous=previous)
+            stored = await uow.contacts.get_versioned(contact.email_id)
+            assert stored is not None
+            expected.append(_reshaped(stored.contact, f"Name{len(expected)}"))
+            await uow.contacts.save(
+                expected[-1],
+                previous=stored.contact,
+                expected_version=stored.version,
+                enqueue_at=NOW,
+            )
         else:
             expected.append(contact)
-            await uow.contacts.add(contact)
-        await uow.sync_queue.enqueue(contact.email_id, NOW)
+            await uow.contacts.add(contact, enqueue_at=NOW)
     statements.clear()
 
     await asyncio.gather(*(uow.commit() for uow in units))
@@ -239,12 +251,13 @@ async def test_a_unit_that_saves_a_contact_twice_writes_both_changes(
     contact = await _stored(factory)
 
     async with factory() as uow:
-        previous = await uow.contacts.get(contact.email_id)
-        assert previous is not None
-        once = replace(previous, email=replace(previous.email, first_name="Once"))
-        await uow.contacts.save(once, previous=previous)
+        stored = await uow.contacts.get_versioned(contact.email_id)
+        assert stored is not None
+        once = replace(stored.contact, email=replace(stored.contact.email, first_name="Once"))
+        await uow.contacts.save(once, previous=stored.contact, expected_version=stored.version)
         twice = replace(once, email=replace(once.email, last_name="Twice"))
-        await uow.contacts.save(twice, previous=once)
+        # The first save went out inside the transaction, its row locked until commit: no version.
+        await uow.contacts.save(twice, previous=once, expected_version=None)
         await uow.commit()
 
     async with factory() as uow:

@@ -109,10 +109,12 @@ async def test_a_conflicting_save_under_a_lock_keeps_the_lock_and_earlier_work(
             previous, email=replace(previous.email, primary_email="OTHER@example.com")
         )
         with pytest.raises(UniqueConstraintViolation) as raised:
-            await _committing(uow, uow.contacts.save(clashing, previous=previous))
+            await _committing(
+                uow, uow.contacts.save(clashing, previous=previous, expected_version=None)
+            )
         assert raised.value.fields == ("primary_email",)
         renamed = replace(previous, email=replace(previous.email, first_name="Renamed"))
-        await uow.contacts.save(renamed, previous=previous)
+        await uow.contacts.save(renamed, previous=previous, expected_version=None)
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.contacts.get(mine.email_id) == renamed
@@ -189,7 +191,7 @@ async def test_save_keeps_the_row_and_create_timestamp_of_items_that_stay(
     async with uow_factory() as uow:
         previous = await uow.contacts.get(original.email_id, for_update=True)
         assert previous is not None
-        await uow.contacts.save(updated, previous=previous)
+        await uow.contacts.save(updated, previous=previous, expected_version=None)
         await uow.commit()
     assert await newsletter_ids() == before
     async with uow_factory() as uow:
@@ -217,7 +219,7 @@ async def test_a_locked_read_sees_what_the_previous_lock_holder_committed(
             first_holds_lock.set()
             await release_first.wait()
             changed = replace(previous, amo=replace(previous.amo, username="first"))
-            await uow.contacts.save(changed, previous=previous)
+            await uow.contacts.save(changed, previous=previous, expected_version=None)
             await uow.commit()
 
     async def second() -> None:
@@ -231,7 +233,7 @@ async def test_a_locked_read_sees_what_the_previous_lock_holder_committed(
             assert previous is not None and previous.amo is not None
             assert previous.amo.username == "first"
             changed = replace(previous, amo=replace(previous.amo, display_name="second"))
-            await uow.contacts.save(changed, previous=previous)
+            await uow.contacts.save(changed, previous=previous, expected_version=None)
             await uow.commit()
 
     await asyncio.gather(first(), second())
@@ -530,7 +532,7 @@ async def test_a_locking_read_that_waited_sees_what_the_previous_lock_holder_com
             email=replace(previous.email, update_timestamp=DEFAULT_TIME + timedelta(hours=1)),
             newsletters=(*previous.newsletters, make_newsletter("b")),
         )
-        await holder.contacts.save(changed, previous=previous)
+        await holder.contacts.save(changed, previous=previous, expected_version=None)
         waiting = asyncio.create_task(locked_read())
         await until_a_backend(empty_database, "wait_event_type = 'Lock'", "the wait for the lock")
         await holder.commit()

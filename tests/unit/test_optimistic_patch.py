@@ -6,6 +6,7 @@ PATCH's unlocked read and its save, as a concurrent request would on PostgreSQL.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -20,6 +21,7 @@ from ctms_adapters.memory import (
 from ctms_core.domain.contact import Contact
 from ctms_core.domain.errors import ContactChangedError
 from ctms_core.domain.inputs import parse_contact_patch
+from ctms_core.ports.repositories import StoredContact
 from ctms_core.services.contacts import OPTIMISTIC_PATCH_ATTEMPTS, ContactService
 from tests.builders import make_contact, make_newsletter
 from tests.doubles import RecordingContactObserver
@@ -48,17 +50,30 @@ class _RacedContacts:
         self._rival = rival
         self._locked: set[uuid.UUID] = set()
 
-    async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
+    async def get_versioned(
+        self, email_id: uuid.UUID, *, for_update: bool = False
+    ) -> StoredContact | None:
         if for_update:
             self._locked.add(email_id)
-        contact: Contact | None = await self._inner.get(email_id, for_update=for_update)
-        return contact
+        stored: StoredContact | None = await self._inner.get_versioned(
+            email_id, for_update=for_update
+        )
+        return stored
 
-    async def save(self, contact: Contact, *, previous: Contact) -> None:
+    async def save(
+        self,
+        contact: Contact,
+        *,
+        previous: Contact,
+        expected_version: str | None,
+        enqueue_at: datetime | None = None,
+    ) -> None:
         if contact.email_id not in self._locked and self._rival.wins_left > 0:
             self._rival.write_first(contact.email_id)  # committed before this save
             raise ContactChangedError
-        await self._inner.save(contact, previous=previous)
+        await self._inner.save(
+            contact, previous=previous, expected_version=expected_version, enqueue_at=enqueue_at
+        )
 
 
 class _RacedUnitOfWork:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -31,7 +32,7 @@ from ctms_adapters.memory.waitlist_rules import (
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Contact, unique_identifiers_of
 from ctms_core.domain.erasure import ErasureRecord
-from ctms_core.domain.errors import UniqueConstraintViolation
+from ctms_core.domain.errors import ContactChangedError, UniqueConstraintViolation
 from ctms_core.domain.lookup import LookupCriteria
 from ctms_core.domain.permissions import (
     ADMIN,
@@ -42,6 +43,7 @@ from ctms_core.domain.permissions import (
     Role,
 )
 from ctms_core.domain.updates import Cursor
+from ctms_core.ports.repositories import StoredContact
 
 
 @dataclasses.dataclass
@@ -77,6 +79,9 @@ class InMemoryStore:
 
     def __init__(self) -> None:
         self.contacts: dict[uuid.UUID, Contact] = {}
+        # The version of each stored contact: a number drawn from `versions` by every write of it.
+        self.contact_versions: dict[uuid.UUID, int] = {}
+        self.versions = itertools.count(1)
         self.api_clients: dict[str, ApiClient] = {}
         self.access: AccessControlState = AccessControlState.seeded()
         self.erasures: list[ErasureRecord] = []
@@ -125,14 +130,33 @@ def _matches(contact: Contact, criteria: LookupCriteria) -> bool:
 
 
 class InMemoryContactRepository:
-    """Units of work are serialised (`InMemoryUnitOfWork`), so a contact a unit read cannot change before
-    the unit saves it: `save` never raises `ContactChangedError` here."""
+    """Every write of a contact gives it a new version, and a `save` expecting another one (the contact
+    was read by an earlier unit of work, and changed or deleted since) writes nothing and raises
+    `ContactChangedError`, as on PostgreSQL. Units of work are serialised (`InMemoryUnitOfWork`), so a
+    unit loses that race only to a unit that committed between its read and its save."""
 
-    def __init__(self, contacts: dict[uuid.UUID, Contact]) -> None:
+    def __init__(
+        self,
+        contacts: dict[uuid.UUID, Contact],
+        versions: dict[uuid.UUID, int],
+        new_version: Callable[[], int],
+        queue: InMemorySyncQueue,
+    ) -> None:
         self._contacts = contacts
+        self._versions = versions
+        self._new_version = new_version
+        self._queue = queue
 
     async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
         return self._contacts.get(email_id)
+
+    async def get_versioned(
+        self, email_id: uuid.UUID, *, for_update: bool = False
+    ) -> StoredContact | None:
+        contact = self._contacts.get(email_id)
+        if contact is None:
+            return None
+        return StoredContact(contact, None if for_update else self._version_of(email_id))
 
     async def get_many(self, email_ids: Sequence[uuid.UUID]) -> list[Contact]:
         return [self._contacts[i] for i in email_ids if i in self._contacts]
@@ -179,16 +203,42 @@ class InMemoryContactRepository:
         ]
         return sorted(selected, key=key)[:limit]
 
-    async def add(self, contact: Contact) -> None:
+    async def add(self, contact: Contact, *, enqueue_at: datetime | None = None) -> None:
         self._check_unique(contact, replacing=None)
-        self._contacts[contact.email_id] = contact
+        await self._write(contact, enqueue_at)
 
-    async def save(self, contact: Contact, *, previous: Contact) -> None:
+    async def save(
+        self,
+        contact: Contact,
+        *,
+        previous: Contact,
+        expected_version: str | None,
+        enqueue_at: datetime | None = None,
+    ) -> None:
+        if contact.email_id != previous.email_id:
+            raise ValueError("save() cannot change a contact's email_id")
+        if contact == previous and enqueue_at is None:
+            return  # nothing to write, as on PostgreSQL
+        if expected_version is not None and expected_version != self._version_of(contact.email_id):
+            raise ContactChangedError
         self._check_unique(contact, replacing=previous.email_id)
+        await self._write(contact, enqueue_at)
+
+    def _version_of(self, email_id: uuid.UUID) -> str | None:
+        """None once the contact is gone; a contact placed in the store directly has version 0."""
+        if email_id not in self._contacts:
+            return None
+        return str(self._versions.get(email_id, 0))
+
+    async def _write(self, contact: Contact, enqueue_at: datetime | None) -> None:
         self._contacts[contact.email_id] = contact
+        self._versions[contact.email_id] = self._new_version()
+        if enqueue_at is not None:
+            await self._queue.enqueue(contact.email_id, enqueue_at)
 
     async def delete(self, email_id: uuid.UUID) -> None:
         self._contacts.pop(email_id, None)
+        self._versions.pop(email_id, None)
 
     async def find_conflicts(self, contact: Contact) -> list[str]:
         wanted = _normalised_unique_values(contact)
@@ -379,6 +429,7 @@ class InMemoryUnitOfWork:
 
     async def commit(self) -> None:
         self._store.contacts = self._contacts
+        self._store.contact_versions = self._versions
         self._store.api_clients = self._clients
         self._store.access = self._access
         self._store.erasures = self._erasures
@@ -392,9 +443,13 @@ class InMemoryUnitOfWork:
     async def rollback(self) -> None:
         self._start_from_store()
 
+    def _new_version(self) -> int:
+        return next(self._store.versions)
+
     def _start_from_store(self) -> None:
         """Private copies of the committed state, and repositories over them."""
         self._contacts = dict(self._store.contacts)
+        self._versions = dict(self._store.contact_versions)
         self._clients = dict(self._store.api_clients)
         self._access = self._store.access.copy()
         self._erasures = list(self._store.erasures)
@@ -405,11 +460,13 @@ class InMemoryUnitOfWork:
         }
         self._acoustic_config = self._store.acoustic_config.copy()
         self._waitlist_rules = dict(self._store.waitlist_rules)
-        self.contacts = InMemoryContactRepository(self._contacts)
+        self.sync_queue = InMemorySyncQueue(self._pending_sync, self._destination_queues)
+        self.contacts = InMemoryContactRepository(
+            self._contacts, self._versions, self._new_version, self.sync_queue
+        )
         self.api_clients = InMemoryApiClientRepository(self._clients, self._access)
         self.roles = InMemoryRoleRepository(self._access)
         self.erasures = InMemoryErasureAuditRepository(self._erasures)
         self.stripe = InMemoryStripeRepository(self._stripe)
-        self.sync_queue = InMemorySyncQueue(self._pending_sync, self._destination_queues)
         self.acoustic_config = InMemoryAcousticConfigRepository(self._acoustic_config)
         self.waitlist_rules = InMemoryWaitlistFieldRuleRepository(self._waitlist_rules)

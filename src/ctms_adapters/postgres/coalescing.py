@@ -29,9 +29,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ctms_adapters.postgres.transaction import DriverStatement, TransactionScope, combined_write
+from ctms_adapters.postgres.contact_write import statement_for
+from ctms_adapters.postgres.transaction import DriverStatement, TransactionScope
 from ctms_adapters.postgres.unavailable import is_unavailability
 
 Request = TypeVar("Request")
@@ -44,16 +44,18 @@ MAX_UNITS_PER_STATEMENT: Final = 50
 
 # Runs one statement for a batch of requests and returns their results, in the requests' order.
 BatchStatement = Callable[[TransactionScope, list[Request]], Awaitable[Sequence[Result]]]
+# A new connection holder (`TransactionScope` without a transaction): the batcher's, until it is invalidated.
+Connect = Callable[[], TransactionScope]
 
 
 class StatementBatcher(Generic[Request, Result]):
     """Sends the requests made while a statement is in flight as the next statement (`run`), at most
-    `limit` per statement, on a pooled connection a drain task holds until nobody waits."""
+    `limit` per statement, on a pooled connection (`connect`) a drain task holds until nobody waits."""
 
     def __init__(
-        self, engine: AsyncEngine, run: BatchStatement[Request, Result], *, limit: int
+        self, connect: Connect, run: BatchStatement[Request, Result], *, limit: int
     ) -> None:
-        self._engine = engine
+        self._connect = connect
         self._run = run
         self._limit = limit
         self._waiting: list[tuple[Request, asyncio.Future[Result]]] = []
@@ -69,7 +71,7 @@ class StatementBatcher(Generic[Request, Result]):
         return await future
 
     async def _drain_waiting(self) -> None:
-        scope = TransactionScope(self._engine)
+        scope = self._connect()
         error: BaseException | None = None
         try:
             while self._waiting:
@@ -78,7 +80,7 @@ class StatementBatcher(Generic[Request, Result]):
                 failure = await self._serve(batch, scope)
                 if failure is not None and is_unavailability(failure):
                     await scope.close(failure)  # invalidated: the next batch reconnects
-                    scope = TransactionScope(self._engine)
+                    scope = self._connect()
         except BaseException as raised:
             error = raised
             raise
@@ -144,8 +146,8 @@ class KeyedRead:
 class ReadCoalescer:
     """Serves the `KeyedRead`s of concurrent units of work: one `StatementBatcher` per kind of read."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
         self._batchers: dict[KeyedRead, StatementBatcher[Any, list[Sequence[Any]]]] = {}
 
     async def rows(self, read: KeyedRead, key: Any) -> list[Sequence[Any]]:
@@ -153,7 +155,7 @@ class ReadCoalescer:
         batcher = self._batchers.get(read)
         if batcher is None:
             batcher = self._batchers[read] = StatementBatcher(
-                self._engine, read.rows_of, limit=MAX_KEYS_PER_STATEMENT
+                self._connect, read.rows_of, limit=MAX_KEYS_PER_STATEMENT
             )
         return await batcher.submit(key)
 
@@ -162,10 +164,10 @@ class ReadCoalescer:
 
 
 class Write(NamedTuple):
-    """A unit's single-statement write: its parts, their column arrays, and the key its guard part must
-    let through (None without a guard)."""
+    """A unit's single-statement write: its steps (`contact_write.STEPS`), their column arrays, and the
+    key its guard must let through (None without a guard)."""
 
-    parts: frozenset[str]
+    steps: frozenset[str]
     columns: Mapping[str, list[Any]]
     guarded_key: Any = None
 
@@ -174,7 +176,7 @@ _NOTHING_PASSED: Final[frozenset[Any]] = frozenset()
 
 
 async def _write_together(scope: TransactionScope, writes: list[Write]) -> list[frozenset[Any]]:
-    """One statement of every write's parts, their column arrays concatenated (a write without a part
+    """One statement of every write's steps, their column arrays concatenated (a write without a step
     adds no rows to it); each write gets the keys the statement's guard let through.
 
     Two guarded writes of one key cannot share a statement (both would pass the guard, which updates the
@@ -197,25 +199,25 @@ async def _write_together(scope: TransactionScope, writes: list[Write]) -> list[
         for name, values in write.columns.items():
             parameters.setdefault(name, []).extend(values)
     rows = await scope.execute(
-        combined_write(frozenset().union(*(write.parts for write in sent))), parameters
+        statement_for(frozenset().union(*(write.steps for write in sent))), parameters
     )
     passed = frozenset(row[0] for row in rows) if guarded_keys else _NOTHING_PASSED
     return [_NOTHING_PASSED if index in refused else passed for index in range(len(writes))]
 
 
 class WriteCoalescer:
-    """Commits the mergeable single-statement units of concurrent units of work (`DeferredWrite`), one
-    statement per batch."""
+    """Commits the single-statement writes of concurrent units of work (`PendingWrites`), one statement
+    per batch."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, connect: Connect) -> None:
         self._batcher: StatementBatcher[Write, frozenset[Any]] = StatementBatcher(
-            engine, _write_together, limit=MAX_UNITS_PER_STATEMENT
+            connect, _write_together, limit=MAX_UNITS_PER_STATEMENT
         )
 
     async def write(
-        self, parts: frozenset[str], parameters: Mapping[str, list[Any]], guarded_key: Any = None
+        self, steps: frozenset[str], parameters: Mapping[str, list[Any]], guarded_key: Any = None
     ) -> frozenset[Any]:
-        """Commit `parts` with their column arrays, in a statement sent after this call, and return the
+        """Commit `steps` with their column arrays, in a statement sent after this call, and return the
         keys its guard let through (`guarded_key` among them if the guard passed this write); database
         errors are raised as SQLAlchemy's."""
-        return await self._batcher.submit(Write(parts, parameters, guarded_key))
+        return await self._batcher.submit(Write(steps, parameters, guarded_key))

@@ -1,6 +1,6 @@
 """`SyncQueue` and `AcousticConfigRepository` on PostgreSQL (docs/contract.md §1.4, §9).
 
-`pending_acoustic` is the inlet contact writes enqueue into (`_enqueue_statement`; v3.3's ctms-api writes it
+`pending_acoustic` is the inlet contact writes enqueue into (`enqueue_step`; v3.3's ctms-api writes it
 too); `route` moves its rows to `pending_sync`, one row per enabled destination, where they are claimed,
 completed and failed (docs/adr/0009-one-sync-queue.md).
 
@@ -12,7 +12,7 @@ away from other workers after the claim's transaction commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -37,14 +37,7 @@ from ctms_adapters.postgres.acoustic_tables import (
     pending_acoustic,
     pending_sync,
 )
-from ctms_adapters.postgres.transaction import (
-    DeferredWrite,
-    DriverStatement,
-    TransactionScope,
-    let_through,
-    register_write_parts,
-    unnested_rows,
-)
+from ctms_adapters.postgres.transaction import DriverStatement, TransactionScope, unnested_rows
 from ctms_adapters.postgres.unavailable import reports_unavailability
 from ctms_core.domain.acoustic import AcousticConfiguration, AcousticDeletion
 from ctms_core.domain.sync import PendingSync, QueueCounts
@@ -85,21 +78,16 @@ _ENQUEUED_COLUMNS: Final = {
 }
 
 
-# The parameter prefixes of queue rows written whatever happens, and of those written after a save, only
-# where it applied: both kinds can share a statement.
-_QUEUE = "queue"
-_GUARDED_QUEUE = "guarded_queue"
-
-
-def _enqueue_statement(prefix: str) -> Any:
+def enqueue_step(prefix: str, *, only: Callable[[Any], Any] | None = None) -> Any:
     """Insert the queue rows, or reset them: retries to 0, no backoff, version + 1 (so an upload of the
-    previous version does not complete it). The rows come as column arrays (`<prefix>__<column>`), so
-    the entries of several units concatenate into one statement (`DeferredWrite.mergeable`); the
-    guarded variant writes only the rows of contacts whose save the guard let through."""
+    previous version does not complete it). The rows come as column arrays (`<prefix>__<column>`,
+    `enqueue_parameters`), so the entries of several units concatenate into one statement; `only` (a
+    condition on the rows' `email_id`) keeps just some of them. A step of the contact write
+    (`contact_write.STEPS`), and the statement of `enqueue` on its own."""
     item = unnested_rows(prefix, {name: column.type for name, column in _ENQUEUED_COLUMNS.items()})
     rows = select(item.c.email_id, item.c.operation, item.c.deletion, item.c.now, item.c.now)
-    if prefix == _GUARDED_QUEUE:
-        rows = rows.where(let_through(item.c.email_id))
+    if only is not None:
+        rows = rows.where(only(item.c.email_id))
     statement = insert(pending_acoustic).from_select(
         ["email_id", "operation", "deletion", "create_timestamp", "update_timestamp"], rows
     )
@@ -117,8 +105,20 @@ def _enqueue_statement(prefix: str) -> Any:
     )
 
 
-register_write_parts({"enqueue": _enqueue_statement(_QUEUE)})
-register_write_parts({"enqueue:guarded": _enqueue_statement(_GUARDED_QUEUE)}, guarded=True)
+def enqueue_parameters(
+    prefix: str, email_id: uuid.UUID, now: datetime, deletion: AcousticDeletion | None = None
+) -> dict[str, list[Any]]:
+    """The column arrays of one queue entry for `enqueue_step(prefix)`."""
+    return {
+        f"{prefix}__email_id": [email_id],
+        f"{prefix}__operation": ["sync" if deletion is None else "erase"],
+        f"{prefix}__deletion": [None if deletion is None else msgspec.to_builtins(deletion)],
+        f"{prefix}__now": [now],
+    }
+
+
+_ALONE = "queue"
+_ENQUEUE = DriverStatement(enqueue_step(_ALONE))
 # A delivery is complete when the row still has the version that was sent; a newer version (an edit made
 # during the delivery) only loses its claim, so the next pass sends it again. One statement per batch.
 _DESTINATION = bindparam("destination", type_=pending_sync.c.destination.type)
@@ -245,24 +245,10 @@ class PostgresSyncQueue:
     async def _upsert(
         self, email_id: uuid.UUID, now: datetime, deletion: AcousticDeletion | None
     ) -> None:
-        # Deferred: it goes out in one statement with the contact write of the unit, if any, and
-        # only if that write does (guarded, after a save: `TransactionScope.guarding`).
-        guarded = self._scope.guarding()
-        prefix = _GUARDED_QUEUE if guarded else _QUEUE
-        await self._scope.defer(
-            DeferredWrite(
-                frozenset({"enqueue:guarded" if guarded else "enqueue"}),
-                {
-                    f"{prefix}__email_id": [email_id],
-                    f"{prefix}__operation": ["sync" if deletion is None else "erase"],
-                    f"{prefix}__deletion": [
-                        None if deletion is None else msgspec.to_builtins(deletion)
-                    ],
-                    f"{prefix}__now": [now],
-                },
-                mergeable=True,
-            )
-        )
+        # A contact write queues its contact itself, in its own statement (`ContactRepository.add`,
+        # `save`): this is for the other writers (Stripe, a resync, an erasure), inside the transaction.
+        await self._scope.begin()
+        await self._scope.execute(_ENQUEUE, enqueue_parameters(_ALONE, email_id, now, deletion))
 
     async def enqueue(self, email_id: uuid.UUID, now: datetime) -> None:
         await self._upsert(email_id, now, None)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import NamedTuple, Protocol, Self
 
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Contact
@@ -19,10 +19,25 @@ from ctms_core.ports.sync import AcousticConfigRepository, SyncQueue
 from ctms_core.ports.waitlist_rules import WaitlistFieldRuleRepository
 
 
+class StoredContact(NamedTuple):
+    """A contact as read to be changed, and the version a `save` of it expects: the storage's own token
+    of that stored state, or None when it was read under its lock (it cannot change before the unit
+    commits, so there is nothing to check)."""
+
+    contact: Contact
+    version: str | None
+
+
 class ContactRepository(Protocol):
     async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
-        """The contact, newsletters and waitlists sorted by name; `for_update` locks it until commit
-        (without it, a `save` of the contact expects it unchanged: see `save`)."""
+        """The contact, newsletters and waitlists sorted by name; `for_update` locks it until commit."""
+        ...
+
+    async def get_versioned(
+        self, email_id: uuid.UUID, *, for_update: bool = False
+    ) -> StoredContact | None:
+        """The contact as `get` reads it, with its version: the `expected_version` of a `save` of it.
+        `for_update` locks it until commit (version None)."""
         ...
 
     async def get_many(self, email_ids: Sequence[uuid.UUID]) -> list[Contact]: ...
@@ -49,17 +64,28 @@ class ContactRepository(Protocol):
         relevant; `False` keeps those without a mofo row or with `mofo_relevant` false."""
         ...
 
-    async def add(self, contact: Contact) -> None:
-        """Insert a new contact; raise `UniqueConstraintViolation` if a unique field is taken — from
-        this call or, for a storage that sends its writes together, from the unit's `commit()`."""
+    async def add(self, contact: Contact, *, enqueue_at: datetime | None = None) -> None:
+        """Insert a new contact and, with `enqueue_at`, its Acoustic sync queue entry (as
+        `SyncQueue.enqueue` would) in the same write; raise `UniqueConstraintViolation` if a unique
+        field is taken — from this call or, for a storage that sends its writes together, from the
+        unit's `commit()` — and then nothing of it is written."""
         ...
 
-    async def save(self, contact: Contact, *, previous: Contact) -> None:
-        """Persist `contact` over its stored state `previous` (rows for dropped items are deleted);
-        raise `UniqueConstraintViolation` if a unique field is taken (from this call or the unit's
-        `commit()`, as for `add`). When this unit read the contact without `for_update`, the save is
-        optimistic: if the contact changed since (or is gone), nothing of it is written and
-        `ContactChangedError` is raised, from this call or the unit's `commit()`."""
+    async def save(
+        self,
+        contact: Contact,
+        *,
+        previous: Contact,
+        expected_version: str | None,
+        enqueue_at: datetime | None = None,
+    ) -> None:
+        """Persist `contact` over its stored state `previous` (rows for dropped items are deleted) and,
+        with `enqueue_at`, its sync queue entry in the same write. The guard: the write applies only if
+        the contact still has `expected_version` (`StoredContact.version`; None: read under its lock,
+        nothing to check); if it changed since (or is gone), nothing of it is written — queue entry
+        included — and `ContactChangedError` is raised. A taken unique field raises
+        `UniqueConstraintViolation`. Either error comes from this call or the unit's `commit()`, as for
+        `add`."""
         ...
 
     async def delete(self, email_id: uuid.UUID) -> None: ...

@@ -23,7 +23,8 @@ class SyncQueue(Protocol):
 
     async def enqueue(self, email_id: uuid.UUID, now: datetime) -> None:
         """Schedule a sync of the contact: insert its inlet row, or reset it (operation `sync`) and
-        bump its version."""
+        bump its version. A contact write queues its contact itself (`ContactRepository.add`/`save`
+        with `enqueue_at`), in the same write; this is for the other writers."""
         ...
 
     async def enqueue_erasure(self, deletion: AcousticDeletion, now: datetime) -> None:

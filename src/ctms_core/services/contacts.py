@@ -241,8 +241,7 @@ class ContactService:
                 waitlists=sort_by_name(_next_child(None, w, now) for w in waitlists),
             )
             try:
-                await uow.contacts.add(contact)
-                await uow.sync_queue.enqueue(email_id, now)
+                await uow.contacts.add(contact, enqueue_at=now)
                 await uow.commit()  # a storage may write only now, and find the clash then
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(POST_CONFLICT, violation.fields) from None
@@ -260,7 +259,8 @@ class ContactService:
         if proposed.email_id != email_id:
             raise UnprocessableRequestError("email_id in path must match email_id in contact")
         async with self._uow_factory() as uow:
-            previous = await uow.contacts.get(email_id, for_update=True)
+            stored = await uow.contacts.get_versioned(email_id, for_update=True)
+            previous = None if stored is None else stored.contact
             now = self._clock.now()
             stored_waitlists = {w.name: w for w in previous.waitlists} if previous else {}
             waitlists, translation = self._input_waitlists(proposed, stored=stored_waitlists)
@@ -284,11 +284,15 @@ class ContactService:
                 ),
             )
             try:
-                if previous is None:
-                    await uow.contacts.add(contact)
+                if stored is None:
+                    await uow.contacts.add(contact, enqueue_at=now)
                 else:
-                    await uow.contacts.save(contact, previous=previous)
-                await uow.sync_queue.enqueue(email_id, now)
+                    await uow.contacts.save(
+                        contact,
+                        previous=stored.contact,
+                        expected_version=stored.version,
+                        enqueue_at=now,
+                    )
                 await uow.commit()
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(PUT_CONFLICT, violation.fields) from None
@@ -304,10 +308,11 @@ class ContactService:
         `_apply_item_changes`; legacy waitlist input is translated first (docs/contract.md §6). The e-mail's update
         timestamp always moves, even for `{}`. Conflicts leave nothing changed.
 
-        Concurrency (optimistic): the contact is read without a lock, and the save applies only if it
-        did not change meanwhile. A PATCH that lost that race starts over from a fresh read; after
-        `OPTIMISTIC_PATCH_ATTEMPTS` lost races it reads under the contact's lock, which cannot lose.
-        Either way every PATCH applies on top of the state left by the ones before it: none is lost.
+        Concurrency (optimistic): read the contact with its version, without a lock → compute the
+        change → save it expecting that version → on `ContactChangedError` (another write came
+        first) start over from a fresh read. After `OPTIMISTIC_PATCH_ATTEMPTS` lost races it reads
+        under the contact's lock, which expects no version and cannot lose. Either way every PATCH
+        applies on top of the state left by the ones before it: none is lost.
         """
         requested_id = changes.email.get("email_id")
         if requested_id is not None and requested_id != email_id:
@@ -326,9 +331,10 @@ class ContactService:
         `OPTIMISTIC_PATCH_ATTEMPTS`, then under the contact's lock."""
         async with self._uow_factory() as uow:
             locked = lost_races >= OPTIMISTIC_PATCH_ATTEMPTS
-            previous = await uow.contacts.get(email_id, for_update=locked)
-            if previous is None:
+            stored = await uow.contacts.get_versioned(email_id, for_update=locked)
+            if stored is None:
                 raise ContactNotFoundError
+            previous = stored.contact
             now = self._clock.now()
             email_changes = {
                 key: value for key, value in changes.email.items() if key != "email_id"
@@ -358,8 +364,9 @@ class ContactService:
                 **groups,
             )
             try:
-                await uow.contacts.save(contact, previous=previous)
-                await uow.sync_queue.enqueue(email_id, now)
+                await uow.contacts.save(
+                    contact, previous=previous, expected_version=stored.version, enqueue_at=now
+                )
                 await uow.commit()
             except UniqueConstraintViolation as violation:
                 raise ContactConflictError(PATCH_CONFLICT, violation.fields) from None

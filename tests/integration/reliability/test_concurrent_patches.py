@@ -15,8 +15,7 @@ from typing import Any, Self, cast
 
 import httpx
 
-from ctms_core.domain.contact import Contact
-from ctms_core.ports.repositories import ContactRepository, UnitOfWork
+from ctms_core.ports.repositories import ContactRepository, StoredContact, UnitOfWork
 from tests.support.postgres_app import postgres_app
 
 CLIENTS = 20
@@ -111,10 +110,12 @@ class _MeetingContacts:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def get(self, email_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
-        contact = await self._inner.get(email_id, for_update=for_update)
+    async def get_versioned(
+        self, email_id: uuid.UUID, *, for_update: bool = False
+    ) -> StoredContact | None:
+        stored = await self._inner.get_versioned(email_id, for_update=for_update)
         await self._meeting.arrive()
-        return contact
+        return stored
 
 
 class _MeetingUnitOfWork:

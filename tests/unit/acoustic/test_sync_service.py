@@ -341,7 +341,7 @@ async def test_an_edit_during_an_outage_resets_the_row_and_the_latest_version_is
     await world.service.run_pass()
     edited = replace(contact, email=replace(contact.email, first_name="During"))
     async with world.uow() as uow:
-        await uow.contacts.save(edited, previous=contact)
+        await uow.contacts.save(edited, previous=contact, expected_version=None)
         await uow.sync_queue.enqueue(contact.email_id, world.clock.now())
         await uow.commit()
     assert await world.counts() == QueueCounts(backlog=1, retry_backlog=0)

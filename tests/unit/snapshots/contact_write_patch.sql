@@ -1,0 +1,14 @@
+WITH guarded AS 
+(UPDATE emails SET primary_email=item.primary_email, basket_token=item.basket_token, sfdc_id=item.sfdc_id, first_name=item.first_name, last_name=item.last_name, mailing_country=item.mailing_country, email_format=item.email_format, email_lang=item.email_lang, double_opt_in=item.double_opt_in, has_opted_out_of_email=item.has_opted_out_of_email, unsubscribe_reason=item.unsubscribe_reason, update_timestamp=coalesce(item.update_timestamp, now()) FROM unnest($1::VARCHAR[], $2::VARCHAR[], $3::BOOLEAN[], $4::VARCHAR[], $5::VARCHAR[], $6::VARCHAR[], $7::VARCHAR[], $8::VARCHAR[], $9::VARCHAR[], $10::BOOLEAN[], $11::TEXT[], $12::UUID[], $13::TIMESTAMP WITH TIME ZONE[], $14::VARCHAR[]) AS item(primary_email, basket_token, double_opt_in, sfdc_id, first_name, last_name, mailing_country, email_format, email_lang, has_opted_out_of_email, unsubscribe_reason, email_id, update_timestamp, version) WHERE emails.email_id = item.email_id AND (item.version IS NULL OR item.version = CAST(emails.xmin AS TEXT)) RETURNING emails.email_id AS key), 
+write_0 AS 
+(INSERT INTO newsletters (email_id, name, subscribed, format, lang, source, unsub_reason, create_timestamp, update_timestamp) SELECT item.email_id AS email_id, item.name AS name, item.subscribed AS subscribed, item.format AS format, item.lang AS lang, item.source AS source, item.unsub_reason AS unsub_reason, coalesce(item.create_timestamp, now()) AS coalesce_1, coalesce(item.update_timestamp, now()) AS coalesce_2 
+FROM unnest($15::UUID[], $16::VARCHAR[], $17::BOOLEAN[], $18::VARCHAR[], $19::VARCHAR[], $20::TEXT[], $21::TEXT[], $22::TIMESTAMP WITH TIME ZONE[], $23::TIMESTAMP WITH TIME ZONE[]) AS item(email_id, name, subscribed, format, lang, source, unsub_reason, create_timestamp, update_timestamp) 
+WHERE item.email_id IN (SELECT key 
+FROM guarded) ON CONFLICT (email_id, name) DO UPDATE SET subscribed = excluded.subscribed, format = excluded.format, lang = excluded.lang, source = excluded.source, unsub_reason = excluded.unsub_reason, update_timestamp = excluded.update_timestamp), 
+write_1 AS 
+(INSERT INTO pending_acoustic (email_id, operation, deletion, create_timestamp, update_timestamp) SELECT item.email_id AS email_id, item.operation AS operation, item.deletion AS deletion, item.now AS now, item.now AS now__1 
+FROM unnest($24::UUID[], $25::VARCHAR[], $26::JSONB[], $27::TIMESTAMP WITH TIME ZONE[]) AS item(email_id, operation, deletion, now) 
+WHERE item.email_id IN (SELECT key 
+FROM guarded) ON CONFLICT (email_id) DO UPDATE SET retry = $28::INTEGER, last_error = $29::VARCHAR, version = (pending_acoustic.version + $30::BIGINT), operation = excluded.operation, deletion = excluded.deletion, next_attempt_at = $31::TIMESTAMP WITH TIME ZONE, update_timestamp = excluded.update_timestamp)
+ SELECT guarded.key 
+FROM guarded
