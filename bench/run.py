@@ -94,6 +94,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment of `ctms serve` (repeatable), e.g. CTMS_DB_POOL_SIZE=20",
     )
+    parser.add_argument(
+        "--compare-sizes",
+        default="",
+        metavar="N,N,...",
+        help="measure each data size in turn (a fresh database each, e.g. 100000,1000000,5000000) "
+        "and print API CPU per request and p99 against the first size; overrides --contacts",
+    )
     parser.add_argument("--output", type=Path, default=None, help="results file (JSON)")
     arguments = parser.parse_args(argv)
     if arguments.smoke:
@@ -410,6 +417,122 @@ def measure_server(
     }
 
 
+def measure_size(
+    arguments: argparse.Namespace, contacts: int, worker_counts: list[int], started_at: datetime
+) -> dict[str, Any]:
+    """Seed `contacts` into a fresh database, measure every worker count on it; drop the database."""
+    measured: dict[str, Any] = {"runs": []}
+    work_dir = Path(tempfile.mkdtemp(prefix="ctms-bench-"))
+    work_dir.chmod(0o711)  # as root, the embedded server's own user must reach its folder
+    try:
+        with database.provide_database(work_dir, os.environ.get("CTMS_DB_URL")) as db:
+            log(f"database: {db.description}")
+            environment = server.base_environment(
+                db.url, os.urandom(32).hex(), work_dir / "ctms-data", arguments.concurrency
+            )
+            for assignment in arguments.server_env:
+                name, _, value = assignment.partition("=")
+                environment[name] = value
+            server.upgrade_database(environment)  # a deploy step: `ctms serve` does not migrate
+            credentials = server.create_client(environment)
+            log(f"seeding {contacts} contacts")
+            seeded = asyncio.run(database.seed(db.url, contacts))
+            log(
+                f"seeded in {seeded.seconds:.1f} s ({seeded.load_seconds:.1f} s COPY, "
+                f"{seeded.index_seconds:.1f} s indexes, constraints and ANALYZE)"
+            )
+            measured["seed_seconds"] = round(seeded.seconds, 1)
+            measured["seed_load_seconds"] = round(seeded.load_seconds, 1)
+            measured["seed_index_seconds"] = round(seeded.index_seconds, 1)
+            measured["relation_sizes"] = asyncio.run(database.relation_sizes(db.url))
+            ids_file, emails_file = work_dir / "ids.txt", work_dir / "emails.txt"
+            ids_file.write_text("\n".join(seeded.email_ids) + "\n")
+            emails_file.write_text("\n".join(seeded.primary_emails) + "\n")
+            for workers in worker_counts:
+                measured["runs"].append(
+                    measure_server(
+                        arguments,
+                        workers,
+                        environment,
+                        credentials,
+                        (ids_file, emails_file),
+                        seeded,
+                        work_dir,
+                    )
+                )
+            for profile in work_dir.glob("profile-*.txt"):
+                RESULTS_DIR.mkdir(exist_ok=True)
+                shutil.copy(profile, RESULTS_DIR / f"{started_at:%Y%m%dT%H%M%S}-{profile.name}")
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return measured
+
+
+GROWTH_SCENARIOS = ("get_by_id", "get_by_email", "post", "patch")
+GROWTH_LIMIT = 1.25  # issue #19: API CPU per request at 5 M within 1.25x of 100 k
+
+
+def print_growth(sizes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The cost of each scenario at every size against the first (smallest) size: API ms CPU per
+    request and p99 (first worker count), seeding and export times, and the largest tables."""
+    base = sizes[0]
+    labels = [f"{size['contacts']:,}" for size in sizes]
+    print("\n== cost as the data grows (first worker count; ratios against " + labels[0] + ") ==")
+    print(f"{'scenario':<28}" + "".join(f"{label + ' CPU/req':>22}{'p99':>9}" for label in labels))
+    growth: dict[str, Any] = {"scenarios": {}, "targets": []}
+    for scenario in base["runs"][0]["scenarios"]:
+        cells = ""
+        row = []
+        first = base["runs"][0]["scenarios"][scenario]["server_cpu_ms_per_request"]
+        for size in sizes:
+            result = size["runs"][0]["scenarios"].get(scenario)
+            if result is None:
+                cells += f"{'-':>22}{'-':>9}"
+                continue
+            cpu = result["server_cpu_ms_per_request"]
+            ratio = cpu / first if first else float("nan")
+            cells += f"{cpu:>13.3f} ({ratio:4.2f}x){result['p99_ms']:>9.1f}"
+            row.append({"contacts": size["contacts"], "cpu_ms_per_request": cpu,
+                        "ratio": ratio, "p99_ms": result["p99_ms"], "rps": result["rps"]})
+        growth["scenarios"][scenario] = row
+        print(f"{LABELS.get(scenario, scenario):<28}{cells}")
+        if scenario in GROWTH_SCENARIOS and row and len(sizes) > 1:
+            largest = row[-1]
+            growth["targets"].append(
+                {
+                    "target": f"{LABELS[scenario]} CPU/req at {labels[-1]} <= "
+                    f"{GROWTH_LIMIT}x of {labels[0]}",
+                    "value": f"{largest['ratio']:.2f}x",
+                    "met": largest["ratio"] <= GROWTH_LIMIT,
+                }
+            )
+    print(f"\n{'contacts':>12}{'seed s':>9}{'COPY s':>9}{'index s':>9}{'export s':>10}"
+          f"{'exported':>11}{'contacts/s':>12}{'DB MB':>9}")
+    for size in sizes:
+        walk = size["runs"][0]["updates_memory"]
+        total = sum(table["total"] for table in size["relation_sizes"]["tables"].values())
+        rate = walk["contacts"] / walk["seconds"] if walk["seconds"] else 0
+        print(f"{size['contacts']:>12,}{size['seed_seconds']:>9.1f}{size['seed_load_seconds']:>9.1f}"
+              f"{size['seed_index_seconds']:>9.1f}{walk['seconds']:>10.1f}{walk['contacts']:>11,}"
+              f"{rate:>12.0f}{total / MB:>9.0f}")
+    largest_tables = sorted(
+        sizes[-1]["relation_sizes"]["tables"].items(), key=lambda item: -item[1]["total"]
+    )[:6]
+    print("\ntable (heap + TOAST / indexes / total MB) per size:")
+    for name, _ in largest_tables:
+        cells = "  ".join(
+            "{table:.0f}/{indexes:.0f}/{total:.0f}".format(
+                **{key: value / MB for key, value in size["relation_sizes"]["tables"][name].items()
+                   if key != "rows_estimate"}
+            )
+            for size in sizes
+        )
+        print(f"  {name:<14}{cells}")
+    for check in growth["targets"]:
+        print(f"  [{'met ' if check['met'] else 'MISS'}] {check['target']}: {check['value']}")
+    return growth
+
+
 def smoke_failures(report: dict[str, Any]) -> list[str]:
     failures = []
     for run in report["runs"]:
@@ -451,48 +574,22 @@ def main(argv: list[str] | None = None) -> int:
         "generator": generator,
         "runs": [],
     }
-    work_dir = Path(tempfile.mkdtemp(prefix="ctms-bench-"))
-    work_dir.chmod(0o711)  # as root, the embedded server's own user must reach its folder
-    try:
-        with database.provide_database(work_dir, os.environ.get("CTMS_DB_URL")) as db:
-            log(f"database: {db.description}")
-            environment = server.base_environment(
-                db.url, os.urandom(32).hex(), work_dir / "ctms-data", arguments.concurrency
-            )
-            for assignment in arguments.server_env:
-                name, _, value = assignment.partition("=")
-                environment[name] = value
-            server.upgrade_database(environment)  # a deploy step: `ctms serve` does not migrate
-            credentials = server.create_client(environment)
-            log(f"seeding {arguments.contacts} contacts")
-            seeded = asyncio.run(database.seed(db.url, arguments.contacts))
-            log(f"seeded in {seeded.seconds:.1f} s")
-            report["seed_seconds"] = round(seeded.seconds, 1)
-            ids_file, emails_file = work_dir / "ids.txt", work_dir / "emails.txt"
-            ids_file.write_text("\n".join(seeded.email_ids) + "\n")
-            emails_file.write_text("\n".join(seeded.primary_emails) + "\n")
-            for workers in worker_counts:
-                report["runs"].append(
-                    measure_server(
-                        arguments,
-                        workers,
-                        environment,
-                        credentials,
-                        (ids_file, emails_file),
-                        seeded,
-                        work_dir,
-                    )
-                )
-            for profile in work_dir.glob("profile-*.txt"):
-                RESULTS_DIR.mkdir(exist_ok=True)
-                shutil.copy(profile, RESULTS_DIR / f"{started_at:%Y%m%dT%H%M%S}-{profile.name}")
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    report["finished_at"] = datetime.now(UTC).isoformat()
-    report["load_average_at_end"] = machine()["load_average"]
     output = arguments.output or RESULTS_DIR / f"{started_at:%Y%m%dT%H%M%SZ}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    sizes = [int(value) for value in arguments.compare_sizes.split(",") if value.strip()]
+    if sizes:
+        report["sizes"] = []
+        for contacts in sizes:
+            measured = measure_size(arguments, contacts, worker_counts, started_at)
+            report["sizes"].append({"contacts": contacts, **measured})
+            write_report(output, report)  # a long comparison keeps the sizes already measured
+        report["runs"] = report["sizes"][-1]["runs"]
+        report["growth"] = print_growth(report["sizes"])
+    else:
+        report.update(measure_size(arguments, arguments.contacts, worker_counts, started_at))
+    report["finished_at"] = datetime.now(UTC).isoformat()
+    report["load_average_at_end"] = machine()["load_average"]
+    write_report(output, report)
     log(f"results: {output}")
     if arguments.smoke:
         failures = smoke_failures(report)
@@ -500,6 +597,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"SMOKE FAILURE: {failure}", file=sys.stderr)
         return 1 if failures else 0
     return 0
+
+
+def write_report(output: Path, report: dict[str, Any]) -> None:
+    output.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value: object) -> object:
