@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--updates-limit", type=int, default=1000, help="page size of the /updates memory check"
+    )
+    parser.add_argument(
+        "--walk-pages",
+        type=int,
+        default=0,
+        help="stop the /updates walk after this many pages (0: walk everything)",
     )
     parser.add_argument(
         "--profile",
@@ -204,17 +212,24 @@ def print_profile(scenario: str, summary: profiling.Profile) -> None:
 
 
 def updates_memory_check(
-    api: server.ApiServer, token: str, limit: int, sampler: memory.RssSampler
+    api: server.ApiServer,
+    token: str,
+    limit: int,
+    sampler: memory.RssSampler,
+    max_pages: int = 0,
 ) -> dict[str, Any]:
     """Page through every contact with GET /updates (following `next`), sampling the server's RSS
-    after each page: the series must be flat, not grow with the pages read."""
+    after each page: the series must be flat, not grow with the pages read. Timed, with the API's CPU:
+    the cost of exporting everything. `max_pages` (0: no bound) stops early; the walk is then a sample
+    of the export's rate (keyset paging costs the same on every page)."""
     url: str | None = f"{api.base_url}/updates?start=2000-01-01T00:00:00%2B00:00&limit={limit}"
     per_page: list[float] = []
     contacts = errors = 0
     started = time.perf_counter()
+    server_cpu = memory.tree_cpu_seconds(api.pid)
     sampler.reset()
     with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
-        while url is not None:
+        while url is not None and not (max_pages and len(per_page) >= max_pages):
             response = client.get(url)
             if response.status_code != 200:
                 errors += 1
@@ -227,12 +242,17 @@ def updates_memory_check(
     pages = len(per_page)
     third = max(1, pages // 3)
     growth = max(per_page[-third:], default=0) - max(per_page[:third], default=0)
+    seconds = time.perf_counter() - started
+    cpu = memory.tree_cpu_seconds(api.pid) - server_cpu
     return {
         "page_size": limit,
         "pages": pages,
         "contacts": contacts,
+        "complete": url is None,
         "errors": errors,
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(seconds, 2),
+        "contacts_per_second": round(contacts / seconds, 1) if seconds else None,
+        "api_cpu_ms_per_1000_contacts": round(1e6 * cpu / contacts, 1) if contacts else None,
         "rss_first_mb": round(per_page[0], 1) if per_page else None,
         "rss_last_mb": round(per_page[-1], 1) if per_page else None,
         "rss_max_mb": round(max(per_page, default=0), 1),
@@ -315,7 +335,11 @@ def measure_server(
     workload_files: tuple[Path, Path],
     seeded: database.Seeded,
     work_dir: Path,
+    *,
+    walk: bool = True,
 ) -> dict[str, Any]:
+    """Every scenario against one `ctms serve`; with `walk`, also the open-loop run and the `/updates`
+    walk through the whole data set (timed: the time to export everything)."""
     scenarios = [name.strip() for name in arguments.scenarios.split(",") if name.strip()]
     profiled = {name.strip() for name in arguments.profile.split(",") if name.strip()}
     if profiled and not arguments.py_spy:
@@ -367,7 +391,8 @@ def measure_server(
                 + ", ".join(f"{run.rps:.0f}" for run in heartbeat_runs)
             )
             open_loop = None
-            if arguments.open_loop_rate >= 0 and "get_by_id" in results:
+            updates_memory: dict[str, Any] | None = None
+            if walk and arguments.open_loop_rate >= 0 and "get_by_id" in results:
                 rate = arguments.open_loop_rate or max(10.0, results["get_by_id"].rps / 2)
                 log(f"open loop: GET /ctms/{{email_id}} at {rate:.0f} req/s")
                 sampler.reset()
@@ -382,25 +407,23 @@ def measure_server(
                     f"p90 {open_loop.p90_ms:.2f} ms, p99 {open_loop.p99_ms:.2f} ms, "
                     f"max {open_loop.max_ms:.1f} ms, errors {open_loop.errors}"
                 )
-            log(f"/updates memory check: pages of {arguments.updates_limit}")
-            updates_memory = updates_memory_check(api, token, arguments.updates_limit, sampler)
-            print(
-                f"/updates memory: {updates_memory['pages']} pages, {updates_memory['contacts']} "
-                f"contacts, RSS first {updates_memory['rss_first_mb']} MB, last "
-                f"{updates_memory['rss_last_mb']} MB, peak (VmHWM) {updates_memory['rss_peak_mb']} MB, "
-                f"growth {updates_memory['growth_last_third_vs_first_third_mb']} MB → "
-                f"{'flat' if updates_memory['flat'] else 'GROWING'}"
-            )
+            if walk:
+                log(f"/updates memory check: pages of {arguments.updates_limit}")
+                updates_memory = updates_memory_check(
+                    api, token, arguments.updates_limit, sampler, arguments.walk_pages
+                )
+                print_walk(updates_memory)
         finally:
             sampler.stop()
     checks = evaluate(results, baseline)
-    checks.append(
-        {
-            "target": "/updates memory flat across pages",
-            "value": f"{updates_memory['growth_last_third_vs_first_third_mb']} MB growth",
-            "met": updates_memory["flat"],
-        }
-    )
+    if updates_memory is not None:
+        checks.append(
+            {
+                "target": "/updates memory flat across pages",
+                "value": f"{updates_memory['growth_last_third_vs_first_third_mb']} MB growth",
+                "met": updates_memory["flat"],
+            }
+        )
     print("\nSPEC §9 targets:")
     for check in checks:
         print(f"  [{'met ' if check['met'] else 'MISS'}] {check['target']}: {check['value']}")
@@ -419,95 +442,183 @@ def measure_server(
     }
 
 
+def print_walk(updates_memory: dict[str, Any]) -> None:
+    print(
+        f"/updates memory: {updates_memory['pages']} pages, {updates_memory['contacts']} "
+        f"contacts, RSS first {updates_memory['rss_first_mb']} MB, last "
+        f"{updates_memory['rss_last_mb']} MB, peak (VmHWM) {updates_memory['rss_peak_mb']} MB, "
+        f"growth {updates_memory['growth_last_third_vs_first_third_mb']} MB → "
+        f"{'flat' if updates_memory['flat'] else 'GROWING'}"
+    )
+
+
+@dataclass
+class PreparedSize:
+    """A seeded database of one size, ready to serve."""
+
+    contacts: int
+    environment: dict[str, str]
+    credentials: server.Credentials
+    seeded: database.Seeded
+    workload_files: tuple[Path, Path]
+    work_dir: Path
+    measured: dict[str, Any]
+
+
+def prepare_size(
+    stack: contextlib.ExitStack, arguments: argparse.Namespace, contacts: int
+) -> PreparedSize:
+    """A fresh database (dropped when `stack` closes), migrated, with an API client and `contacts`
+    seeded contacts; its seeding times and table sizes in `measured`."""
+    work_dir = Path(tempfile.mkdtemp(prefix="ctms-bench-"))
+    stack.callback(shutil.rmtree, work_dir, ignore_errors=True)
+    work_dir.chmod(0o711)  # as root, the embedded server's own user must reach its folder
+    db = stack.enter_context(database.provide_database(work_dir, os.environ.get("CTMS_DB_URL")))
+    log(f"database: {db.description}")
+    environment = server.base_environment(
+        db.url, os.urandom(32).hex(), work_dir / "ctms-data", arguments.concurrency
+    )
+    for assignment in arguments.server_env:
+        name, _, value = assignment.partition("=")
+        environment[name] = value
+    server.upgrade_database(environment)  # a deploy step: `ctms serve` does not migrate
+    credentials = server.create_client(environment)
+    log(f"seeding {contacts} contacts")
+    seeded = asyncio.run(database.seed(db.url, contacts))
+    log(
+        f"seeded in {seeded.seconds:.1f} s ({seeded.load_seconds:.1f} s COPY, "
+        f"{seeded.index_seconds:.1f} s indexes, constraints and ANALYZE)"
+    )
+    measured: dict[str, Any] = {
+        "seed_seconds": round(seeded.seconds, 1),
+        "seed_load_seconds": round(seeded.load_seconds, 1),
+        "seed_index_seconds": round(seeded.index_seconds, 1),
+        "relation_sizes": asyncio.run(database.relation_sizes(db.url)),
+        "runs": [],
+    }
+    ids_file, emails_file = work_dir / "ids.txt", work_dir / "emails.txt"
+    # Every wrk thread reads these files before it starts: a uniform sample keeps that short at
+    # millions of contacts and still spreads the requests over the whole of every index.
+    count = len(seeded.email_ids)
+    chosen = sorted(
+        random.Random(contacts).sample(range(count), WORKLOAD_SAMPLE)
+        if count > WORKLOAD_SAMPLE
+        else range(count)
+    )
+    ids_file.write_text("\n".join(seeded.email_ids[i] for i in chosen) + "\n")
+    emails_file.write_text("\n".join(seeded.primary_emails[i] for i in chosen) + "\n")
+    return PreparedSize(
+        contacts, environment, credentials, seeded, (ids_file, emails_file), work_dir, measured
+    )
+
+
+def measure_prepared(
+    arguments: argparse.Namespace,
+    size: PreparedSize,
+    workers: int,
+    started_at: datetime,
+    *,
+    walk: bool = True,
+) -> dict[str, Any]:
+    run = measure_server(
+        arguments,
+        workers,
+        size.environment,
+        size.credentials,
+        size.workload_files,
+        size.seeded,
+        size.work_dir,
+        walk=walk,
+    )
+    for profile in size.work_dir.glob("profile-*.txt"):
+        RESULTS_DIR.mkdir(exist_ok=True)
+        shutil.copy(profile, RESULTS_DIR / f"{started_at:%Y%m%dT%H%M%S}-{profile.name}")
+    return run
+
+
 def measure_size(
     arguments: argparse.Namespace, contacts: int, worker_counts: list[int], started_at: datetime
 ) -> dict[str, Any]:
     """Seed `contacts` into a fresh database, measure every worker count on it; drop the database."""
-    measured: dict[str, Any] = {"runs": []}
-    work_dir = Path(tempfile.mkdtemp(prefix="ctms-bench-"))
-    work_dir.chmod(0o711)  # as root, the embedded server's own user must reach its folder
-    try:
-        with database.provide_database(work_dir, os.environ.get("CTMS_DB_URL")) as db:
-            log(f"database: {db.description}")
-            environment = server.base_environment(
-                db.url, os.urandom(32).hex(), work_dir / "ctms-data", arguments.concurrency
-            )
-            for assignment in arguments.server_env:
-                name, _, value = assignment.partition("=")
-                environment[name] = value
-            server.upgrade_database(environment)  # a deploy step: `ctms serve` does not migrate
-            credentials = server.create_client(environment)
-            log(f"seeding {contacts} contacts")
-            seeded = asyncio.run(database.seed(db.url, contacts))
-            log(
-                f"seeded in {seeded.seconds:.1f} s ({seeded.load_seconds:.1f} s COPY, "
-                f"{seeded.index_seconds:.1f} s indexes, constraints and ANALYZE)"
-            )
-            measured["seed_seconds"] = round(seeded.seconds, 1)
-            measured["seed_load_seconds"] = round(seeded.load_seconds, 1)
-            measured["seed_index_seconds"] = round(seeded.index_seconds, 1)
-            measured["relation_sizes"] = asyncio.run(database.relation_sizes(db.url))
-            ids_file, emails_file = work_dir / "ids.txt", work_dir / "emails.txt"
-            # Every wrk thread reads these files before it starts: a uniform sample keeps that short at
-            # millions of contacts and still spreads the requests over the whole of every index.
-            chosen = sorted(
-                random.Random(contacts).sample(range(len(seeded.email_ids)), WORKLOAD_SAMPLE)
-                if len(seeded.email_ids) > WORKLOAD_SAMPLE
-                else range(len(seeded.email_ids))
-            )
-            ids_file.write_text("\n".join(seeded.email_ids[i] for i in chosen) + "\n")
-            emails_file.write_text("\n".join(seeded.primary_emails[i] for i in chosen) + "\n")
-            for workers in worker_counts:
-                measured["runs"].append(
-                    measure_server(
-                        arguments,
-                        workers,
-                        environment,
-                        credentials,
-                        (ids_file, emails_file),
-                        seeded,
-                        work_dir,
-                    )
+    with contextlib.ExitStack() as stack:
+        size = prepare_size(stack, arguments, contacts)
+        for workers in worker_counts:
+            size.measured["runs"].append(measure_prepared(arguments, size, workers, started_at))
+    return size.measured
+
+
+def compare_sizes(
+    arguments: argparse.Namespace,
+    sizes: list[int],
+    workers: int,
+    started_at: datetime,
+    report: dict[str, Any],
+    output: Path,
+) -> None:
+    """Measure every size in turn, `--repeat` rounds: the first round seeds each size (its own
+    database, kept until the end) just before measuring it and walks `/updates`; the later rounds
+    measure the sizes back to back, so that they see the same machine. Each round is one entry of the
+    size's `runs`; the comparison takes the median over the rounds."""
+    rounds = arguments.repeat
+    arguments.repeat = 1
+    with contextlib.ExitStack() as stack:
+        prepared: list[PreparedSize] = []
+        report["sizes"] = []
+        for round_number in range(rounds):
+            for index, contacts in enumerate(sizes):
+                if round_number == 0:
+                    prepared.append(prepare_size(stack, arguments, contacts))
+                    report["sizes"].append({"contacts": contacts, **prepared[index].measured})
+                size, entry = prepared[index], report["sizes"][index]
+                log(f"round {round_number + 1}/{rounds}: {contacts} contacts")
+                entry["runs"].append(
+                    measure_prepared(arguments, size, workers, started_at, walk=round_number == 0)
                 )
-            for profile in work_dir.glob("profile-*.txt"):
-                RESULTS_DIR.mkdir(exist_ok=True)
-                shutil.copy(profile, RESULTS_DIR / f"{started_at:%Y%m%dT%H%M%S}-{profile.name}")
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    return measured
+                write_report(output, report)  # a long comparison keeps what it measured so far
 
 
 GROWTH_SCENARIOS = ("get_by_id", "get_by_email", "post", "patch")
 GROWTH_LIMIT = 1.25  # issue #19: API CPU per request at 5 M within 1.25x of 100 k
 
 
+def median_over_rounds(size: dict[str, Any], scenario: str, key: str) -> float | None:
+    values = sorted(
+        run["scenarios"][scenario][key] for run in size["runs"] if scenario in run["scenarios"]
+    )
+    return statistics.median(values) if values else None
+
+
 def print_growth(sizes: list[dict[str, Any]]) -> dict[str, Any]:
     """The cost of each scenario at every size against the first (smallest) size: API ms CPU per
-    request and p99 (first worker count), seeding and export times, and the largest tables."""
+    request and p99, each the median over the rounds; seeding and export times; the largest tables."""
     base = sizes[0]
     labels = [f"{size['contacts']:,}" for size in sizes]
-    print("\n== cost as the data grows (first worker count; ratios against " + labels[0] + ") ==")
+    rounds = len(base["runs"])
+    print(f"\n== cost as the data grows (median of {rounds} rounds; ratios against {labels[0]}) ==")
     print(f"{'scenario':<28}" + "".join(f"{label + ' CPU/req':>22}{'p99':>9}" for label in labels))
     growth: dict[str, Any] = {"scenarios": {}, "targets": []}
     for scenario in base["runs"][0]["scenarios"]:
         cells = ""
         row = []
-        first = base["runs"][0]["scenarios"][scenario]["server_cpu_ms_per_request"]
+        first = median_over_rounds(base, scenario, "server_cpu_ms_per_request")
         for size in sizes:
-            result = size["runs"][0]["scenarios"].get(scenario)
-            if result is None:
+            cpu = median_over_rounds(size, scenario, "server_cpu_ms_per_request")
+            p99 = median_over_rounds(size, scenario, "p99_ms")
+            if cpu is None or p99 is None:
                 cells += f"{'-':>22}{'-':>9}"
                 continue
-            cpu = result["server_cpu_ms_per_request"]
             ratio = cpu / first if first else float("nan")
-            cells += f"{cpu:>13.3f} ({ratio:4.2f}x){result['p99_ms']:>9.1f}"
+            cells += f"{cpu:>13.3f} ({ratio:4.2f}x){p99:>9.1f}"
             row.append(
                 {
                     "contacts": size["contacts"],
                     "cpu_ms_per_request": cpu,
                     "ratio": ratio,
-                    "p99_ms": result["p99_ms"],
-                    "rps": result["rps"],
+                    "p99_ms": p99,
+                    "cpu_ms_per_request_rounds": [
+                        run["scenarios"][scenario]["server_cpu_ms_per_request"]
+                        for run in size["runs"]
+                    ],
                 }
             )
         growth["scenarios"][scenario] = row
@@ -523,18 +634,33 @@ def print_growth(sizes: list[dict[str, Any]]) -> dict[str, Any]:
                 }
             )
     print(
-        f"\n{'contacts':>12}{'seed s':>9}{'COPY s':>9}{'index s':>9}{'export s':>10}"
-        f"{'exported':>11}{'contacts/s':>12}{'DB MB':>9}"
+        f"\n{'contacts':>12}{'seed s':>9}{'COPY s':>9}{'index s':>9}{'walked':>11}{'walk s':>9}"
+        f"{'contacts/s':>12}{'API ms/1000':>12}{'export s':>10}{'DB MB':>9}"
     )
+    growth["sizes"] = []
     for size in sizes:
         walk = size["runs"][0]["updates_memory"]
         total = sum(table["total"] for table in size["relation_sizes"]["tables"].values())
         rate = walk["contacts"] / walk["seconds"] if walk["seconds"] else 0
+        # A bounded walk is a sample of the export rate: everything takes `contacts / rate`.
+        export = walk["seconds"] if walk["complete"] else size["contacts"] / rate if rate else 0
+        growth["sizes"].append(
+            {
+                "contacts": size["contacts"],
+                "export_seconds": round(export, 1),
+                "export_measured": walk["complete"],
+                "database_bytes": total,
+            }
+        )
         print(
             f"{size['contacts']:>12,}{size['seed_seconds']:>9.1f}{size['seed_load_seconds']:>9.1f}"
-            f"{size['seed_index_seconds']:>9.1f}{walk['seconds']:>10.1f}{walk['contacts']:>11,}"
-            f"{rate:>12.0f}{total / MB:>9.0f}"
+            f"{size['seed_index_seconds']:>9.1f}{walk['contacts']:>11,}{walk['seconds']:>9.1f}"
+            f"{rate:>12.0f}{walk['api_cpu_ms_per_1000_contacts'] or 0:>12.1f}"
+            f"{export:>9.0f}{'' if walk['complete'] else '*'}{total / MB:>9.0f}"
         )
+    print(
+        "* the walk was bounded (--walk-pages): the export time is contacts / contacts per second"
+    )
     largest_tables = sorted(
         sizes[-1]["relation_sizes"]["tables"].items(), key=lambda item: -item[1]["total"]
     )[:6]
@@ -569,7 +695,8 @@ def smoke_failures(report: dict[str, Any]) -> list[str]:
         open_loop = run["open_loop"]
         if open_loop and (open_loop["requests"] == 0 or open_loop["error_rate"] > SMOKE_ERROR_RATE):
             failures.append(f"workers={run['workers']} open loop: {open_loop['errors']} errors")
-        if run["updates_memory"]["errors"] or not run["updates_memory"]["pages"]:
+        walk = run["updates_memory"]
+        if walk is not None and (walk["errors"] or not walk["pages"]):
             failures.append(f"workers={run['workers']} /updates paging failed")
     return failures
 
@@ -601,12 +728,8 @@ def main(argv: list[str] | None = None) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     sizes = [int(value) for value in arguments.compare_sizes.split(",") if value.strip()]
     if sizes:
-        report["sizes"] = []
-        for contacts in sizes:
-            measured = measure_size(arguments, contacts, worker_counts, started_at)
-            report["sizes"].append({"contacts": contacts, **measured})
-            write_report(output, report)  # a long comparison keeps the sizes already measured
-        report["runs"] = report["sizes"][-1]["runs"]
+        compare_sizes(arguments, sizes, worker_counts[0], started_at, report, output)
+        report["runs"] = [run for size in report["sizes"] for run in size["runs"]]
         report["growth"] = print_growth(report["sizes"])
     else:
         report.update(measure_size(arguments, arguments.contacts, worker_counts, started_at))
