@@ -29,10 +29,10 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.samples import Sample
 
 __all__ = [
+    "DB_POOL_STATES",
     "METRICS_CONTENT_TYPE",
     "NO_CLIENT_LABEL",
     "REQUEST_DURATION_BUCKETS",
-    "DB_POOL_STATES",
     "Metrics",
     "PoolConnections",
     "RouteMetricsSpec",

@@ -289,6 +289,4 @@ def test_pool_connections_are_read_at_each_scrape() -> None:
 
 def pool_gauge(metrics: Metrics) -> dict[str, float]:
     _, sample_list, _ = scrape(metrics)
-    return {
-        s.labels["state"]: s.value for s in sample_list if s.name == "ctms_db_pool_connections"
-    }
+    return {s.labels["state"]: s.value for s in sample_list if s.name == "ctms_db_pool_connections"}
