@@ -148,6 +148,7 @@ def drive(
     *,
     seconds: float,
     profile_dir: Path | None = None,
+    database_url: str | None = None,
 ) -> ScenarioResult:
     use_wrk = arguments.generator == "wrk" or (
         arguments.generator == "auto" and loadgen.wrk_available()
@@ -160,6 +161,9 @@ def drive(
     sampler.reset()
     server_cpu = memory.tree_cpu_seconds(api.pid)
     database_cpu = memory.tree_cpu_seconds(os.getpid(), only="postgres")
+    # On CTMS_DB_URL (a local server): the backends of the API's pool, warm after the warm-up.
+    backends = database.backend_pids(database_url) if database_url else []
+    backends_cpu = memory.processes_cpu_seconds(backends)
     if use_wrk:
         result = loadgen.run_wrk(
             scenario,
@@ -179,8 +183,13 @@ def drive(
         )
     sampler.sample()
     result.server_cpu = (memory.tree_cpu_seconds(api.pid) - server_cpu) / result.seconds
+    backends_after = memory.processes_cpu_seconds(backends)
     result.database_cpu = (
-        memory.tree_cpu_seconds(os.getpid(), only="postgres") - database_cpu
+        memory.tree_cpu_seconds(os.getpid(), only="postgres")
+        - database_cpu
+        + sum(
+            backends_after[pid] - backends_cpu[pid] for pid in backends_cpu if pid in backends_after
+        )
     ) / result.seconds
     result.rss_peak_total_mb = sampler.peak_total / MB
     result.rss_peak_largest_mb = sampler.peak_largest / MB
@@ -302,6 +311,7 @@ def print_table(workers: int, results: dict[str, ScenarioResult], baseline_rps: 
     header = (
         f"{'scenario':<28}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
         f"{'errors':>8}{'vs lbhb':>9}{'RSS MB':>10}{'CPU api/db':>12}{'ms CPU/req':>11}"
+        f"{'db ms/req':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -313,12 +323,13 @@ def print_table(workers: int, results: dict[str, ScenarioResult], baseline_rps: 
             f"{result.p90_ms:>9.2f}{result.p99_ms:>9.2f}{result.max_ms:>9.1f}"
             f"{result.errors:>8}{ratio:>9}{rss:>10}"
             f"{result.server_cpu:>7.2f}/{result.database_cpu:<4.2f}"
-            f"{result.server_cpu_ms_per_request:>11.2f}"
+            f"{result.server_cpu_ms_per_request:>11.2f}{result.database_cpu_ms_per_request:>10.2f}"
         )
     print(
         "RSS MB = peak (VmHWM) of the largest process / peak sum over the server's process tree; "
-        "CPU = cores busy in the API processes / in the embedded PostgreSQL; "
-        "ms CPU/req = API CPU time per request (robust to a busy machine)"
+        "CPU = cores busy in the API processes / in PostgreSQL (embedded, or the local CTMS_DB_URL "
+        "server's backends of the bench database); ms CPU/req = API CPU time per request (robust to a "
+        "busy machine); db ms/req = PostgreSQL's"
     )
 
 
@@ -364,11 +375,20 @@ def measure_server(
             )
             # The baseline is measured first and last; its mean is what the ratios divide by.
             order = ["heartbeat", *[s for s in scenarios if s != "heartbeat"], "heartbeat"]
+            external = environment["CTMS_DB_URL"] if os.environ.get("CTMS_DB_URL") else None
             runs: dict[str, list[ScenarioResult]] = {}
             for _ in range(arguments.repeat):
                 for scenario in order:
                     if arguments.warmup > 0:
-                        drive(arguments, scenario, api, workload, sampler, seconds=arguments.warmup)
+                        drive(
+                            arguments,
+                            scenario,
+                            api,
+                            workload,
+                            sampler,
+                            seconds=arguments.warmup,
+                            database_url=external,
+                        )
                     log(f"workers={workers} {scenario}: {arguments.duration:g} s")
                     result = drive(
                         arguments,
@@ -378,6 +398,7 @@ def measure_server(
                         sampler,
                         seconds=arguments.duration,
                         profile_dir=work_dir if scenario in profiled else None,
+                        database_url=external,
                     )
                     runs.setdefault(scenario, []).append(result)
                     log(f"  peak RSS (VmHWM) of {scenario}: {result.rss_peak_largest_mb:.1f} MB")
@@ -582,10 +603,13 @@ GROWTH_LIMIT = 1.25  # issue #19: API CPU per request at 5 M within 1.25x of 100
 
 
 def median_over_rounds(size: dict[str, Any], scenario: str, key: str) -> float | None:
-    values = sorted(
-        run["scenarios"][scenario][key] for run in size["runs"] if scenario in run["scenarios"]
-    )
-    return statistics.median(values) if values else None
+    values = [run["scenarios"].get(scenario, {}).get(key) for run in size["runs"]]
+    found = sorted(value for value in values if value is not None)
+    return statistics.median(found) if found else None
+
+
+def labels_line(labels: list[str]) -> str:
+    return "".join(f"{label:>14}" for label in labels)
 
 
 def print_growth(sizes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -615,6 +639,9 @@ def print_growth(sizes: list[dict[str, Any]]) -> dict[str, Any]:
                     "cpu_ms_per_request": cpu,
                     "ratio": ratio,
                     "p99_ms": p99,
+                    "database_cpu_ms_per_request": median_over_rounds(
+                        size, scenario, "database_cpu_ms_per_request"
+                    ),
                     "cpu_ms_per_request_rounds": [
                         run["scenarios"][scenario]["server_cpu_ms_per_request"]
                         for run in size["runs"]
@@ -633,6 +660,13 @@ def print_growth(sizes: list[dict[str, Any]]) -> dict[str, Any]:
                     "met": largest["ratio"] <= GROWTH_LIMIT,
                 }
             )
+    print(
+        f"\nPostgreSQL ms CPU/req (0: not measurable, e.g. a remote server): {'':<4}"
+        + labels_line(labels)
+    )
+    for scenario, row in growth["scenarios"].items():
+        cells = "".join(f"{entry['database_cpu_ms_per_request'] or 0:>14.3f}" for entry in row)
+        print(f"  {LABELS.get(scenario, scenario):<26}{cells}")
     print(
         f"\n{'contacts':>12}{'seed s':>9}{'COPY s':>9}{'index s':>9}{'walked':>11}{'walk s':>9}"
         f"{'contacts/s':>12}{'API ms/1000':>12}{'export s':>10}{'DB MB':>9}"

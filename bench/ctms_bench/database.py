@@ -225,6 +225,24 @@ async def _drop_indexes_and_constraints(connection: asyncpg.Connection) -> list[
     ]
 
 
+def backend_pids(url: str) -> list[int]:
+    """The process ids of the PostgreSQL backends connected to the database of `url` (other than the
+    one asking): on a local server, their CPU is the database's share of the work."""
+
+    async def ask() -> list[int]:
+        connection = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            rows = await connection.fetch(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await connection.close()
+        return [row["pid"] for row in rows]
+
+    return asyncio.run(ask())
+
+
 async def relation_sizes(url: str) -> dict[str, dict[str, int]]:
     """Bytes on disk of every table of the schema (`table`: heap and TOAST; `indexes`; `total`) and of
     every index (`pg_relation_size`)."""
