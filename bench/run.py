@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ P99_OVER_P50_MAX = 4.0
 RSS_LIMIT_MB = 150.0
 FLAT_TOLERANCE_MB = 10.0
 SMOKE_ERROR_RATE = 0.01
+WORKLOAD_SAMPLE = 200_000  # contacts whose ids and addresses wrk picks from
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,6 +81,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--updates-limit", type=int, default=1000, help="page size of the /updates memory check"
     )
     parser.add_argument(
+        "--walk-pages",
+        type=int,
+        default=0,
+        help="stop the /updates walk after this many pages (0: walk everything)",
+    )
+    parser.add_argument(
         "--profile",
         default="",
         help="scenarios to sample with py-spy while they run (comma separated)",
@@ -93,6 +103,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="NAME=VALUE",
         help="extra environment of `ctms serve` (repeatable), e.g. CTMS_DB_POOL_SIZE=20",
+    )
+    parser.add_argument(
+        "--compare-sizes",
+        default="",
+        metavar="N,N,...",
+        help="measure each data size in turn (a fresh database each, e.g. 100000,1000000,5000000) "
+        "and print API CPU per request and p99 against the first size; overrides --contacts",
     )
     parser.add_argument("--output", type=Path, default=None, help="results file (JSON)")
     arguments = parser.parse_args(argv)
@@ -131,6 +148,7 @@ def drive(
     *,
     seconds: float,
     profile_dir: Path | None = None,
+    database_url: str | None = None,
 ) -> ScenarioResult:
     use_wrk = arguments.generator == "wrk" or (
         arguments.generator == "auto" and loadgen.wrk_available()
@@ -143,6 +161,9 @@ def drive(
     sampler.reset()
     server_cpu = memory.tree_cpu_seconds(api.pid)
     database_cpu = memory.tree_cpu_seconds(os.getpid(), only="postgres")
+    # On CTMS_DB_URL (a local server): the backends of the API's pool, warm after the warm-up.
+    backends = database.backend_pids(database_url) if database_url else []
+    backends_cpu = memory.processes_cpu_seconds(backends)
     if use_wrk:
         result = loadgen.run_wrk(
             scenario,
@@ -162,8 +183,13 @@ def drive(
         )
     sampler.sample()
     result.server_cpu = (memory.tree_cpu_seconds(api.pid) - server_cpu) / result.seconds
+    backends_after = memory.processes_cpu_seconds(backends)
     result.database_cpu = (
-        memory.tree_cpu_seconds(os.getpid(), only="postgres") - database_cpu
+        memory.tree_cpu_seconds(os.getpid(), only="postgres")
+        - database_cpu
+        + sum(
+            backends_after[pid] - backends_cpu[pid] for pid in backends_cpu if pid in backends_after
+        )
     ) / result.seconds
     result.rss_peak_total_mb = sampler.peak_total / MB
     result.rss_peak_largest_mb = sampler.peak_largest / MB
@@ -195,17 +221,24 @@ def print_profile(scenario: str, summary: profiling.Profile) -> None:
 
 
 def updates_memory_check(
-    api: server.ApiServer, token: str, limit: int, sampler: memory.RssSampler
+    api: server.ApiServer,
+    token: str,
+    limit: int,
+    sampler: memory.RssSampler,
+    max_pages: int = 0,
 ) -> dict[str, Any]:
     """Page through every contact with GET /updates (following `next`), sampling the server's RSS
-    after each page: the series must be flat, not grow with the pages read."""
+    after each page: the series must be flat, not grow with the pages read. Timed, with the API's CPU:
+    the cost of exporting everything. `max_pages` (0: no bound) stops early; the walk is then a sample
+    of the export's rate (keyset paging costs the same on every page)."""
     url: str | None = f"{api.base_url}/updates?start=2000-01-01T00:00:00%2B00:00&limit={limit}"
     per_page: list[float] = []
     contacts = errors = 0
     started = time.perf_counter()
+    server_cpu = memory.tree_cpu_seconds(api.pid)
     sampler.reset()
     with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
-        while url is not None:
+        while url is not None and not (max_pages and len(per_page) >= max_pages):
             response = client.get(url)
             if response.status_code != 200:
                 errors += 1
@@ -218,12 +251,17 @@ def updates_memory_check(
     pages = len(per_page)
     third = max(1, pages // 3)
     growth = max(per_page[-third:], default=0) - max(per_page[:third], default=0)
+    seconds = time.perf_counter() - started
+    cpu = memory.tree_cpu_seconds(api.pid) - server_cpu
     return {
         "page_size": limit,
         "pages": pages,
         "contacts": contacts,
+        "complete": url is None,
         "errors": errors,
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(seconds, 2),
+        "contacts_per_second": round(contacts / seconds, 1) if seconds else None,
+        "api_cpu_ms_per_1000_contacts": round(1e6 * cpu / contacts, 1) if contacts else None,
         "rss_first_mb": round(per_page[0], 1) if per_page else None,
         "rss_last_mb": round(per_page[-1], 1) if per_page else None,
         "rss_max_mb": round(max(per_page, default=0), 1),
@@ -273,6 +311,7 @@ def print_table(workers: int, results: dict[str, ScenarioResult], baseline_rps: 
     header = (
         f"{'scenario':<28}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
         f"{'errors':>8}{'vs lbhb':>9}{'RSS MB':>10}{'CPU api/db':>12}{'ms CPU/req':>11}"
+        f"{'db ms/req':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -284,12 +323,13 @@ def print_table(workers: int, results: dict[str, ScenarioResult], baseline_rps: 
             f"{result.p90_ms:>9.2f}{result.p99_ms:>9.2f}{result.max_ms:>9.1f}"
             f"{result.errors:>8}{ratio:>9}{rss:>10}"
             f"{result.server_cpu:>7.2f}/{result.database_cpu:<4.2f}"
-            f"{result.server_cpu_ms_per_request:>11.2f}"
+            f"{result.server_cpu_ms_per_request:>11.2f}{result.database_cpu_ms_per_request:>10.2f}"
         )
     print(
         "RSS MB = peak (VmHWM) of the largest process / peak sum over the server's process tree; "
-        "CPU = cores busy in the API processes / in the embedded PostgreSQL; "
-        "ms CPU/req = API CPU time per request (robust to a busy machine)"
+        "CPU = cores busy in the API processes / in PostgreSQL (embedded, or the local CTMS_DB_URL "
+        "server's backends of the bench database); ms CPU/req = API CPU time per request (robust to a "
+        "busy machine); db ms/req = PostgreSQL's"
     )
 
 
@@ -306,7 +346,11 @@ def measure_server(
     workload_files: tuple[Path, Path],
     seeded: database.Seeded,
     work_dir: Path,
+    *,
+    walk: bool = True,
 ) -> dict[str, Any]:
+    """Every scenario against one `ctms serve`; with `walk`, also the open-loop run and the `/updates`
+    walk through the whole data set (timed: the time to export everything)."""
     scenarios = [name.strip() for name in arguments.scenarios.split(",") if name.strip()]
     profiled = {name.strip() for name in arguments.profile.split(",") if name.strip()}
     if profiled and not arguments.py_spy:
@@ -331,11 +375,20 @@ def measure_server(
             )
             # The baseline is measured first and last; its mean is what the ratios divide by.
             order = ["heartbeat", *[s for s in scenarios if s != "heartbeat"], "heartbeat"]
+            external = environment["CTMS_DB_URL"] if os.environ.get("CTMS_DB_URL") else None
             runs: dict[str, list[ScenarioResult]] = {}
             for _ in range(arguments.repeat):
                 for scenario in order:
                     if arguments.warmup > 0:
-                        drive(arguments, scenario, api, workload, sampler, seconds=arguments.warmup)
+                        drive(
+                            arguments,
+                            scenario,
+                            api,
+                            workload,
+                            sampler,
+                            seconds=arguments.warmup,
+                            database_url=external,
+                        )
                     log(f"workers={workers} {scenario}: {arguments.duration:g} s")
                     result = drive(
                         arguments,
@@ -345,6 +398,7 @@ def measure_server(
                         sampler,
                         seconds=arguments.duration,
                         profile_dir=work_dir if scenario in profiled else None,
+                        database_url=external,
                     )
                     runs.setdefault(scenario, []).append(result)
                     log(f"  peak RSS (VmHWM) of {scenario}: {result.rss_peak_largest_mb:.1f} MB")
@@ -358,7 +412,8 @@ def measure_server(
                 + ", ".join(f"{run.rps:.0f}" for run in heartbeat_runs)
             )
             open_loop = None
-            if arguments.open_loop_rate >= 0 and "get_by_id" in results:
+            updates_memory: dict[str, Any] | None = None
+            if walk and arguments.open_loop_rate >= 0 and "get_by_id" in results:
                 rate = arguments.open_loop_rate or max(10.0, results["get_by_id"].rps / 2)
                 log(f"open loop: GET /ctms/{{email_id}} at {rate:.0f} req/s")
                 sampler.reset()
@@ -373,25 +428,23 @@ def measure_server(
                     f"p90 {open_loop.p90_ms:.2f} ms, p99 {open_loop.p99_ms:.2f} ms, "
                     f"max {open_loop.max_ms:.1f} ms, errors {open_loop.errors}"
                 )
-            log(f"/updates memory check: pages of {arguments.updates_limit}")
-            updates_memory = updates_memory_check(api, token, arguments.updates_limit, sampler)
-            print(
-                f"/updates memory: {updates_memory['pages']} pages, {updates_memory['contacts']} "
-                f"contacts, RSS first {updates_memory['rss_first_mb']} MB, last "
-                f"{updates_memory['rss_last_mb']} MB, peak (VmHWM) {updates_memory['rss_peak_mb']} MB, "
-                f"growth {updates_memory['growth_last_third_vs_first_third_mb']} MB → "
-                f"{'flat' if updates_memory['flat'] else 'GROWING'}"
-            )
+            if walk:
+                log(f"/updates memory check: pages of {arguments.updates_limit}")
+                updates_memory = updates_memory_check(
+                    api, token, arguments.updates_limit, sampler, arguments.walk_pages
+                )
+                print_walk(updates_memory)
         finally:
             sampler.stop()
     checks = evaluate(results, baseline)
-    checks.append(
-        {
-            "target": "/updates memory flat across pages",
-            "value": f"{updates_memory['growth_last_third_vs_first_third_mb']} MB growth",
-            "met": updates_memory["flat"],
-        }
-    )
+    if updates_memory is not None:
+        checks.append(
+            {
+                "target": "/updates memory flat across pages",
+                "value": f"{updates_memory['growth_last_third_vs_first_third_mb']} MB growth",
+                "met": updates_memory["flat"],
+            }
+        )
     print("\nSPEC §9 targets:")
     for check in checks:
         print(f"  [{'met ' if check['met'] else 'MISS'}] {check['target']}: {check['value']}")
@@ -410,6 +463,259 @@ def measure_server(
     }
 
 
+def print_walk(updates_memory: dict[str, Any]) -> None:
+    print(
+        f"/updates memory: {updates_memory['pages']} pages, {updates_memory['contacts']} "
+        f"contacts, RSS first {updates_memory['rss_first_mb']} MB, last "
+        f"{updates_memory['rss_last_mb']} MB, peak (VmHWM) {updates_memory['rss_peak_mb']} MB, "
+        f"growth {updates_memory['growth_last_third_vs_first_third_mb']} MB → "
+        f"{'flat' if updates_memory['flat'] else 'GROWING'}"
+    )
+
+
+@dataclass
+class PreparedSize:
+    """A seeded database of one size, ready to serve."""
+
+    contacts: int
+    environment: dict[str, str]
+    credentials: server.Credentials
+    seeded: database.Seeded
+    workload_files: tuple[Path, Path]
+    work_dir: Path
+    measured: dict[str, Any]
+
+
+def prepare_size(
+    stack: contextlib.ExitStack, arguments: argparse.Namespace, contacts: int
+) -> PreparedSize:
+    """A fresh database (dropped when `stack` closes), migrated, with an API client and `contacts`
+    seeded contacts; its seeding times and table sizes in `measured`."""
+    work_dir = Path(tempfile.mkdtemp(prefix="ctms-bench-"))
+    stack.callback(shutil.rmtree, work_dir, ignore_errors=True)
+    work_dir.chmod(0o711)  # as root, the embedded server's own user must reach its folder
+    db = stack.enter_context(database.provide_database(work_dir, os.environ.get("CTMS_DB_URL")))
+    log(f"database: {db.description}")
+    environment = server.base_environment(
+        db.url, os.urandom(32).hex(), work_dir / "ctms-data", arguments.concurrency
+    )
+    for assignment in arguments.server_env:
+        name, _, value = assignment.partition("=")
+        environment[name] = value
+    server.upgrade_database(environment)  # a deploy step: `ctms serve` does not migrate
+    credentials = server.create_client(environment)
+    log(f"seeding {contacts} contacts")
+    seeded = asyncio.run(database.seed(db.url, contacts))
+    log(
+        f"seeded in {seeded.seconds:.1f} s ({seeded.load_seconds:.1f} s COPY, "
+        f"{seeded.index_seconds:.1f} s indexes, constraints and ANALYZE)"
+    )
+    measured: dict[str, Any] = {
+        "seed_seconds": round(seeded.seconds, 1),
+        "seed_load_seconds": round(seeded.load_seconds, 1),
+        "seed_index_seconds": round(seeded.index_seconds, 1),
+        "relation_sizes": asyncio.run(database.relation_sizes(db.url)),
+        "runs": [],
+    }
+    ids_file, emails_file = work_dir / "ids.txt", work_dir / "emails.txt"
+    # Every wrk thread reads these files before it starts: a uniform sample keeps that short at
+    # millions of contacts and still spreads the requests over the whole of every index.
+    count = len(seeded.email_ids)
+    chosen = sorted(
+        random.Random(contacts).sample(range(count), WORKLOAD_SAMPLE)
+        if count > WORKLOAD_SAMPLE
+        else range(count)
+    )
+    ids_file.write_text("\n".join(seeded.email_ids[i] for i in chosen) + "\n")
+    emails_file.write_text("\n".join(seeded.primary_emails[i] for i in chosen) + "\n")
+    return PreparedSize(
+        contacts, environment, credentials, seeded, (ids_file, emails_file), work_dir, measured
+    )
+
+
+def measure_prepared(
+    arguments: argparse.Namespace,
+    size: PreparedSize,
+    workers: int,
+    started_at: datetime,
+    *,
+    walk: bool = True,
+) -> dict[str, Any]:
+    run = measure_server(
+        arguments,
+        workers,
+        size.environment,
+        size.credentials,
+        size.workload_files,
+        size.seeded,
+        size.work_dir,
+        walk=walk,
+    )
+    for profile in size.work_dir.glob("profile-*.txt"):
+        RESULTS_DIR.mkdir(exist_ok=True)
+        shutil.copy(profile, RESULTS_DIR / f"{started_at:%Y%m%dT%H%M%S}-{profile.name}")
+    return run
+
+
+def measure_size(
+    arguments: argparse.Namespace, contacts: int, worker_counts: list[int], started_at: datetime
+) -> dict[str, Any]:
+    """Seed `contacts` into a fresh database, measure every worker count on it; drop the database."""
+    with contextlib.ExitStack() as stack:
+        size = prepare_size(stack, arguments, contacts)
+        for workers in worker_counts:
+            size.measured["runs"].append(measure_prepared(arguments, size, workers, started_at))
+    return size.measured
+
+
+def compare_sizes(
+    arguments: argparse.Namespace,
+    sizes: list[int],
+    workers: int,
+    started_at: datetime,
+    report: dict[str, Any],
+    output: Path,
+) -> None:
+    """Measure every size in turn, `--repeat` rounds: the first round seeds each size (its own
+    database, kept until the end) just before measuring it and walks `/updates`; the later rounds
+    measure the sizes back to back, so that they see the same machine. Each round is one entry of the
+    size's `runs`; the comparison takes the median over the rounds."""
+    rounds = arguments.repeat
+    arguments.repeat = 1
+    with contextlib.ExitStack() as stack:
+        prepared: list[PreparedSize] = []
+        report["sizes"] = []
+        for round_number in range(rounds):
+            for index, contacts in enumerate(sizes):
+                if round_number == 0:
+                    prepared.append(prepare_size(stack, arguments, contacts))
+                    report["sizes"].append({"contacts": contacts, **prepared[index].measured})
+                size, entry = prepared[index], report["sizes"][index]
+                log(f"round {round_number + 1}/{rounds}: {contacts} contacts")
+                entry["runs"].append(
+                    measure_prepared(arguments, size, workers, started_at, walk=round_number == 0)
+                )
+                write_report(output, report)  # a long comparison keeps what it measured so far
+
+
+GROWTH_SCENARIOS = ("get_by_id", "get_by_email", "post", "patch")
+GROWTH_LIMIT = 1.25  # issue #19: API CPU per request at 5 M within 1.25x of 100 k
+
+
+def median_over_rounds(size: dict[str, Any], scenario: str, key: str) -> float | None:
+    values = [run["scenarios"].get(scenario, {}).get(key) for run in size["runs"]]
+    found = sorted(value for value in values if value is not None)
+    return statistics.median(found) if found else None
+
+
+def labels_line(labels: list[str]) -> str:
+    return "".join(f"{label:>14}" for label in labels)
+
+
+def print_growth(sizes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The cost of each scenario at every size against the first (smallest) size: API ms CPU per
+    request and p99, each the median over the rounds; seeding and export times; the largest tables."""
+    base = sizes[0]
+    labels = [f"{size['contacts']:,}" for size in sizes]
+    rounds = len(base["runs"])
+    print(f"\n== cost as the data grows (median of {rounds} rounds; ratios against {labels[0]}) ==")
+    print(f"{'scenario':<28}" + "".join(f"{label + ' CPU/req':>22}{'p99':>9}" for label in labels))
+    growth: dict[str, Any] = {"scenarios": {}, "targets": []}
+    for scenario in base["runs"][0]["scenarios"]:
+        cells = ""
+        row = []
+        first = median_over_rounds(base, scenario, "server_cpu_ms_per_request")
+        for size in sizes:
+            cpu = median_over_rounds(size, scenario, "server_cpu_ms_per_request")
+            p99 = median_over_rounds(size, scenario, "p99_ms")
+            if cpu is None or p99 is None:
+                cells += f"{'-':>22}{'-':>9}"
+                continue
+            ratio = cpu / first if first else float("nan")
+            cells += f"{cpu:>13.3f} ({ratio:4.2f}x){p99:>9.1f}"
+            row.append(
+                {
+                    "contacts": size["contacts"],
+                    "cpu_ms_per_request": cpu,
+                    "ratio": ratio,
+                    "p99_ms": p99,
+                    "database_cpu_ms_per_request": median_over_rounds(
+                        size, scenario, "database_cpu_ms_per_request"
+                    ),
+                    "cpu_ms_per_request_rounds": [
+                        run["scenarios"][scenario]["server_cpu_ms_per_request"]
+                        for run in size["runs"]
+                    ],
+                }
+            )
+        growth["scenarios"][scenario] = row
+        print(f"{LABELS.get(scenario, scenario):<28}{cells}")
+        if scenario in GROWTH_SCENARIOS and row and len(sizes) > 1:
+            largest = row[-1]
+            growth["targets"].append(
+                {
+                    "target": f"{LABELS[scenario]} CPU/req at {labels[-1]} <= "
+                    f"{GROWTH_LIMIT}x of {labels[0]}",
+                    "value": f"{largest['ratio']:.2f}x",
+                    "met": largest["ratio"] <= GROWTH_LIMIT,
+                }
+            )
+    print(
+        f"\nPostgreSQL ms CPU/req (0: not measurable, e.g. a remote server): {'':<4}"
+        + labels_line(labels)
+    )
+    for scenario, row in growth["scenarios"].items():
+        cells = "".join(f"{entry['database_cpu_ms_per_request'] or 0:>14.3f}" for entry in row)
+        print(f"  {LABELS.get(scenario, scenario):<26}{cells}")
+    print(
+        f"\n{'contacts':>12}{'seed s':>9}{'COPY s':>9}{'index s':>9}{'walked':>11}{'walk s':>9}"
+        f"{'contacts/s':>12}{'API ms/1000':>12}{'export s':>10}{'DB MB':>9}"
+    )
+    growth["sizes"] = []
+    for size in sizes:
+        walk = size["runs"][0]["updates_memory"]
+        total = sum(table["total"] for table in size["relation_sizes"]["tables"].values())
+        rate = walk["contacts"] / walk["seconds"] if walk["seconds"] else 0
+        # A bounded walk is a sample of the export rate: everything takes `contacts / rate`.
+        export = walk["seconds"] if walk["complete"] else size["contacts"] / rate if rate else 0
+        growth["sizes"].append(
+            {
+                "contacts": size["contacts"],
+                "export_seconds": round(export, 1),
+                "export_measured": walk["complete"],
+                "database_bytes": total,
+            }
+        )
+        print(
+            f"{size['contacts']:>12,}{size['seed_seconds']:>9.1f}{size['seed_load_seconds']:>9.1f}"
+            f"{size['seed_index_seconds']:>9.1f}{walk['contacts']:>11,}{walk['seconds']:>9.1f}"
+            f"{rate:>12.0f}{walk['api_cpu_ms_per_1000_contacts'] or 0:>12.1f}"
+            f"{export:>9.0f}{'' if walk['complete'] else '*'}{total / MB:>9.0f}"
+        )
+    print(
+        "* the walk was bounded (--walk-pages): the export time is contacts / contacts per second"
+    )
+    largest_tables = sorted(
+        sizes[-1]["relation_sizes"]["tables"].items(), key=lambda item: -item[1]["total"]
+    )[:6]
+    print("\ntable (heap + TOAST / indexes / total MB) per size:")
+    for name, _ in largest_tables:
+        cells = "  ".join(
+            "{table:.0f}/{indexes:.0f}/{total:.0f}".format(
+                **{
+                    key: value / MB
+                    for key, value in size["relation_sizes"]["tables"][name].items()
+                    if key != "rows_estimate"
+                }
+            )
+            for size in sizes
+        )
+        print(f"  {name:<14}{cells}")
+    for check in growth["targets"]:
+        print(f"  [{'met ' if check['met'] else 'MISS'}] {check['target']}: {check['value']}")
+    return growth
+
+
 def smoke_failures(report: dict[str, Any]) -> list[str]:
     failures = []
     for run in report["runs"]:
@@ -423,7 +729,8 @@ def smoke_failures(report: dict[str, Any]) -> list[str]:
         open_loop = run["open_loop"]
         if open_loop and (open_loop["requests"] == 0 or open_loop["error_rate"] > SMOKE_ERROR_RATE):
             failures.append(f"workers={run['workers']} open loop: {open_loop['errors']} errors")
-        if run["updates_memory"]["errors"] or not run["updates_memory"]["pages"]:
+        walk = run["updates_memory"]
+        if walk is not None and (walk["errors"] or not walk["pages"]):
             failures.append(f"workers={run['workers']} /updates paging failed")
     return failures
 
@@ -451,48 +758,18 @@ def main(argv: list[str] | None = None) -> int:
         "generator": generator,
         "runs": [],
     }
-    work_dir = Path(tempfile.mkdtemp(prefix="ctms-bench-"))
-    work_dir.chmod(0o711)  # as root, the embedded server's own user must reach its folder
-    try:
-        with database.provide_database(work_dir, os.environ.get("CTMS_DB_URL")) as db:
-            log(f"database: {db.description}")
-            environment = server.base_environment(
-                db.url, os.urandom(32).hex(), work_dir / "ctms-data", arguments.concurrency
-            )
-            for assignment in arguments.server_env:
-                name, _, value = assignment.partition("=")
-                environment[name] = value
-            server.upgrade_database(environment)  # a deploy step: `ctms serve` does not migrate
-            credentials = server.create_client(environment)
-            log(f"seeding {arguments.contacts} contacts")
-            seeded = asyncio.run(database.seed(db.url, arguments.contacts))
-            log(f"seeded in {seeded.seconds:.1f} s")
-            report["seed_seconds"] = round(seeded.seconds, 1)
-            ids_file, emails_file = work_dir / "ids.txt", work_dir / "emails.txt"
-            ids_file.write_text("\n".join(seeded.email_ids) + "\n")
-            emails_file.write_text("\n".join(seeded.primary_emails) + "\n")
-            for workers in worker_counts:
-                report["runs"].append(
-                    measure_server(
-                        arguments,
-                        workers,
-                        environment,
-                        credentials,
-                        (ids_file, emails_file),
-                        seeded,
-                        work_dir,
-                    )
-                )
-            for profile in work_dir.glob("profile-*.txt"):
-                RESULTS_DIR.mkdir(exist_ok=True)
-                shutil.copy(profile, RESULTS_DIR / f"{started_at:%Y%m%dT%H%M%S}-{profile.name}")
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    report["finished_at"] = datetime.now(UTC).isoformat()
-    report["load_average_at_end"] = machine()["load_average"]
     output = arguments.output or RESULTS_DIR / f"{started_at:%Y%m%dT%H%M%SZ}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    sizes = [int(value) for value in arguments.compare_sizes.split(",") if value.strip()]
+    if sizes:
+        compare_sizes(arguments, sizes, worker_counts[0], started_at, report, output)
+        report["runs"] = [run for size in report["sizes"] for run in size["runs"]]
+        report["growth"] = print_growth(report["sizes"])
+    else:
+        report.update(measure_size(arguments, arguments.contacts, worker_counts, started_at))
+    report["finished_at"] = datetime.now(UTC).isoformat()
+    report["load_average_at_end"] = machine()["load_average"]
+    write_report(output, report)
     log(f"results: {output}")
     if arguments.smoke:
         failures = smoke_failures(report)
@@ -500,6 +777,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"SMOKE FAILURE: {failure}", file=sys.stderr)
         return 1 if failures else 0
     return 0
+
+
+def write_report(output: Path, report: dict[str, Any]) -> None:
+    output.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value: object) -> object:

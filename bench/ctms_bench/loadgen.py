@@ -46,7 +46,9 @@ class ScenarioResult:
     rss_peak_total_mb: float = 0.0
     rss_peak_largest_mb: float = 0.0
     server_cpu: float = 0.0  # CPU cores the API process tree kept busy, on average
-    database_cpu: float = 0.0  # the same for the embedded PostgreSQL (0 on CTMS_DB_URL)
+    # The same for PostgreSQL: the embedded server's processes, or on a local CTMS_DB_URL server the
+    # backends connected to the bench's database when the scenario started.
+    database_cpu: float = 0.0
     detail: dict[str, Any] | None = None
 
     @property
@@ -57,11 +59,16 @@ class ScenarioResult:
     def server_cpu_ms_per_request(self) -> float:
         return 1000 * self.server_cpu / self.rps if self.rps else 0.0
 
+    @property
+    def database_cpu_ms_per_request(self) -> float:
+        return 1000 * self.database_cpu / self.rps if self.rps else 0.0
+
     def as_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "error_rate": self.error_rate,
             "server_cpu_ms_per_request": self.server_cpu_ms_per_request,
+            "database_cpu_ms_per_request": self.database_cpu_ms_per_request,
         }
 
 

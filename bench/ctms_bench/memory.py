@@ -145,3 +145,13 @@ def tree_cpu_seconds(root: int, *, only: str | None = None) -> float:
         if only is None or name == only:
             total += seconds
     return total
+
+
+def processes_cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU seconds used so far by each of `pids` still running."""
+    found = {}
+    for pid in pids:
+        name, seconds = _cpu_seconds(pid)
+        if name:
+            found[pid] = seconds
+    return found

@@ -55,7 +55,7 @@ from ctms_entrypoints.http.acoustic import AcousticHeartbeat
 from ctms_entrypoints.http.dependencies import ContactsApi, DatabaseHeartbeat
 from ctms_entrypoints.http.dependencies import heartbeat_timeout as _heartbeat_timeout
 from ctms_entrypoints.http.routes.stripe import StripeApi
-from ctms_entrypoints.observability.metrics import Metrics
+from ctms_entrypoints.observability.metrics import Metrics, PoolConnections
 from ctms_entrypoints.settings import Settings
 from ctms_entrypoints.worker.loop import SyncWorker
 from ctms_entrypoints.worker.metrics import BackgroundMetrics
@@ -76,6 +76,19 @@ def _engine_from_settings(settings: Settings) -> Any:
         statement_timeout=settings.db_statement_timeout_seconds,
         connect_timeout=settings.db_connect_timeout_seconds,
     )
+
+
+def _pool_connections(engine: Any, settings: Settings) -> PoolConnections:
+    """What `ctms_db_pool_connections` reports: the engine's pool, once a database is configured (the
+    engine is only built on the first scrape that finds one)."""
+
+    def read() -> dict[str, int]:
+        if settings.async_db_url is None:
+            return {}
+        pool = engine().sync_engine.pool
+        return {"in_use": pool.checkedout(), "idle": pool.checkedin()}
+
+    return read
 
 
 def _secret_key(settings: Settings) -> str:
@@ -309,7 +322,9 @@ class Container(containers.DeclarativeContainer):
 
     erasure_salt = providers.Callable(_erasure_salt, settings)
     # One registry per process (docs/contract.md §11.5: per-process metrics).
-    metrics = providers.Singleton(Metrics)
+    metrics = providers.Singleton(
+        Metrics, providers.Callable(_pool_connections, engine.provider, settings)
+    )
 
     contact_service = providers.Singleton(
         ContactService,

@@ -11,7 +11,7 @@ at exposition time by `_PreinitialisedHistograms`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -29,10 +29,12 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.samples import Sample
 
 __all__ = [
+    "DB_POOL_STATES",
     "METRICS_CONTENT_TYPE",
     "NO_CLIENT_LABEL",
     "REQUEST_DURATION_BUCKETS",
     "Metrics",
+    "PoolConnections",
     "RouteMetricsSpec",
     "status_code_family",
 ]
@@ -52,6 +54,11 @@ _PENDING_ACOUSTIC_SYNC = "ctms_pending_acoustic_sync"
 _LEGACY_WAITLISTS_REQUESTS = "ctms_legacy_waitlists_requests"
 _CONTACT_WRITE_RETRIES = "ctms_contact_write_retries"
 _ERASURE_ADDRESSES_DROPPED = "ctms_erasure_addresses_dropped"
+_DB_POOL_CONNECTIONS = "ctms_db_pool_connections"
+DB_POOL_STATES = ("in_use", "idle")
+
+# The database pool's connections by state (`DB_POOL_STATES`), read when scraped.
+PoolConnections = Callable[[], Mapping[str, int]]
 
 # Pre-initialisation multiplies routes by statuses by clients; OpenTelemetry's default limit (2000 series
 # per instrument) would fold the excess into an `otel_metric_overflow` series.
@@ -135,7 +142,7 @@ _DURATION_DESCRIPTION = "Histogram of requests processing time by path template 
 class Metrics:
     """The API process's instruments, their pre-initialised series, and the `/metrics` exposition."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool_connections: PoolConnections | None = None) -> None:
         exporter_registry = CollectorRegistry(auto_describe=False)
         self._reader = PrometheusMetricReader(
             disable_target_info=True,
@@ -205,6 +212,12 @@ class Metrics:
             _ERASURE_ADDRESSES_DROPPED,
             callbacks=[_single(lambda: self._erasure_addresses_dropped_count)],
             description="Erased contacts whose address was dropped before the erasure reached Acoustic",
+        )
+        self._pool_connections = pool_connections
+        meter.create_observable_gauge(
+            _DB_POOL_CONNECTIONS,
+            callbacks=[self._observe_pool_connections],
+            description="Connections of this process's database pool, in use by a request or idle",
         )
         # The unlabelled gauge exists from the start, as prometheus_client's would.
         self._contacts.set(0)
@@ -319,6 +332,11 @@ class Metrics:
             )
             for (method, path_template, status_code), count in list(self._request_counts.items())
         ]
+
+    def _observe_pool_connections(self, options: CallbackOptions) -> Iterable[Observation]:
+        # Zero without a pool (in-memory storage), so the series exist in every process.
+        counts = self._pool_connections() if self._pool_connections else {}
+        return [Observation(counts.get(state, 0), {"state": state}) for state in DB_POOL_STATES]
 
     def _observe_api_requests(self, options: CallbackOptions) -> Iterable[Observation]:
         return [

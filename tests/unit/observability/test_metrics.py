@@ -25,6 +25,7 @@ EXPECTED_FAMILIES = {
     "ctms_legacy_waitlists_requests": "counter",
     "ctms_contact_write_retries": "counter",
     "ctms_erasure_addresses_dropped": "counter",
+    "ctms_db_pool_connections": "gauge",
 }
 ROUTES = [
     RouteMetricsSpec("GET", "/", (307,)),
@@ -82,6 +83,7 @@ def test_names_types_and_no_exporter_noise(metrics: Metrics) -> None:
         "ctms_legacy_waitlists_requests_total",
         "ctms_contact_write_retries_total",
         "ctms_erasure_addresses_dropped_total",
+        "ctms_db_pool_connections",
     }
     assert "otel_scope" not in text
     assert "target_info" not in text
@@ -93,6 +95,7 @@ def test_names_types_and_no_exporter_noise(metrics: Metrics) -> None:
         "status_code_family",
         "client_id",
         "le",
+        "state",
     }
 
 
@@ -268,3 +271,22 @@ def test_instances_are_independent() -> None:
 def test_status_code_family(code: int, family: str) -> None:
     """Families are the hundreds digit followed by xx."""
     assert status_code_family(code) == family
+
+
+def test_pool_connections_are_read_at_each_scrape() -> None:
+    """`ctms_db_pool_connections{state}`: the pool's counts when scraped; zero without a pool."""
+    pool = {"in_use": 3, "idle": 7}
+    with_pool, without_pool = Metrics(lambda: pool), Metrics()
+    try:
+        assert pool_gauge(with_pool) == {"in_use": 3.0, "idle": 7.0}
+        pool.update(in_use=5, idle=5)
+        assert pool_gauge(with_pool) == {"in_use": 5.0, "idle": 5.0}
+        assert pool_gauge(without_pool) == {"in_use": 0.0, "idle": 0.0}
+    finally:
+        with_pool.shutdown()
+        without_pool.shutdown()
+
+
+def pool_gauge(metrics: Metrics) -> dict[str, float]:
+    _, sample_list, _ = scrape(metrics)
+    return {s.labels["state"]: s.value for s in sample_list if s.name == "ctms_db_pool_connections"}
