@@ -196,7 +196,8 @@ async def test_three_worker_processes_never_exceed_the_deployment_limit(
     never sees more than 3 requests at once, and every contact arrives."""
     factory = PostgresUnitOfWorkFactory(empty_database)
     await seed_acoustic_configuration(factory)
-    deliveries = [_upload(i) for i in range(60)]
+    # Enough for every process to get work: each claims two batches at once (CTMS_SYNC_BATCHES_IN_FLIGHT).
+    deliveries = [_upload(i) for i in range(150)]
     now = datetime.now(UTC) - timedelta(minutes=1)
     async with factory() as uow:
         for delivery in deliveries:
@@ -220,7 +221,9 @@ async def test_three_worker_processes_never_exceed_the_deployment_limit(
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 async with factory() as uow:
-                    if await uow.sync_queue.counts(6) == QueueCounts(backlog=0, retry_backlog=0):
+                    if await uow.sync_queue.counts("acoustic") == QueueCounts(
+                        backlog=0, retry_backlog=0
+                    ):
                         break
                 await asyncio.sleep(0.2)
         finally:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import re
 import uuid
-import csv
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -16,8 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
-from ctms_core.domain.acoustic import AcousticDeletion
-from ctms_core.domain.acoustic import default_configuration, map_contact
+from ctms_core.domain.acoustic import AcousticDeletion, default_configuration, map_contact
 from ctms_core.domain.contact import Contact
 from ctms_entrypoints.cli.main import cli
 from tests.builders import make_contact, make_newsletter, make_waitlist
@@ -213,6 +212,8 @@ async def test_failed_shows_how_long_the_oldest_erasure_has_waited(
     assert waited is not None, failed.output
     assert 7200 <= int(waited.group(1)) < 7200 + 600
     assert "gone@example.com" not in failed.output
+
+
 async def _contacts_with_lists(engine: AsyncEngine) -> list[Contact]:
     """Three contacts: one subscribed to firefox-news, one unsubscribed from it, one on the vpn
     waitlist (unsubscribed); every one queued with retries counted."""
@@ -236,17 +237,24 @@ async def _contacts_with_lists(engine: AsyncEngine) -> list[Contact]:
             await uow.contacts.add(contact)
             await uow.sync_queue.enqueue(contact.email_id, now)
         await uow.commit()
+    await _route(factory, now)
     for contact in contacts:
         for _ in range(2):
             async with factory() as uow:
-                await uow.sync_queue.fail(contact.email_id, 1, "Fault", now + timedelta(hours=1))
+                await uow.sync_queue.fail(
+                    "acoustic", contact.email_id, 1, "Fault", now + timedelta(hours=1), now=now
+                )
                 await uow.commit()
     return contacts
 
 
 async def _retries(engine: AsyncEngine) -> dict[str, int]:
+    """The acoustic destination's retries, once a worker pass routed what was queued since."""
+    await _route(PostgresUnitOfWorkFactory(engine), datetime.now(UTC))
     async with engine.connect() as connection:
-        rows = await connection.execute(text("SELECT email_id, retry FROM pending_acoustic"))
+        rows = await connection.execute(
+            text("SELECT email_id, retry FROM pending_sync WHERE destination = 'acoustic'")
+        )
         return {str(email_id): retry for email_id, retry in rows}
 
 
@@ -298,8 +306,8 @@ async def test_reset_retries_gives_every_queued_contact_its_retries_back(
     assert await _retries(empty_database) == {str(c.email_id): 0 for c in contacts}
     async with PostgresUnitOfWorkFactory(empty_database)() as uow:  # due now, not in an hour
         claimed = await uow.sync_queue.claim(
+            "acoustic",
             limit=10,
-            retry_limit=6,
             now=datetime.now(UTC) + timedelta(seconds=1),
             lease_until=datetime.now(UTC) + timedelta(minutes=1),
         )
