@@ -2,22 +2,21 @@
 against the fake Acoustic with injected latency and faults, within the deployment-wide limit.
 
     python bench/sync_benchmark.py [--contacts 2000] [--latency 0.05] [--fault-rate 0.02] [--workers 3]
-        [--max-concurrent 10] [--concurrency 10] [--batch 100] [--mode destination|service]
+        [--max-concurrent 10] [--concurrency 10] [--batch 100] [--batches-in-flight 2]
 
 The fake Acoustic runs in its own process (`python -m tests.support.fake_acoustic`), and so does each
 worker (this script with `--role worker`); the database is `CTMS_TEST_DB_URL`'s server (a throwaway
 database) or the embedded PostgreSQL. Contacts are seeded with one newsletter each and queued; then the
-workers drain the queue together, every Acoustic request holding one of `--max-concurrent` PostgreSQL
-request slots (`CTMS_ACOUSTIC_MAX_CONCURRENT`).
+workers drain the queue together.
 
-`--mode destination` (default) drives `AcousticDestination.deliver` (batched relational rows) from a
-minimal worker loop in this script: claim a batch, read the contacts and their products, deliver,
-complete the delivered rows and fail the others (due again after `--retry-after` seconds); `--loops`
-such loops run in each worker, so one records its outcomes while another delivers. It is the
-loop the destination-independent `SyncService` runs once it calls destinations. `--mode service` runs
-today's `SyncService.run_pass` (one upload of up to four requests per contact).
+Each worker is `ctms sync` itself: the container built from `CTMS_*` settings (`run_worker`), so the real
+`SyncWorker` lanes (`--batches-in-flight`, `CTMS_SYNC_BATCHES_IN_FLIGHT`) run `SyncService` passes that
+route, claim, deliver through `AcousticDestination` and record outcomes; every Acoustic request holds one
+of `--max-concurrent` PostgreSQL request slots (`CTMS_ACOUSTIC_MAX_CONCURRENT`). Only the retry backoff
+is shortened (`--retry-after`), so a faulted contact's retry does not leave the run waiting for it. A
+worker stops once the acoustic backlog is empty.
 
-Printed: contacts/s (first claim to empty queue), the most requests the fake saw in flight at once,
+Printed: contacts/s (first pass to empty queue), the most requests the fake saw in flight at once,
 XML API calls per contact (the fake's count, retries included), worker CPU per contact (user + system
 time of the worker processes while they drain, start-up excluded), and how many requests the fake had in
 flight on average (whether the workers keep the limit full).
@@ -27,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -44,19 +44,12 @@ from tests.builders import make_contact, make_newsletter
 from tests.support.database import provision_test_database
 from tests.support.fake_acoustic import FakeAcoustic
 
-from ctms_adapters.acoustic import HttpxAcousticGateway
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory, create_engine
 from ctms_adapters.postgres.migrations import upgrade
-from ctms_adapters.postgres.request_slots import PostgresRequestSlots
-from ctms_adapters.system import SystemClock
-from ctms_core.domain.sync import PendingSync
-from ctms_core.ports.destinations import Delivery
-from ctms_core.services.acoustic_destination import AcousticDestination
-from ctms_core.services.acoustic_products import products_of_contacts
-from ctms_core.services.sync import SyncPolicy, SyncService
-from ctms_entrypoints.container import acoustic_http_client
-
-RETRY_LIMIT = 1000  # the benchmark measures draining, not giving up
+from ctms_core.domain.sync import QueueCounts
+from ctms_entrypoints.cli.acoustic import run_worker
+from ctms_entrypoints.container import build_container, sync_policy_from_settings
+from ctms_entrypoints.settings import Settings
 
 
 def _engine(url: str) -> object:
@@ -82,136 +75,80 @@ async def seed(url: str, contacts: int) -> None:
     await engine.dispose()  # type: ignore[attr-defined]
 
 
+async def queue_state(url: str) -> tuple[QueueCounts, int]:
+    """The acoustic backlog, and how many contacts were given up."""
+    engine = _engine(url)
+    async with PostgresUnitOfWorkFactory(engine)() as uow:  # type: ignore[arg-type]
+        counts = await uow.sync_queue.counts("acoustic")
+        given_up = len(await uow.sync_queue.failed("acoustic"))
+    await engine.dispose()  # type: ignore[attr-defined]
+    return counts, given_up
+
+
 # --- one worker process ---------------------------------------------------------------------------------
 
 
-async def _deliver_batch(
-    factory: PostgresUnitOfWorkFactory,
-    destination: AcousticDestination,
-    claimed: list[PendingSync],
-    retry_after: timedelta,
-) -> int:
-    async with factory() as uow:
-        found = await uow.contacts.get_many([i.email_id for i in claimed if i.operation == "sync"])
-        products = await products_of_contacts(uow, found)
-    contacts = {contact.email_id: contact for contact in found}
-    deliveries = [
-        Delivery(
-            email_id=item.email_id,
-            contact=contacts.get(item.email_id),
-            products=tuple(products.get(item.email_id, ())),
-            deletion=item.deletion,
-        )
-        for item in claimed
-    ]
-    report = await destination.deliver(deliveries)
-    failed = {failure.email_id: failure for failure in report.failed}
-    async with factory() as uow:
-        for item in claimed:
-            failure = failed.get(item.email_id)
-            if failure is None:
-                await uow.sync_queue.complete(item.email_id, item.version)
-            else:
-                retry_at = datetime.now(UTC) + retry_after
-                await uow.sync_queue.fail(item.email_id, item.version, failure.reason, retry_at)
-        await uow.commit()
-    return len(claimed) - len(failed)
-
-
-async def drain_with_destination(
-    factory: PostgresUnitOfWorkFactory, destination: AcousticDestination, args: argparse.Namespace
-) -> int:
-    """The minimal worker loop: claim, deliver, record; until the queue is empty."""
-    delivered = 0
-    retry_after = timedelta(seconds=args.retry_after)
-    while True:
-        now = datetime.now(UTC)
-        async with factory() as uow:
-            claimed = await uow.sync_queue.claim(
-                limit=args.batch,
-                retry_limit=RETRY_LIMIT,
-                now=now,
-                lease_until=now + timedelta(minutes=5),
-            )
-            await uow.commit()
-        if claimed:
-            delivered += await _deliver_batch(factory, destination, claimed, retry_after)
-            continue
-        async with factory() as uow:
-            if (await uow.sync_queue.counts(RETRY_LIMIT)).backlog == 0:
-                return delivered
-        await asyncio.sleep(0.05)  # the rest is leased by other workers or waits for its retry
-
-
-async def drain_with_service(
-    factory: PostgresUnitOfWorkFactory, gateway: HttpxAcousticGateway, args: argparse.Namespace
-) -> int:
-    service = SyncService(
-        factory,
-        gateway,
-        SystemClock(),
-        SyncPolicy(
-            batch_limit=args.batch,
-            concurrency=args.concurrency,
-            retry_limit=RETRY_LIMIT,
-            backoff_base_s=args.retry_after,
-            backoff_cap_s=args.retry_after,
-        ),
+def worker_settings(args: argparse.Namespace) -> Settings:
+    fake = FakeAcoustic()
+    return Settings.from_env(
+        {
+            **os.environ,
+            "CTMS_DB_URL": args.db,
+            "CTMS_SECRET_KEY": "sync-benchmark",
+            "CTMS_USE_MOZLOG": "false",
+            "CTMS_ACOUSTIC_SYNC_FEATURE_FLAG": "true",
+            "CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG": "true",
+            "CTMS_ACOUSTIC_BASE_URL": args.base_url,
+            "CTMS_ACOUSTIC_CLIENT_ID": fake.client_id,
+            "CTMS_ACOUSTIC_CLIENT_SECRET": fake.client_secret,
+            "CTMS_ACOUSTIC_REFRESH_TOKEN": fake.refresh_token,
+            "CTMS_ACOUSTIC_MAIN_TABLE_ID": "1",
+            "CTMS_ACOUSTIC_NEWSLETTER_TABLE_ID": "2",
+            "CTMS_ACOUSTIC_WAITLIST_TABLE_ID": "3",
+            "CTMS_ACOUSTIC_PRODUCT_SUBSCRIPTIONS_ID": "4",
+            "CTMS_ACOUSTIC_TIMEOUT_S": "10",
+            "CTMS_ACOUSTIC_BATCH_LIMIT": str(args.batch),
+            "CTMS_ACOUSTIC_CONCURRENCY": str(args.concurrency),
+            "CTMS_ACOUSTIC_MAX_CONCURRENT": str(args.max_concurrent),
+            "CTMS_SYNC_BATCHES_IN_FLIGHT": str(args.batches_in_flight),
+            "CTMS_ACOUSTIC_LOOP_MIN_SECS": "0.05",
+            "CTMS_BACKGROUND_METRICS_PORT": "0",
+        }
     )
-    delivered = 0
-    while True:
-        stats = await service.run_pass()
-        delivered += stats.counts.get("synced", 0)
-        if not stats.count_total:
-            if stats.sync_backlog == 0:
-                return delivered
-            await asyncio.sleep(0.05)
 
 
 async def work(args: argparse.Namespace) -> dict[str, float]:
+    """`ctms sync` until the acoustic backlog is empty; the drain's wall-clock and CPU time."""
+    settings = worker_settings(args)
+    policy = sync_policy_from_settings(settings)
+    container = build_container(
+        settings,
+        sync_policy=dataclasses.replace(
+            policy, backoff_base_s=args.retry_after, backoff_cap_s=args.retry_after
+        ),
+    )
     engine = _engine(args.db)
     factory = PostgresUnitOfWorkFactory(engine)  # type: ignore[arg-type]
-    slots = PostgresRequestSlots(engine, name="acoustic", limit=args.max_concurrent)  # type: ignore[arg-type]
-    fake = FakeAcoustic()
-    async with acoustic_http_client(args.concurrency) as client:  # the worker's own wiring
-        gateway = HttpxAcousticGateway(
-            client,
-            base_url=args.base_url,
-            client_id=fake.client_id,
-            client_secret=fake.client_secret,
-            refresh_token=fake.refresh_token,
-            main_table_id="1",
-            newsletter_table_id="2",
-            waitlist_table_id="3",
-            product_table_id="4",
-            timeout=10.0,
-            slots=slots,
-        )
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    drained: dict[str, float] = {}
 
-        async def configuration() -> object:
+    async def stop_once_drained() -> None:
+        while True:
             async with factory() as uow:
-                return await uow.acoustic_config.load()
+                if (await uow.sync_queue.counts("acoustic")).backlog == 0:
+                    drained["elapsed_s"] = time.perf_counter() - started
+                    drained["cpu_s"] = time.process_time() - cpu_started
+                    stop.set()
+                    return
+            await asyncio.sleep(0.05)
 
-        destination = AcousticDestination(
-            gateway,
-            configuration,  # type: ignore[arg-type]
-            concurrency=args.concurrency,
-        )
-        started = time.perf_counter()
-        cpu_started = time.process_time()
-        if args.mode == "destination":
-            delivered = sum(
-                await asyncio.gather(
-                    *(drain_with_destination(factory, destination, args) for _ in range(args.loops))
-                )
-            )
-        else:
-            delivered = await drain_with_service(factory, gateway, args)
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu_started
-    await slots.close()
+    watcher = asyncio.create_task(stop_once_drained())
+    code = await run_worker(container, stop)
+    await watcher
     await engine.dispose()  # type: ignore[attr-defined]
-    return {"delivered": delivered, "elapsed_s": elapsed, "cpu_s": cpu}
+    return {"code": code, **drained}
 
 
 # --- the conductor --------------------------------------------------------------------------------------
@@ -222,12 +159,11 @@ def run_workers(url: str, base_url: str, args: argparse.Namespace) -> list[dict[
         "--role=worker",
         f"--db={url}",
         f"--base-url={base_url}",
-        f"--mode={args.mode}",
         f"--batch={args.batch}",
         f"--concurrency={args.concurrency}",
         f"--max-concurrent={args.max_concurrent}",
         f"--retry-after={args.retry_after}",
-        f"--loops={args.loops}",
+        f"--batches-in-flight={args.batches_in_flight}",
     ]
     workers = [
         subprocess.Popen(
@@ -241,9 +177,10 @@ def run_workers(url: str, base_url: str, args: argparse.Namespace) -> list[dict[
     results = []
     for worker in workers:
         output, _ = worker.communicate(timeout=3600)
-        if worker.returncode != 0:
-            raise SystemExit(f"a worker failed ({worker.returncode})")
-        results.append(json.loads(output.strip().splitlines()[-1]))
+        result = json.loads(output.strip().splitlines()[-1]) if worker.returncode == 0 else {}
+        if result.get("code") != 0:
+            raise SystemExit(f"a worker failed ({worker.returncode}, {result})")
+        results.append(result)
     return results
 
 
@@ -258,13 +195,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--retry-after", type=float, default=0.5)
     parser.add_argument(
-        "--loops",
+        "--batches-in-flight",
         type=int,
         default=2,
-        help="batches in progress per worker (destination mode): one claims and delivers while "
-        "another records its outcomes, so the slots stay busy",
+        help="CTMS_SYNC_BATCHES_IN_FLIGHT: batches each worker delivers at once, so one is claimed "
+        "while another is delivered and the slots stay busy",
     )
-    parser.add_argument("--mode", choices=("destination", "service"), default="destination")
     parser.add_argument("--role", choices=("conductor", "worker"), default="conductor")
     parser.add_argument("--db")
     parser.add_argument("--base-url")
@@ -306,11 +242,14 @@ def main() -> None:
                 upgrade(url)
                 asyncio.run(seed(url, args.contacts))
                 results = run_workers(url, base_url, args)
+                counts, given_up = asyncio.run(queue_state(url))
         finally:
             fake.terminate()
             fake.wait(timeout=30)
         stats = json.loads(stats_file.read_text())
-    delivered = sum(r["delivered"] for r in results)
+    if counts.backlog or given_up:
+        raise SystemExit(f"not drained: {counts}, {given_up} given up")
+    delivered = args.contacts  # every one: the backlog is empty and none was given up
     elapsed = max(r["elapsed_s"] for r in results)
     calls = sum(stats["calls"].values())
     cpu = sum(r["cpu_s"] for r in results)
@@ -320,11 +259,12 @@ def main() -> None:
         f"spent {stats['mean_request_s'] * 1000:.0f} ms in it (latency {args.latency * 1000:.0f} ms)"
     )
     print(
-        f"sync ({args.mode}): {delivered / elapsed:.1f} contacts/s; {delivered} contacts in "
+        f"sync: {delivered / elapsed:.1f} contacts/s; {delivered} contacts in "
         f"{elapsed:.2f} s by {args.workers} workers; max in flight {stats['max_in_flight']} "
         f"(limit {args.max_concurrent}); {calls / delivered:.3f} calls/contact; worker CPU "
         f"{cpu / delivered * 1000:.2f} ms/contact (latency {args.latency * 1000:.0f} ms, faults "
-        f"{args.fault_rate:.0%}, batch {args.batch}, {args.concurrency} in flight per worker)"
+        f"{args.fault_rate:.0%}, batch {args.batch}, {args.batches_in_flight} batches of "
+        f"{args.concurrency} requests in flight per worker)"
     )
 
 
