@@ -213,9 +213,19 @@ def _acoustic_gateway_if_integrated(
 
 
 def acoustic_http_client(concurrency: int) -> httpx.AsyncClient:
-    """The HTTP client of the Acoustic uploads: a connection for each of the `concurrency` uploads in
+    """The HTTP client of the Acoustic requests: a connection for each of the `concurrency` requests in
     flight, and one more for the OAuth refresh (see `SlotTransport`)."""
     return httpx.AsyncClient(transport=SlotTransport(concurrency + 1))
+
+
+def acoustic_requests_in_flight(settings: Settings) -> int:
+    """The most Acoustic requests one worker process has in flight: each of its
+    `CTMS_SYNC_BATCHES_IN_FLIGHT` batches sends `CTMS_ACOUSTIC_CONCURRENCY` at once, and the process
+    never holds more than the deployment's `CTMS_ACOUSTIC_MAX_CONCURRENT` request slots."""
+    return min(
+        settings.acoustic_concurrency * settings.sync_batches_in_flight,
+        settings.acoustic_max_concurrent,
+    )
 
 
 class _NotIntegrated:
@@ -304,7 +314,7 @@ def _other_destination_heartbeats(
 
 
 async def _acoustic_http_client_resource(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with acoustic_http_client(settings.acoustic_concurrency) as client:
+    async with acoustic_http_client(acoustic_requests_in_flight(settings)) as client:
         yield client
 
 
