@@ -143,6 +143,8 @@ class FakeAcoustic:
         default_factory=dict
     )
     max_in_flight: int = 0
+    # The most requests writing one recipient's rows of one table at once (a contact uploaded twice
+    # at once); one contact's newsletter and waitlist rows may travel in two requests at once.
     max_in_flight_per_recipient: dict[str, int] = field(default_factory=dict)
     faults_served: int = 0  # XML API calls answered with a scripted fault
     fault_rate: float = 0.0  # the share of XML API calls answered with a Fault, at random
@@ -160,7 +162,7 @@ class FakeAcoustic:
     _token_failures: list[tuple[int, str]] = field(default_factory=list)
     _valid_tokens: set[str] = field(default_factory=set)
     _in_flight: int = 0
-    _in_flight_per_recipient: dict[str, int] = field(default_factory=dict)
+    _in_flight_per_recipient: dict[tuple[str, str], int] = field(default_factory=dict)
     _in_flight_per_authorization: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -357,7 +359,7 @@ class FakeAcoustic:
             self.in_flight_seconds += self._in_flight * (now - self._last_change)
         self._last_change = self._busy_until = now
 
-    def _enter(self, email_id: str | None, authorization: str | None) -> None:
+    def _enter(self, email_id: str | None, authorization: str | None, target_id: str = "") -> None:
         with self._lock:
             self._account()
             self._in_flight += 1
@@ -366,12 +368,12 @@ class FakeAcoustic:
                 by_token[authorization] = by_token.get(authorization, 0) + 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             if email_id is not None:
-                count = self._in_flight_per_recipient.get(email_id, 0) + 1
-                self._in_flight_per_recipient[email_id] = count
+                count = self._in_flight_per_recipient.get((email_id, target_id), 0) + 1
+                self._in_flight_per_recipient[email_id, target_id] = count
                 previous = self.max_in_flight_per_recipient.get(email_id, 0)
                 self.max_in_flight_per_recipient[email_id] = max(previous, count)
 
-    def _leave(self, email_id: str | None, authorization: str | None) -> None:
+    def _leave(self, email_id: str | None, authorization: str | None, target_id: str = "") -> None:
         with self._lock:
             self._account()
             self._in_flight -= 1
@@ -379,7 +381,7 @@ class FakeAcoustic:
             if authorization is not None:
                 self._in_flight_per_authorization[authorization] -= 1
             if email_id is not None:
-                self._in_flight_per_recipient[email_id] -= 1
+                self._in_flight_per_recipient[email_id, target_id] -= 1
 
     def _apply(self, call: FakeCall, refused: Sequence[dict[str, str]] = ()) -> None:
         if refused:
@@ -526,11 +528,11 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             count = fake.requests_by_operation.get(call.operation, 0)
             fake.requests_by_operation[call.operation] = count + 1
-        fake._enter(call.email_id, call.authorization)
+        fake._enter(call.email_id, call.authorization, call.target_id)
         try:
             self._answer(fake, call)
         finally:
-            fake._leave(call.email_id, call.authorization)
+            fake._leave(call.email_id, call.authorization, call.target_id)
 
     def _answer(self, fake: FakeAcoustic, call: FakeCall) -> None:
         if fake.latency_s:
