@@ -260,14 +260,18 @@ class HttpxAcousticGateway:
         else:
             headers["Content-Type"] = "text/xml;charset=utf-8"
             request_kwargs = {"content": document}
+        # Built (the form encoding of the document included) before taking a slot: a slot is held only
+        # while the request is on the wire.
+        request = self._client.build_request(
+            "POST",
+            f"{self._base_url}/XMLAPI",
+            headers=headers,
+            timeout=self._timeout,
+            **request_kwargs,
+        )
         try:
             async with self._slots.acquire():
-                response = await self._client.post(
-                    f"{self._base_url}/XMLAPI",
-                    headers=headers,
-                    timeout=self._timeout,
-                    **request_kwargs,
-                )
+                response = await self._client.send(request)
         except httpx.TimeoutException as error:
             raise AcousticUnavailable(f"XML API timed out: {type(error).__name__}") from error
         except httpx.HTTPError as error:
