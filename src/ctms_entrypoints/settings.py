@@ -192,8 +192,8 @@ class Settings:
     #: CTMS_ACOUSTIC_BASE_URL: Acoustic API base URL; None → derived from the server number.
     #: Points the worker at a fake Acoustic in tests and benchmarks.
     acoustic_base_url: str | None = None
-    #: CTMS_ACOUSTIC_CONCURRENCY: contacts one worker uploads concurrently (Acoustic allows 10
-    #: concurrent requests per account across the deployment).
+    #: CTMS_ACOUSTIC_CONCURRENCY: Acoustic requests one batch has in flight at once (a worker delivers
+    #: CTMS_SYNC_BATCHES_IN_FLIGHT batches at once; CTMS_ACOUSTIC_MAX_CONCURRENT bounds them all).
     acoustic_concurrency: int = 5
     #: CTMS_ACOUSTIC_MAX_CONCURRENT: requests in flight against Acoustic across the whole deployment,
     #: every `ctms sync` process together (the account's limit; enforced through PostgreSQL).
