@@ -1,22 +1,42 @@
-"""Sync benchmark (docs/contract.md §16.2): one worker's contacts/s against the fake Acoustic with injected latency.
+"""Sync benchmark (docs/contract.md §16.2, docs/performance.md): contacts/s of `--workers` worker processes
+against the fake Acoustic with injected latency and faults, within the deployment-wide limit.
 
-    python bench/sync_benchmark.py [--contacts 2000] [--latency 0.05] [--concurrency 10] [--batch 100]
+    python bench/sync_benchmark.py [--contacts 2000] [--latency 0.05] [--fault-rate 0.02] [--workers 3]
+        [--max-concurrent 10] [--concurrency 10] [--batch 100] [--batches-in-flight 2]
 
-The fake Acoustic runs in its own process (`python -m tests.support.fake_acoustic`); the database is
-`CTMS_TEST_DB_URL`'s server (a throwaway database) or the embedded PostgreSQL. Contacts are seeded with one
-newsletter each (AddRecipient + one relational upload per contact), queued, then one `SyncService` drains
-the queue with the production gateway; the script prints contacts/s.
+The fake Acoustic runs in its own process (`python -m tests.support.fake_acoustic`), and so does each
+worker (this script with `--role worker`); the database is `CTMS_TEST_DB_URL`'s server (a throwaway
+database) or the embedded PostgreSQL. Contacts are seeded with one newsletter each and queued; then the
+workers drain the queue together.
+
+Each worker is `ctms sync` itself: the container built from `CTMS_*` settings (`run_worker`), so the real
+`SyncWorker` lanes (`--batches-in-flight`, `CTMS_SYNC_BATCHES_IN_FLIGHT`) run `SyncService` passes that
+route, claim, deliver through `AcousticDestination` and record outcomes; every Acoustic request holds one
+of `--max-concurrent` PostgreSQL request slots (`CTMS_ACOUSTIC_MAX_CONCURRENT`). Only the retry backoff
+is shortened (`--retry-after`), so a faulted contact's retry does not leave the run waiting for it. A
+worker stops once the acoustic backlog is empty (it looks every 0.2 s).
+
+Printed: contacts/s (first pass to empty queue), the most requests the fake saw in flight at once,
+XML API calls per contact (the fake's count, retries included), worker CPU per contact (user + system
+time of the worker processes while they drain, from their first pass: imports and the container's
+start-up excluded), and how many requests the fake had in
+flight on average (whether the workers keep the limit full).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
+import logging
+import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,24 +45,27 @@ from tests.builders import make_contact, make_newsletter
 from tests.support.database import provision_test_database
 from tests.support.fake_acoustic import FakeAcoustic
 
-from ctms_adapters.acoustic import HttpxAcousticGateway
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory, create_engine
 from ctms_adapters.postgres.migrations import upgrade
-from ctms_adapters.system import SystemClock
-from ctms_core.services.acoustic_admin import AcousticAdminService
-from ctms_core.services.acoustic_destination import AcousticDestination
-from ctms_core.services.sync import SyncPolicy, SyncService
-from ctms_entrypoints.container import acoustic_http_client
+from ctms_core.domain.sync import QueueCounts
+from ctms_entrypoints.awaitables import resolved
+from ctms_entrypoints.cli.acoustic import run_worker
+from ctms_entrypoints.container import build_container, sync_policy_from_settings
+from ctms_entrypoints.settings import Settings
 
 
-async def run(url: str, base_url: str, args: argparse.Namespace) -> float:
-    engine = create_engine(
+def _engine(url: str) -> object:
+    return create_engine(
         url, pool_size=10, max_overflow=10, pool_timeout=30, pool_recycle=-1, echo=False
     )
-    factory = PostgresUnitOfWorkFactory(engine)
-    now = datetime.now(UTC)
+
+
+async def seed(url: str, contacts: int) -> None:
+    engine = _engine(url)
+    factory = PostgresUnitOfWorkFactory(engine)  # type: ignore[arg-type]
+    now = datetime.now(UTC) - timedelta(seconds=1)
     async with factory() as uow:
-        for index in range(args.contacts):
+        for index in range(contacts):
             contact = make_contact(
                 primary_email=f"bench{index}@example.com",
                 basket_token=str(uuid.uuid4()),
@@ -50,66 +73,200 @@ async def run(url: str, base_url: str, args: argparse.Namespace) -> float:
             )
             await uow.contacts.add(contact, enqueue_at=now)
         await uow.commit()
+    await engine.dispose()  # type: ignore[attr-defined]
+
+
+async def queue_state(url: str) -> tuple[QueueCounts, int]:
+    """The acoustic backlog, and how many contacts were given up."""
+    engine = _engine(url)
+    async with PostgresUnitOfWorkFactory(engine)() as uow:  # type: ignore[arg-type]
+        counts = await uow.sync_queue.counts("acoustic")
+        given_up = len(await uow.sync_queue.failed("acoustic"))
+    await engine.dispose()  # type: ignore[attr-defined]
+    return counts, given_up
+
+
+# --- one worker process ---------------------------------------------------------------------------------
+
+
+def worker_settings(args: argparse.Namespace) -> Settings:
     fake = FakeAcoustic()
-    async with acoustic_http_client(args.concurrency) as client:  # the worker's own wiring
-        gateway = HttpxAcousticGateway(
-            client,
-            base_url=base_url,
-            client_id=fake.client_id,
-            client_secret=fake.client_secret,
-            refresh_token=fake.refresh_token,
-            main_table_id="1",
-            newsletter_table_id="2",
-            waitlist_table_id="3",
-            product_table_id="4",
-            timeout=10.0,
-        )
-        configuration = AcousticAdminService(factory, SystemClock()).configuration
-        service = SyncService(
-            factory,
-            AcousticDestination(gateway, configuration, concurrency=args.concurrency),
-            SystemClock(),
-            SyncPolicy(batch_limit=args.batch),
-        )
-        started = time.perf_counter()
-        synced = 0
+    return Settings.from_env(
+        {
+            **os.environ,
+            "CTMS_DB_URL": args.db,
+            "CTMS_SECRET_KEY": "sync-benchmark",
+            "CTMS_USE_MOZLOG": "false",
+            "CTMS_ACOUSTIC_SYNC_FEATURE_FLAG": "true",
+            "CTMS_ACOUSTIC_INTEGRATION_FEATURE_FLAG": "true",
+            "CTMS_ACOUSTIC_BASE_URL": args.base_url,
+            "CTMS_ACOUSTIC_CLIENT_ID": fake.client_id,
+            "CTMS_ACOUSTIC_CLIENT_SECRET": fake.client_secret,
+            "CTMS_ACOUSTIC_REFRESH_TOKEN": fake.refresh_token,
+            "CTMS_ACOUSTIC_MAIN_TABLE_ID": "1",
+            "CTMS_ACOUSTIC_NEWSLETTER_TABLE_ID": "2",
+            "CTMS_ACOUSTIC_WAITLIST_TABLE_ID": "3",
+            "CTMS_ACOUSTIC_PRODUCT_SUBSCRIPTIONS_ID": "4",
+            "CTMS_ACOUSTIC_TIMEOUT_S": "10",
+            "CTMS_ACOUSTIC_BATCH_LIMIT": str(args.batch),
+            "CTMS_ACOUSTIC_CONCURRENCY": str(args.concurrency),
+            "CTMS_ACOUSTIC_MAX_CONCURRENT": str(args.max_concurrent),
+            "CTMS_SYNC_BATCHES_IN_FLIGHT": str(args.batches_in_flight),
+            "CTMS_ACOUSTIC_LOOP_MIN_SECS": "0.05",
+            "CTMS_BACKGROUND_METRICS_PORT": "0",
+        }
+    )
+
+
+async def work(args: argparse.Namespace) -> dict[str, float]:
+    """`ctms sync` until the acoustic backlog is empty; the drain's wall-clock and CPU time."""
+    settings = worker_settings(args)
+    policy = sync_policy_from_settings(settings)
+    container = build_container(
+        settings,
+        sync_policy=dataclasses.replace(
+            policy, backoff_base_s=args.retry_after, backoff_cap_s=args.retry_after
+        ),
+    )
+    engine = _engine(args.db)
+    factory = PostgresUnitOfWorkFactory(engine)  # type: ignore[arg-type]
+    await resolved(container.sync_worker)  # start-up (HTTP client, TLS, engine) is not the drain
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    drained: dict[str, float] = {}
+
+    async def stop_once_drained() -> None:
         while True:
-            stats = await service.run_pass()
-            if not stats.count_total:
-                break
-            synced += stats.counts.get("synced", 0)
-        elapsed = time.perf_counter() - started
-    await engine.dispose()
-    print(f"synced {synced} contacts in {elapsed:.2f} s")
-    return synced / elapsed
+            async with factory() as uow:
+                if (await uow.sync_queue.counts("acoustic")).backlog == 0:
+                    drained["elapsed_s"] = time.perf_counter() - started
+                    drained["cpu_s"] = time.process_time() - cpu_started
+                    stop.set()
+                    return
+            await asyncio.sleep(0.2)
+
+    watcher = asyncio.create_task(stop_once_drained())
+    code = await run_worker(container, stop)
+    await watcher
+    await engine.dispose()  # type: ignore[attr-defined]
+    return {"code": code, **drained}
+
+
+# --- the conductor --------------------------------------------------------------------------------------
+
+
+def run_workers(url: str, base_url: str, args: argparse.Namespace) -> list[dict[str, float]]:
+    common = [
+        "--role=worker",
+        f"--db={url}",
+        f"--base-url={base_url}",
+        f"--batch={args.batch}",
+        f"--concurrency={args.concurrency}",
+        f"--max-concurrent={args.max_concurrent}",
+        f"--retry-after={args.retry_after}",
+        f"--batches-in-flight={args.batches_in_flight}",
+    ]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, __file__, *common],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+        )
+        for _ in range(args.workers)
+    ]
+    results = []
+    for worker in workers:
+        output, _ = worker.communicate(timeout=3600)
+        result = json.loads(output.strip().splitlines()[-1]) if worker.returncode == 0 else {}
+        if result.get("code") != 0:
+            raise SystemExit(f"a worker failed ({worker.returncode}, {result})")
+        results.append(result)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--contacts", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.05)
-    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--fault-rate", type=float, default=0.02)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--max-concurrent", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=10, help="requests in flight per worker")
     parser.add_argument("--batch", type=int, default=100)
-    args = parser.parse_args()
-    root = Path(__file__).resolve().parents[1]
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.fake_acoustic", "--latency", str(args.latency)],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        text=True,
+    parser.add_argument("--retry-after", type=float, default=0.5)
+    parser.add_argument(
+        "--batches-in-flight",
+        type=int,
+        default=2,
+        help="CTMS_SYNC_BATCHES_IN_FLIGHT: batches each worker delivers at once, so one is claimed "
+        "while another is delivered and the slots stay busy",
     )
-    try:
-        assert fake.stdout is not None
-        base_url = fake.stdout.readline().strip()
-        with provision_test_database() as url:
-            upgrade(url)
-            rate = asyncio.run(run(url, base_url, args))
-    finally:
-        fake.terminate()
-        fake.wait(timeout=10)
+    parser.add_argument("--role", choices=("conductor", "worker"), default="conductor")
+    parser.add_argument("--db")
+    parser.add_argument("--base-url")
+    args = parser.parse_args()
+    if args.role == "worker":
+        logging.disable(logging.CRITICAL)  # the per-contact failure lines of the injected faults
+        profile = os.environ.get("CTMS_BENCH_PROFILE")
+        if profile:  # where a worker's CPU goes: `python -m pstats <file>`
+            import cProfile
+
+            with cProfile.Profile(time.process_time) as profiler:
+                result = asyncio.run(work(args))
+            profiler.dump_stats(f"{profile}.{os.getpid()}")
+        else:
+            result = asyncio.run(work(args))
+        print(json.dumps(result), flush=True)
+        return
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as scratch:
+        stats_file = Path(scratch) / "fake.json"
+        fake = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.fake_acoustic",
+                f"--latency={args.latency}",
+                f"--fault-rate={args.fault_rate}",
+                f"--stats-file={stats_file}",
+            ],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert fake.stdout is not None
+            base_url = fake.stdout.readline().strip()
+            with provision_test_database() as url:
+                upgrade(url)
+                asyncio.run(seed(url, args.contacts))
+                results = run_workers(url, base_url, args)
+                counts, given_up = asyncio.run(queue_state(url))
+        finally:
+            fake.terminate()
+            fake.wait(timeout=30)
+        stats = json.loads(stats_file.read_text())
+    if counts.backlog or given_up:
+        raise SystemExit(f"not drained: {counts}, {given_up} given up")
+    delivered = args.contacts  # every one: the backlog is empty and none was given up
+    elapsed = max(r["elapsed_s"] for r in results)
+    calls = sum(stats["calls"].values())
+    cpu = sum(r["cpu_s"] for r in results)
+    print(f"calls by operation: {stats['calls']}; faults served: {stats['faults_served']}")
     print(
-        f"sync: {rate:.1f} contacts/s (latency {args.latency * 1000:.0f} ms, "
-        f"concurrency {args.concurrency}, batch {args.batch}; target >= 100)"
+        f"fake Acoustic: {stats['mean_in_flight']:.2f} requests in flight on average; a request "
+        f"spent {stats['mean_request_s'] * 1000:.0f} ms in it (latency {args.latency * 1000:.0f} ms)"
+    )
+    print(
+        f"sync: {delivered / elapsed:.1f} contacts/s; {delivered} contacts in "
+        f"{elapsed:.2f} s by {args.workers} workers; max in flight {stats['max_in_flight']} "
+        f"(limit {args.max_concurrent}); {calls / delivered:.3f} calls/contact; worker CPU "
+        f"{cpu / delivered * 1000:.2f} ms/contact (latency {args.latency * 1000:.0f} ms, faults "
+        f"{args.fault_rate:.0%}, batch {args.batch}, {args.batches_in_flight} batches of "
+        f"{args.concurrency} requests in flight per worker)"
     )
 
 

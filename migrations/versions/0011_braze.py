@@ -2,7 +2,7 @@
 and the per-contact digests of the attributes Braze last accepted. Expand-only: two new tables.
 
 Revision ID: 0011_braze
-Revises: 0009_one_sync_queue
+Revises: 0010_request_slots
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0011_braze"
-down_revision: str | None = "0009_one_sync_queue"
+down_revision: str | None = "0010_request_slots"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -26,7 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.acoustic import HttpxAcousticGateway, SlotTransport
 from ctms_adapters.memory import InMemoryDatabaseHealth, InMemoryStore, InMemoryUnitOfWork
+from ctms_adapters.memory.request_slots import InMemoryRequestSlots
 from ctms_adapters.postgres import PostgresDatabaseHealth, PostgresUnitOfWorkFactory, create_engine
+from ctms_adapters.postgres.acoustic_resync import PostgresResyncSelection
+from ctms_adapters.postgres.request_slots import PostgresRequestSlots
 from ctms_adapters.pubsub import GoogleOidcVerifier, JwksFetcher
 from ctms_adapters.security import Argon2PasswordHasher, JwtTokenCodec
 from ctms_adapters.system import RandomIdGenerator, SystemClock
@@ -37,9 +40,11 @@ from ctms_core.ports.braze import DELETE_BATCH_SIZE, TRACK_BATCH_SIZE
 from ctms_core.ports.clock import Clock
 from ctms_core.ports.destinations import Delivery, DeliveryReport, SyncDestination
 from ctms_core.ports.repositories import UnitOfWork
+from ctms_core.ports.request_slots import RequestSlots
 from ctms_core.services.access_control import AccessControlService
 from ctms_core.services.acoustic_admin import AcousticAdminService
 from ctms_core.services.acoustic_destination import AcousticDestination
+from ctms_core.services.acoustic_resync import AcousticResyncService
 from ctms_core.services.api_clients import ApiClientService
 from ctms_core.services.auth import AuthService
 from ctms_core.services.contacts import ContactService
@@ -167,10 +172,22 @@ def braze_sync_policy(settings: Settings, policy: SyncPolicy) -> SyncPolicy:
     return dataclasses.replace(policy, batch_limit=batch, lease=timedelta(seconds=lease_s))
 
 
+def acoustic_request_slots(settings: Settings, engine: AsyncEngine | None) -> RequestSlots:
+    """The deployment-wide limit of requests in flight against Acoustic (`CTMS_ACOUSTIC_MAX_CONCURRENT`),
+    shared through the database; a lease outlasts the longest request (connect, write, read and pool
+    waits each up to the timeout), so a killed worker's slots come back within it."""
+    limit = settings.acoustic_max_concurrent
+    if engine is None:
+        return InMemoryRequestSlots(limit)
+    lease = timedelta(seconds=4 * settings.acoustic_timeout_s + 30)
+    return PostgresRequestSlots(engine, name="acoustic", limit=limit, lease=lease)
+
+
 def acoustic_gateway_from_settings(
-    settings: Settings, client: httpx.AsyncClient
+    settings: Settings, client: httpx.AsyncClient, slots: RequestSlots | None = None
 ) -> HttpxAcousticGateway:
-    """The Acoustic gateway of `settings` over `client`; every credential and table id is required."""
+    """The Acoustic gateway of `settings` over `client`; every credential and table id is required.
+    Every request holds one of `slots` (none: no deployment-wide limit)."""
     required = {
         "CTMS_ACOUSTIC_CLIENT_ID": settings.acoustic_client_id,
         "CTMS_ACOUSTIC_CLIENT_SECRET": settings.acoustic_client_secret,
@@ -194,23 +211,34 @@ def acoustic_gateway_from_settings(
         waitlist_table_id=str(settings.acoustic_waitlist_table_id),
         product_table_id=str(settings.acoustic_product_subscriptions_id),
         timeout=settings.acoustic_timeout_s,
+        slots=slots,
     )
 
 
 def _acoustic_gateway_if_integrated(
-    settings: Settings, client: httpx.AsyncClient
+    settings: Settings, client: httpx.AsyncClient, slots: RequestSlots
 ) -> HttpxAcousticGateway | None:
     """The gateway when the integration is on; None otherwise (the worker then only marks contacts
     synced, docs/acoustic.md)."""
     if not settings.acoustic_integration_feature_flag:
         return None
-    return acoustic_gateway_from_settings(settings, client)
+    return acoustic_gateway_from_settings(settings, client, slots)
 
 
 def acoustic_http_client(concurrency: int) -> httpx.AsyncClient:
-    """The HTTP client of the Acoustic uploads: a connection for each of the `concurrency` uploads in
+    """The HTTP client of the Acoustic requests: a connection for each of the `concurrency` requests in
     flight, and one more for the OAuth refresh (see `SlotTransport`)."""
     return httpx.AsyncClient(transport=SlotTransport(concurrency + 1))
+
+
+def acoustic_requests_in_flight(settings: Settings) -> int:
+    """The most Acoustic requests one worker process has in flight: each of its
+    `CTMS_SYNC_BATCHES_IN_FLIGHT` batches sends `CTMS_ACOUSTIC_CONCURRENCY` at once, and the process
+    never holds more than the deployment's `CTMS_ACOUSTIC_MAX_CONCURRENT` request slots."""
+    return min(
+        settings.acoustic_concurrency * settings.sync_batches_in_flight,
+        settings.acoustic_max_concurrent,
+    )
 
 
 class _NotIntegrated:
@@ -299,7 +327,7 @@ def _other_destination_heartbeats(
 
 
 async def _acoustic_http_client_resource(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with acoustic_http_client(settings.acoustic_concurrency) as client:
+    async with acoustic_http_client(acoustic_requests_in_flight(settings)) as client:
         yield client
 
 
@@ -359,6 +387,13 @@ class Container(containers.DeclarativeContainer):
     api_client_service = providers.Singleton(ApiClientService, uow_factory, password_hasher, clock)
     access_control_service = providers.Singleton(AccessControlService, uow_factory)
     erasure_audit_service = providers.Singleton(ErasureAuditService, uow_factory, erasure_salt)
+    # `ctms acoustic resync --newsletter/--waitlist/--reset-retries` and `ctms acoustic dump`.
+    acoustic_resync_service = providers.Singleton(
+        AcousticResyncService,
+        uow_factory,
+        providers.Singleton(PostgresResyncSelection, engine),
+        clock,
+    )
     acoustic_admin_service = providers.Singleton(AcousticAdminService, uow_factory, clock)
 
     # Stripe ingestion (docs/contract.md §8.1) and the Pub/Sub push endpoint (docs/contract.md §8.2); the JWKS client is built on first use.
@@ -411,8 +446,9 @@ class Container(containers.DeclarativeContainer):
     # The sync worker (`ctms sync`, docs/acoustic.md). Its HTTP client is the container's only async Resource:
     # opened on first use, closed by `dispose(container)`.
     acoustic_http_client = providers.Resource(_acoustic_http_client_resource, settings)
+    acoustic_request_slots = providers.Singleton(acoustic_request_slots, settings, engine)
     acoustic_gateway = providers.Singleton(
-        _acoustic_gateway_if_integrated, settings, acoustic_http_client
+        _acoustic_gateway_if_integrated, settings, acoustic_http_client, acoustic_request_slots
     )
     sync_policy = providers.Callable(sync_policy_from_settings, settings)
     worker_metrics = providers.Singleton(BackgroundMetrics)

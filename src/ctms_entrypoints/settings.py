@@ -192,9 +192,12 @@ class Settings:
     #: CTMS_ACOUSTIC_BASE_URL: Acoustic API base URL; None → derived from the server number.
     #: Points the worker at a fake Acoustic in tests and benchmarks.
     acoustic_base_url: str | None = None
-    #: CTMS_ACOUSTIC_CONCURRENCY: contacts one worker uploads concurrently (Acoustic allows 10
-    #: concurrent requests per account across the deployment).
+    #: CTMS_ACOUSTIC_CONCURRENCY: Acoustic requests one batch has in flight at once (a worker delivers
+    #: CTMS_SYNC_BATCHES_IN_FLIGHT batches at once; CTMS_ACOUSTIC_MAX_CONCURRENT bounds them all).
     acoustic_concurrency: int = 5
+    #: CTMS_ACOUSTIC_MAX_CONCURRENT: requests in flight against Acoustic across the whole deployment,
+    #: every `ctms sync` process together (the account's limit; enforced through PostgreSQL).
+    acoustic_max_concurrent: int = 10
     #: CTMS_PUBSUB_JWKS_URL: where Google's OIDC signing keys are fetched for Pub/Sub push tokens.
     pubsub_jwks_url: str = DEFAULT_PUBSUB_JWKS_URL
     #: CTMS_WEB_CONCURRENCY: number of API worker processes `ctms serve` runs.
@@ -256,6 +259,7 @@ class Settings:
         "token_failure_window_seconds": 0,
         "waitlist_rules_cache_seconds": 0,
         "acoustic_concurrency": 1,
+        "acoustic_max_concurrent": 1,
         "web_concurrency": 1,
         "sync_give_up_after_seconds": 0,
         "sync_batches_in_flight": 1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,18 +12,23 @@ from typing import Protocol
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
-from ctms_core.domain.acoustic import AcousticDeletion
+from ctms_core.domain.acoustic import AcousticDeletion, default_configuration, map_contact
+from ctms_core.domain.contact import Contact
 from ctms_entrypoints.cli.main import cli
-from tests.builders import make_contact
+from tests.builders import make_contact, make_newsletter, make_waitlist
+from tests.support.acoustic_sync import seed_acoustic_configuration
 
 pytestmark = pytest.mark.integration
 
 
 class Ctms(Protocol):
-    async def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result: ...
+    async def __call__(
+        self, *args: str, env: dict[str, str] | None = None, input: str | None = None
+    ) -> Result: ...
 
 
 @pytest.fixture
@@ -30,9 +36,11 @@ def ctms(database_url: str, empty_database: AsyncEngine) -> Ctms:
     """Run `ctms ARGS...` on the test database, in a thread (the commands run their own event loop)."""
     runner = CliRunner()
 
-    async def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    async def invoke(
+        *args: str, env: dict[str, str] | None = None, input: str | None = None
+    ) -> Result:
         environment = {"CTMS_DB_URL": database_url, "CTMS_SECRET_KEY": "cli-tests", **(env or {})}
-        return await asyncio.to_thread(runner.invoke, cli, list(args), env=environment)
+        return await asyncio.to_thread(runner.invoke, cli, list(args), env=environment, input=input)
 
     return invoke
 
@@ -204,3 +212,141 @@ async def test_failed_shows_how_long_the_oldest_erasure_has_waited(
     assert waited is not None, failed.output
     assert 7200 <= int(waited.group(1)) < 7200 + 600
     assert "gone@example.com" not in failed.output
+
+
+async def _contacts_with_lists(engine: AsyncEngine) -> list[Contact]:
+    """Three contacts: one subscribed to firefox-news, one unsubscribed from it, one on the vpn
+    waitlist (unsubscribed); every one queued with retries counted."""
+    contacts = [
+        make_contact(
+            primary_email="news@example.com", newsletters=(make_newsletter("firefox-news"),)
+        ),
+        make_contact(
+            primary_email="former@example.com",
+            newsletters=(make_newsletter("firefox-news", subscribed=False),),
+        ),
+        make_contact(
+            primary_email="vpn@example.com",
+            waitlists=(make_waitlist("vpn", subscribed=False, fields={"geo": "fr"}),),
+        ),
+    ]
+    factory = PostgresUnitOfWorkFactory(engine)
+    now = datetime.now(UTC)
+    async with factory() as uow:
+        for contact in contacts:
+            await uow.contacts.add(contact)
+            await uow.sync_queue.enqueue(contact.email_id, now)
+        await uow.commit()
+    await _route(factory, now)
+    for contact in contacts:
+        for _ in range(2):
+            async with factory() as uow:
+                await uow.sync_queue.fail(
+                    "acoustic", contact.email_id, 1, "Fault", now + timedelta(hours=1), now=now
+                )
+                await uow.commit()
+    return contacts
+
+
+async def _retries(engine: AsyncEngine) -> dict[str, int]:
+    """The acoustic destination's retries, once a worker pass routed what was queued since."""
+    await _route(PostgresUnitOfWorkFactory(engine), datetime.now(UTC))
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT email_id, retry FROM pending_sync WHERE destination = 'acoustic'")
+        )
+        return {str(email_id): retry for email_id, retry in rows}
+
+
+async def test_resync_by_newsletter_queues_its_subscribers_after_confirmation(
+    ctms: Ctms, empty_database: AsyncEngine
+) -> None:
+    news, former, vpn = await _contacts_with_lists(empty_database)
+
+    declined = await ctms("acoustic", "resync", "--newsletter", "firefox-news", input="n\n")
+    assert "Force resync of 1 contacts" in declined.output
+    assert "Operation cancelled." in declined.output
+    assert (await _retries(empty_database))[str(news.email_id)] == 2
+
+    accepted = await ctms("acoustic", "resync", "--newsletter", "firefox-news", "-y")
+    assert accepted.exit_code == 0, accepted.output
+    assert accepted.output.endswith("Queued 1 contacts for sync.\n")
+    assert await _retries(empty_database) == {
+        str(news.email_id): 0,
+        str(former.email_id): 2,
+        str(vpn.email_id): 2,
+    }
+
+
+async def test_resync_by_waitlist_takes_every_entry_and_unknown_names_fail(
+    ctms: Ctms, empty_database: AsyncEngine
+) -> None:
+    _, _, vpn = await _contacts_with_lists(empty_database)
+
+    result = await ctms("acoustic", "resync", "--waitlist", "vpn", "-y")
+    assert result.output.endswith("Queued 1 contacts for sync.\n")
+    assert (await _retries(empty_database))[str(vpn.email_id)] == 0
+
+    unknown = await ctms("acoustic", "resync", "--waitlist", "relay", "-y")
+    assert unknown.exit_code == 4
+    assert "Unknown waitlist 'relay'" in unknown.output
+    unknown = await ctms("acoustic", "resync", "--newsletter", "nope", "-y")
+    assert "Unknown newsletter 'nope'" in unknown.output
+
+
+async def test_reset_retries_gives_every_queued_contact_its_retries_back(
+    ctms: Ctms, empty_database: AsyncEngine
+) -> None:
+    contacts = await _contacts_with_lists(empty_database)
+
+    result = await ctms("acoustic", "resync", "--reset-retries", "-y")
+
+    assert result.exit_code == 0, result.output
+    assert "Reset the retries of 3 contacts." in result.output
+    assert await _retries(empty_database) == {str(c.email_id): 0 for c in contacts}
+    async with PostgresUnitOfWorkFactory(empty_database)() as uow:  # due now, not in an hour
+        claimed = await uow.sync_queue.claim(
+            "acoustic",
+            limit=10,
+            now=datetime.now(UTC) + timedelta(seconds=1),
+            lease_until=datetime.now(UTC) + timedelta(minutes=1),
+        )
+    assert len(claimed) == 3
+
+
+async def test_dump_writes_each_contact_as_its_main_table_row(
+    ctms: Ctms, empty_database: AsyncEngine, tmp_path: Path
+) -> None:
+    await seed_acoustic_configuration(PostgresUnitOfWorkFactory(empty_database))
+    contacts = await _contacts_with_lists(empty_database)
+    output = tmp_path / "dump.csv"
+
+    result = await ctms("acoustic", "dump", "-o", str(output), "-y")
+
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(output.read_text(encoding="utf-8").splitlines()))
+    assert sorted(row["email_id"] for row in rows) == sorted(str(c.email_id) for c in contacts)
+    expected = map_contact(contacts[0], (), default_configuration()).main
+    dumped = next(row for row in rows if row["email_id"] == str(contacts[0].email_id))
+    assert {name: dumped[name] for name in expected} == dict(expected)
+    assert list(rows[0]) == sorted(rows[0])
+
+    only_news = await ctms("acoustic", "dump", "--newsletter", "firefox-news", "-y")
+    assert only_news.output.count("news@example.com") == 1
+    assert "vpn@example.com" not in only_news.output
+
+
+async def test_dump_of_nothing_fails_and_the_configuration_dumps_as_csv(ctms: Ctms) -> None:
+    nothing = await ctms("acoustic", "dump", "-y")
+    assert nothing.exit_code == 69
+    assert "No contact found for query." in nothing.output
+
+    await ctms("acoustic", "fields", "add", "fxa_lang")
+    await ctms("acoustic", "newsletters", "add", "mozilla-rally:sub_rally")
+    configuration = await ctms("acoustic", "dump", "--configuration")
+    assert configuration.exit_code == 0
+    assert configuration.output.splitlines() == [
+        "kind,table_or_source,field_or_column",
+        "field,main,fxa_lang",
+        "newsletter_mapping,mozilla-rally,sub_rally",
+    ]

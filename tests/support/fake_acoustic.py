@@ -6,7 +6,10 @@ never block other requests, so it serves concurrent sync workers (and any event 
 
 It keeps what Acoustic would hold (recipients per list keyed by `email_id`, relational rows keyed by
 `email_id` + the table's name column), a call log with the parsed request and its raw XML, and counters
-of concurrent requests (overall, per recipient, and per bearer token: one token is one worker). Faults are scripted with `fail_next(kind, times)`
+of concurrent requests (`in_flight` and its maximum `max_in_flight`, counting every request the OAuth
+token grant included; per recipient; and per bearer token: one token is one worker). `refuse_rows`
+makes relational requests refuse the rows of given contacts the way Acoustic does: `SUCCESS` true and
+a `FAILURE` per refused row naming its key columns, the other rows taken. Faults are scripted with `fail_next(kind, times)`
 or `fail_every(nth, kind)`; `go_down("refused" | "5xx")` and `come_back()` simulate an outage, and
 `latency_s` may be changed while the server runs (a slow Acoustic).
 """
@@ -14,13 +17,15 @@ or `fail_every(nth, kind)`; `go_down("refused" | "5xx")` and `come_back()` simul
 from __future__ import annotations
 
 import json
+import random
+import signal
 import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import parse_qs
@@ -65,6 +70,27 @@ FAILURES_BODY = (
     '<FAILURE failure_type="permanent" description="Field not found"/>'
     "</FAILURES></RESULT></Body></Envelope>"
 )
+
+
+def row_failures_body(
+    rows: list[dict[str, str]], tag: str, failure_type: str, description: str
+) -> str:
+    """Acoustic's answer to a relational request with refused rows: SUCCESS true, then one FAILURE per
+    row naming the row's key columns (`email_id` and the table's name column)."""
+    failures = []
+    for row in rows:
+        failure = ET.Element("FAILURE", {"failure_type": failure_type, "description": description})
+        for name in ("email_id", *_RELATIONAL_NAME_COLUMNS):
+            if name in row:
+                ET.SubElement(failure, tag, {"name": name}).text = row[name]
+        failures.append(ET.tostring(failure, encoding="unicode"))
+    return (
+        "<Envelope><Body><RESULT><SUCCESS>TRUE</SUCCESS><FAILURES>"
+        + "".join(failures)
+        + "</FAILURES></RESULT></Body></Envelope>"
+    )
+
+
 HTML_500_BODY = "<html><body><h1>500 Internal Server Error</h1><p>oops"
 HTML_503_BODY = "<html><body><h1>503 Service Unavailable</h1></body></html>"
 HTML_200_BODY = "<html><body><h1>Please wait</h1><p>The service is busy.</p></body></html>"
@@ -117,17 +143,32 @@ class FakeAcoustic:
         default_factory=dict
     )
     max_in_flight: int = 0
+    # The most requests writing one recipient's rows of one table at once (a contact uploaded twice
+    # at once); one contact's newsletter and waitlist rows may travel in two requests at once.
     max_in_flight_per_recipient: dict[str, int] = field(default_factory=dict)
     faults_served: int = 0  # XML API calls answered with a scripted fault
+    fault_rate: float = 0.0  # the share of XML API calls answered with a Fault, at random
+    rows_refused: int = 0  # relational rows answered with a FAILURE
+    requests_by_operation: dict[str, int] = field(default_factory=dict)  # every XML API request
+    # ∫ in_flight dt over the time requests were being answered, and the first and last moments
+    # (the mean number in flight, and the mean time a request spends in the fake).
+    in_flight_seconds: float = 0.0
+    requests_served: int = 0
+    _busy_since: float | None = None
+    _last_change: float = 0.0
+    _busy_until: float = 0.0
+    _refused_rows: dict[str, int | None] = field(default_factory=dict)
     _scripts: list[_Script] = field(default_factory=list)
     _token_failures: list[tuple[int, str]] = field(default_factory=list)
     _valid_tokens: set[str] = field(default_factory=set)
     _in_flight: int = 0
-    _in_flight_per_recipient: dict[str, int] = field(default_factory=dict)
+    _in_flight_per_recipient: dict[tuple[str, str], int] = field(default_factory=dict)
     _in_flight_per_authorization: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _down: OutageKind | None = None
+    _refusal: tuple[str, str] = ("permanent", "")
+    _random: random.Random = field(default_factory=lambda: random.Random(18))
     _listener: _Listener | None = field(default=None, repr=False)
 
     # --- switches -----------------------------------------------------------------------------------------
@@ -162,11 +203,47 @@ class FakeAcoustic:
         with self._lock:
             self._scripts.append(_Script(kind, times, operation, fault_string, error_id, every=nth))
 
+    def refuse_rows(
+        self,
+        *email_ids: str,
+        times: int | None = 1,
+        description: str = "Invalid Number in column: newsletter_source",
+        failure_type: str = "permanent",
+    ) -> None:
+        """The relational rows (InsertUpdateRelationalTable, DeleteRelationalTableData) of these
+        contacts are refused in the next `times` requests that carry them (None: until
+        `clear_faults()`), each with a `FAILURE failure_type=… description=…` naming its key columns.
+        """
+        with self._lock:
+            for email_id in email_ids:
+                self._refused_rows[email_id] = times
+            self._refusal = (failure_type, description)
+
+    def _take_refusals(self, call: FakeCall) -> list[dict[str, str]]:
+        """The rows of `call` refused now (each refused contact counts one request)."""
+        with self._lock:
+            refused_ids: set[str] = set()
+            for row in call.rows:
+                email_id = row.get("email_id", "")
+                if email_id in self._refused_rows:
+                    refused_ids.add(email_id)
+            for email_id in refused_ids:
+                remaining = self._refused_rows[email_id]
+                if remaining is not None:
+                    if remaining <= 1:
+                        del self._refused_rows[email_id]
+                    else:
+                        self._refused_rows[email_id] = remaining - 1
+            refused = [row for row in call.rows if row.get("email_id") in refused_ids]
+            self.rows_refused += len(refused)
+            return refused
+
     def clear_faults(self) -> None:
         """Forget every scripted fault not yet served (`fail_next`, `fail_every`, `fail_token`)."""
         with self._lock:
             self._scripts.clear()
             self._token_failures.clear()
+            self._refused_rows.clear()
 
     def go_down(self, kind: OutageKind = "refused") -> None:
         """Acoustic becomes unreachable until `come_back()` (see `OutageKind`)."""
@@ -268,28 +345,47 @@ class FakeAcoustic:
                             self._scripts.remove(script)
                     self.faults_served += 1
                     return script
+            if self.fault_rate and self._random.random() < self.fault_rate:
+                self.faults_served += 1
+                return _Script("fault", None, None, "Database Error: please retry", "2")
         return None
 
-    def _enter(self, email_id: str | None, authorization: str) -> None:
+    def _account(self) -> None:
+        """Add the time since the last change of `in_flight` to its integral (under the lock)."""
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        else:
+            self.in_flight_seconds += self._in_flight * (now - self._last_change)
+        self._last_change = self._busy_until = now
+
+    def _enter(self, email_id: str | None, authorization: str | None, target_id: str = "") -> None:
         with self._lock:
+            self._account()
             self._in_flight += 1
-            by_token = self._in_flight_per_authorization
-            by_token[authorization] = by_token.get(authorization, 0) + 1
+            if authorization is not None:
+                by_token = self._in_flight_per_authorization
+                by_token[authorization] = by_token.get(authorization, 0) + 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             if email_id is not None:
-                count = self._in_flight_per_recipient.get(email_id, 0) + 1
-                self._in_flight_per_recipient[email_id] = count
+                count = self._in_flight_per_recipient.get((email_id, target_id), 0) + 1
+                self._in_flight_per_recipient[email_id, target_id] = count
                 previous = self.max_in_flight_per_recipient.get(email_id, 0)
                 self.max_in_flight_per_recipient[email_id] = max(previous, count)
 
-    def _leave(self, email_id: str | None, authorization: str) -> None:
+    def _leave(self, email_id: str | None, authorization: str | None, target_id: str = "") -> None:
         with self._lock:
+            self._account()
             self._in_flight -= 1
-            self._in_flight_per_authorization[authorization] -= 1
+            self.requests_served += 1
+            if authorization is not None:
+                self._in_flight_per_authorization[authorization] -= 1
             if email_id is not None:
-                self._in_flight_per_recipient[email_id] -= 1
+                self._in_flight_per_recipient[email_id, target_id] -= 1
 
-    def _apply(self, call: FakeCall) -> None:
+    def _apply(self, call: FakeCall, refused: Sequence[dict[str, str]] = ()) -> None:
+        if refused:
+            call = replace(call, rows=[row for row in call.rows if row not in refused])
         with self._lock:
             self.calls.append(call)
             if call.operation == "AddRecipient" and call.email_id is not None:
@@ -407,8 +503,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.path == "/oauth/token":
             form = {name: values[0] for name, values in parse_qs(raw.decode("utf-8")).items()}
-            status, payload = fake._issue_token(form)
-            self._reply(status, json.dumps(payload), "application/json")
+            fake._enter(None, None)
+            try:
+                if fake.latency_s:
+                    time.sleep(fake.latency_s)
+                status, payload = fake._issue_token(form)
+                self._reply(status, json.dumps(payload), "application/json")
+            finally:
+                fake._leave(None, None)
             return
         if self.path != "/XMLAPI":
             self._reply(404, "not found", "text/plain")
@@ -423,11 +525,14 @@ class _Handler(BaseHTTPRequestHandler):
         except (ET.ParseError, ValueError):
             self._xml(200, fault_body("Invalid XML Request", "51"))
             return
-        fake._enter(call.email_id, call.authorization)
+        with fake._lock:
+            count = fake.requests_by_operation.get(call.operation, 0)
+            fake.requests_by_operation[call.operation] = count + 1
+        fake._enter(call.email_id, call.authorization, call.target_id)
         try:
             self._answer(fake, call)
         finally:
-            fake._leave(call.email_id, call.authorization)
+            fake._leave(call.email_id, call.authorization, call.target_id)
 
     def _answer(self, fake: FakeAcoustic, call: FakeCall) -> None:
         if fake.latency_s:
@@ -444,7 +549,16 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.calls.append(call)
             self._xml(200, fault_body("Recipient is not a member of the list.", "128"))
             return
-        fake._apply(call)
+        refused = (
+            fake._take_refusals(call)
+            if call.operation in ("InsertUpdateRelationalTable", "DeleteRelationalTableData")
+            else []
+        )
+        fake._apply(call, refused)
+        if refused:
+            tag = "COLUMN" if call.operation == "InsertUpdateRelationalTable" else "KEY_COLUMN"
+            self._xml(200, row_failures_body(refused, tag, *fake._refusal))
+            return
         self._xml(200, SUCCESS_BODY)
 
     def _scripted(self, fake: FakeAcoustic, script: _Script) -> None:
@@ -538,10 +652,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument(
+        "--stats-file", help="write max in flight and calls per operation there at exit"
+    )
     arguments = parser.parse_args()
-    fake = FakeAcoustic(latency_s=arguments.latency)
+    fake = FakeAcoustic(latency_s=arguments.latency, fault_rate=arguments.fault_rate)
     server = _Server(fake, port=arguments.port)
     host, port = server.server_address[:2]
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     print(f"http://{host!s}:{port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.05)
@@ -549,6 +672,25 @@ def main() -> None:
         pass
     finally:
         server.server_close()
+        if arguments.stats_file:
+            write_stats(fake, arguments.stats_file)
+
+
+def write_stats(fake: FakeAcoustic, path: str) -> None:
+    """The figures a benchmark reads back: the most requests ever in flight at once, the calls per
+    operation, the faults served."""
+    with fake._lock:
+        stats = {
+            "max_in_flight": fake.max_in_flight,
+            "calls": dict(fake.requests_by_operation),
+            "token_requests": len(fake.token_requests),
+            "faults_served": fake.faults_served,
+            "mean_in_flight": fake.in_flight_seconds
+            / max(fake._busy_until - (fake._busy_since or 0.0), 1e-9),
+            "mean_request_s": fake.in_flight_seconds / max(fake.requests_served, 1),
+        }
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(stats, file)
 
 
 if __name__ == "__main__":

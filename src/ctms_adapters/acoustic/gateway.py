@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Final, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final, Literal, TypeVar, cast
 
 import httpx
 
@@ -27,10 +28,18 @@ from ctms_core.ports.acoustic import (
     AcousticMethod,
     AcousticTable,
     AcousticUnavailable,
+    RelationalTable,
+    RowFailure,
+    RowsReport,
     UploadReport,
 )
+from ctms_core.ports.request_slots import RequestSlots
 
-__all__ = ["DEFAULT_SERVER_NUMBER", "HttpxAcousticGateway", "acoustic_base_url"]
+__all__ = [
+    "DEFAULT_SERVER_NUMBER",
+    "HttpxAcousticGateway",
+    "acoustic_base_url",
+]
 
 DEFAULT_SERVER_NUMBER: Final = 6
 # Acoustic XML API error ids (Fault/detail/error/errorid).
@@ -44,18 +53,24 @@ _RECIPIENT_GONE_ERROR_IDS: Final = frozenset(
 )
 # Refresh a cached access token this long before Acoustic says it expires (at most a tenth of its life).
 _EXPIRY_MARGIN_S: Final = 60.0
-_RELATIONAL_KEYS: Final[Mapping[AcousticTable, str]] = {
-    "newsletter": "newsletter_name",
-    "waitlist": "waitlist_name",
-    "product": "product_id",
-}
+# A DeleteRelationalTableData row failure that means the row is already gone: the deletion is done.
+_ROW_GONE_DESCRIPTIONS: Final = ("row not found",)
 
 BodyFormat = Literal["form", "xml"]
+T = TypeVar("T")
 
 
 def acoustic_base_url(server_number: int = DEFAULT_SERVER_NUMBER) -> str:
     """The API host of an Acoustic Campaign pod (docs/contract.md §9.4)."""
     return f"https://api-campaign-us-{server_number}.goacoustic.com"
+
+
+class _NoSlots:
+    """No deployment-wide limit (a gateway given no `slots`)."""
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[None]:
+        yield
 
 
 class _AccessToken:
@@ -78,6 +93,10 @@ class HttpxAcousticGateway:
     Requests are `POST <base>/XMLAPI` with `Authorization: Bearer …`. `body_format="form"` (default) sends
     the document as the form field `xml`, exactly as CTMS v3 did (docs/contract.md §9.4); `"xml"` sends it as the body with
     `Content-Type: text/xml;charset=utf-8`. Acoustic accepts both.
+
+    Every HTTP request, the token grant included, holds one of `slots` (the deployment-wide limit of
+    `CTMS_ACOUSTIC_MAX_CONCURRENT`) while it is in flight, and only then: waiting for a token or for the
+    token lock holds none, so a refresh can never wait on a slot its own caller holds.
     """
 
     def __init__(
@@ -96,14 +115,16 @@ class HttpxAcousticGateway:
         timeout: float = 5.0,
         body_format: BodyFormat = "form",
         monotonic: Callable[[], float] = time.monotonic,
+        slots: RequestSlots | None = None,
     ) -> None:
         self._client = client
+        self._slots: RequestSlots = slots or _NoSlots()
         self._base_url = (base_url or acoustic_base_url(server_number)).rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
         self._refresh_token = refresh_token
         self._list_id = str(main_table_id)
-        self._table_ids: dict[AcousticTable, str] = {
+        self._table_ids: dict[RelationalTable, str] = {
             "newsletter": str(newsletter_table_id),
             "waitlist": str(waitlist_table_id),
             "product": str(product_table_id),
@@ -120,41 +141,75 @@ class HttpxAcousticGateway:
 
     # --- port ---------------------------------------------------------------------------------------------
 
-    async def upload(self, record: AcousticRecord) -> UploadReport:
+    async def add_recipient(self, record: AcousticRecord) -> AcousticCall:
+        document = add_recipient_document(
+            self._list_id, {"email_id": str(record.email_id)}, record.main
+        )
         calls: list[AcousticCall] = []
-        email_id = str(record.email_id)
-        document = add_recipient_document(self._list_id, {"email_id": email_id}, record.main)
         await self._step(calls, "main", "add_recipient", document)
-        relational: tuple[tuple[AcousticTable, tuple[dict[str, str], ...]], ...] = (
+        return calls[0]
+
+    async def insert_update_rows(
+        self, table: RelationalTable, rows: Sequence[Mapping[str, str]]
+    ) -> RowsReport:
+        document = insert_update_relational_table_document(self._table_ids[table], rows)
+        calls: list[AcousticCall] = []
+        response = await self._step(
+            calls, table, "insert_update_relational_table", document, row_failures_allowed=True
+        )
+        return RowsReport(call=calls[0], failures=_row_failures(response, gone_is_ok=False))
+
+    async def delete_rows(
+        self, table: RelationalTable, key_rows: Sequence[Mapping[str, str]]
+    ) -> RowsReport:
+        document = delete_relational_table_data_document(self._table_ids[table], key_rows)
+        calls: list[AcousticCall] = []
+        response = await self._step(
+            calls, table, "delete_relational_table_data", document, row_failures_allowed=True
+        )
+        return RowsReport(call=calls[0], failures=_row_failures(response, gone_is_ok=True))
+
+    async def remove_recipient(self, deletion: AcousticDeletion) -> AcousticCall:
+        document = remove_recipient_document(
+            self._list_id, deletion.primary_email, {"email_id": str(deletion.email_id)}
+        )
+        calls: list[AcousticCall] = []
+        await self._step(calls, "main", "remove_recipient", document, recipient_gone_is_ok=True)
+        return calls[0]
+
+    async def upload(self, record: AcousticRecord) -> UploadReport:
+        calls = [await self._with_calls((), self.add_recipient(record))]
+        relational: tuple[tuple[RelationalTable, tuple[dict[str, str], ...]], ...] = (
             ("newsletter", record.newsletters),
             ("waitlist", record.waitlists),
             ("product", record.products),
         )
         for table, rows in relational:
             if rows:
-                document = insert_update_relational_table_document(self._table_ids[table], rows)
-                await self._step(calls, table, "insert_update_relational_table", document)
+                report = await self._with_calls(calls, self.insert_update_rows(table, rows))
+                calls.append(report.call)
+                _raise_row_failures(report, table, calls)
         return UploadReport(calls=tuple(calls))
 
     async def erase(self, deletion: AcousticDeletion) -> UploadReport:
         calls: list[AcousticCall] = []
-        email_id = str(deletion.email_id)
-        names: Mapping[AcousticTable, tuple[str, ...]] = {
-            "newsletter": deletion.newsletter_names,
-            "waitlist": deletion.waitlist_names,
-            "product": deletion.product_ids,
-        }
-        for table, key in _RELATIONAL_KEYS.items():
-            key_rows = [{"email_id": email_id, key: name} for name in names[table]] or [
-                {"email_id": email_id}
-            ]
-            document = delete_relational_table_data_document(self._table_ids[table], key_rows)
-            await self._step(calls, table, "delete_relational_table_data", document)
-        document = remove_recipient_document(
-            self._list_id, deletion.primary_email, {"email_id": email_id}
-        )
-        await self._step(calls, "main", "remove_recipient", document, recipient_gone_is_ok=True)
+        for table, key_rows in deletion.key_rows().items():
+            report = await self._with_calls(
+                calls, self.delete_rows(cast(RelationalTable, table), key_rows)
+            )
+            calls.append(report.call)
+            _raise_row_failures(report, cast(RelationalTable, table), calls)
+        calls.append(await self._with_calls(calls, self.remove_recipient(deletion)))
         return UploadReport(calls=tuple(calls))
+
+    @staticmethod
+    async def _with_calls(calls: Sequence[AcousticCall], request: Awaitable[T]) -> T:
+        """`request`, with the earlier `calls` of the same upload put before its own on failure."""
+        try:
+            return await request
+        except AcousticError as error:
+            error.calls = (*calls, *error.calls)
+            raise
 
     # --- one request --------------------------------------------------------------------------------------
 
@@ -166,14 +221,15 @@ class HttpxAcousticGateway:
         document: bytes,
         *,
         recipient_gone_is_ok: bool = False,
-    ) -> None:
+        row_failures_allowed: bool = False,
+    ) -> XmlResponse | None:
         started = time.perf_counter()
         try:
-            await self._request(document)
+            response = await self._request(document, row_failures_allowed=row_failures_allowed)
         except AcousticFault as fault:
             if recipient_gone_is_ok and fault.error_id in _RECIPIENT_GONE_ERROR_IDS:
                 calls.append(_call(table, method, "success", started))
-                return
+                return None
             calls.append(_call(table, method, "failure", started))
             fault.table, fault.calls = table, tuple(calls)
             raise
@@ -181,9 +237,11 @@ class HttpxAcousticGateway:
             calls.append(_call(table, method, "failure", started))
             error.table, error.calls = table, tuple(calls)
             raise
-        calls.append(_call(table, method, "success", started))
+        refused = response is not None and bool(response.failed_rows)
+        calls.append(_call(table, method, "failure" if refused else "success", started))
+        return response
 
-    async def _request(self, document: bytes) -> None:
+    async def _request(self, document: bytes, *, row_failures_allowed: bool) -> XmlResponse:
         """POST one document, refreshing the access token once if Acoustic rejects it."""
         token = await self._access_token()
         status, response = await self._post_xml(document, token)
@@ -193,7 +251,7 @@ class HttpxAcousticGateway:
             status, response = await self._post_xml(document, token)
             if status == 401:
                 raise AcousticAuthError("XML API rejected a freshly refreshed access token")
-        _raise_for(status, response)
+        return _raise_for(status, response, row_failures_allowed=row_failures_allowed)
 
     async def _post_xml(self, document: bytes, token: str) -> tuple[int, XmlResponse | None]:
         headers = {"Authorization": f"Bearer {token}"}
@@ -202,10 +260,18 @@ class HttpxAcousticGateway:
         else:
             headers["Content-Type"] = "text/xml;charset=utf-8"
             request_kwargs = {"content": document}
+        # Built (the form encoding of the document included) before taking a slot: a slot is held only
+        # while the request is on the wire.
+        request = self._client.build_request(
+            "POST",
+            f"{self._base_url}/XMLAPI",
+            headers=headers,
+            timeout=self._timeout,
+            **request_kwargs,
+        )
         try:
-            response = await self._client.post(
-                f"{self._base_url}/XMLAPI", headers=headers, timeout=self._timeout, **request_kwargs
-            )
+            async with self._slots.acquire():
+                response = await self._client.send(request)
         except httpx.TimeoutException as error:
             raise AcousticUnavailable(f"XML API timed out: {type(error).__name__}") from error
         except httpx.HTTPError as error:
@@ -243,17 +309,18 @@ class HttpxAcousticGateway:
     async def _refresh(self) -> _AccessToken:
         requested_at = self._monotonic()
         try:
-            response = await self._client.post(
-                f"{self._base_url}/oauth/token",
-                headers={"Accept": "application/json"},
-                data={
-                    "grant_type": "refresh_token",
-                    "refresh_token": self._refresh_token,
-                    "client_id": self._client_id,
-                    "client_secret": self._client_secret,
-                },
-                timeout=self._timeout,
-            )
+            async with self._slots.acquire():
+                response = await self._client.post(
+                    f"{self._base_url}/oauth/token",
+                    headers={"Accept": "application/json"},
+                    data={
+                        "grant_type": "refresh_token",
+                        "refresh_token": self._refresh_token,
+                        "client_id": self._client_id,
+                        "client_secret": self._client_secret,
+                    },
+                    timeout=self._timeout,
+                )
         except httpx.TimeoutException as error:
             raise AcousticUnavailable(
                 f"OAuth token request timed out: {type(error).__name__}"
@@ -295,17 +362,48 @@ def _session_expired(response: XmlResponse) -> bool:
     return response.error_id == SESSION_EXPIRED_ERROR_ID
 
 
-def _raise_for(status: int, response: XmlResponse | None) -> None:
+def _raise_for(
+    status: int, response: XmlResponse | None, *, row_failures_allowed: bool
+) -> XmlResponse:
+    """The response when Acoustic took the request (relational requests: perhaps with refused rows,
+    which the caller reads); else the error that says why not."""
     if response is None:
         raise AcousticUnavailable(f"XML API answered HTTP {status} with a body that is not XML")
     if response.fault_string is not None:
         raise AcousticFault(response.fault_string, error_id=response.error_id)
-    if response.failures:
+    if response.failures and not row_failures_allowed:
         raise AcousticFault("".join(response.failures))
     if status >= 400:
         raise AcousticUnavailable(f"XML API answered HTTP {status}")
     if response.success == "false":
         raise AcousticFault("SUCCESS is false and no Fault was given")
+    return response
+
+
+def _row_failures(response: XmlResponse | None, *, gone_is_ok: bool) -> tuple[RowFailure, ...]:
+    if response is None:
+        return ()
+    return tuple(
+        RowFailure(
+            email_id=row.columns.get("email_id") or None,
+            description=row.description or "row refused without a description",
+            transient=row.failure_type == "transient",
+        )
+        for row in response.failed_rows
+        if not (gone_is_ok and row.description.lower() in _ROW_GONE_DESCRIPTIONS)
+    )
+
+
+def _raise_row_failures(
+    report: RowsReport, table: RelationalTable, calls: Sequence[AcousticCall]
+) -> None:
+    """One contact's request: any refused row fails the contact, as v3.3 did."""
+    if report.failures:
+        raise AcousticFault(
+            "; ".join(failure.description for failure in report.failures),
+            table=table,
+            calls=tuple(calls),
+        )
 
 
 def _call(

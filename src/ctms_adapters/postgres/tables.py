@@ -366,3 +366,14 @@ schema_history = Table(
     Column("expand_only", Boolean, nullable=False),
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# Deployment-wide request slots (docs/acoustic.md, "Deployment-wide limit"): one row per slot of each
+# upstream (`name`, e.g. `acoustic`); a slot is held while `leased_until` is in the future.
+request_slots = Table(
+    "request_slots",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("holder", String(128)),
+    Column("leased_until", DateTime(timezone=True)),
+)

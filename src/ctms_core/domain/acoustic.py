@@ -259,6 +259,21 @@ class AcousticDeletion(msgspec.Struct, frozen=True, kw_only=True):
     waitlist_names: tuple[str, ...] = ()
     product_ids: tuple[str, ...] = ()
 
+    def key_rows(self) -> dict[str, list[dict[str, str]]]:
+        """The DeleteRelationalTableData key rows per relational table (`newsletter`, `waitlist`,
+        `product`): one per row CTMS knew of, or the bare `email_id` key when it knew of none there."""
+        email_id = str(self.email_id)
+        names = {
+            "newsletter": ("newsletter_name", self.newsletter_names),
+            "waitlist": ("waitlist_name", self.waitlist_names),
+            "product": ("product_id", self.product_ids),
+        }
+        return {
+            table: [{"email_id": email_id, key: name} for name in values]
+            or [{"email_id": email_id}]
+            for table, (key, values) in names.items()
+        }
+
 
 def deletion_of(contact: Contact, products: Iterable[Product] = ()) -> AcousticDeletion:
     """The erasure of `contact`, captured before its rows are deleted from CTMS."""

@@ -1,4 +1,9 @@
-"""The Acoustic port: upload one contact's rows, erase one contact, and the errors a sync may meet.
+"""The Acoustic port: one recipient at a time on the main table, many contacts' rows per relational
+request (at most `MAX_ROWS_PER_REQUEST`, Acoustic's limit), and the errors a sync may meet.
+
+A relational request may succeed for some rows and fail for others: Acoustic answers `SUCCESS` true with
+a `FAILURE` element per refused row, naming its key columns. Those come back as `RowFailure`s, so the
+caller fails only the contacts they belong to.
 
 Every `AcousticError` is transient from the worker's point of view: it retries the contact with backoff
 (docs/contract.md §9.2, "the worker never crashes on upstream trouble"). The gateway itself never retries, except that
@@ -7,6 +12,7 @@ it refreshes an expired OAuth access token once and repeats that one request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Final, Literal, Protocol
 
 import msgspec
@@ -15,6 +21,7 @@ from ctms_core.domain.acoustic import AcousticDeletion, AcousticRecord
 from ctms_core.domain.redaction import redact_addresses
 
 __all__ = [
+    "MAX_ROWS_PER_REQUEST",
     "TABLES",
     "AcousticAuthError",
     "AcousticCall",
@@ -24,6 +31,9 @@ __all__ = [
     "AcousticMethod",
     "AcousticTable",
     "AcousticUnavailable",
+    "RelationalTable",
+    "RowFailure",
+    "RowsReport",
     "UploadReport",
 ]
 
@@ -35,6 +45,9 @@ AcousticMethod = Literal[
     "delete_relational_table_data",
 ]
 TABLES: Final[tuple[AcousticTable, ...]] = ("main", "newsletter", "waitlist", "product")
+RelationalTable = Literal["newsletter", "waitlist", "product"]
+#: Acoustic takes at most 100 rows in one InsertUpdateRelationalTable or DeleteRelationalTableData.
+MAX_ROWS_PER_REQUEST: Final = 100
 
 
 class AcousticCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +72,23 @@ class UploadReport(msgspec.Struct, frozen=True, kw_only=True):
             context[f"{call.table}_status"] = call.status
             context[f"{call.table}_duration_s"] = round(call.duration_s, 3)
         return context
+
+
+class RowFailure(msgspec.Struct, frozen=True, kw_only=True):
+    """One row Acoustic refused in a relational request. `email_id` is the row's `email_id` key column
+    as Acoustic named it (None when it named none: the caller then fails every contact of the request);
+    `transient` is Acoustic's `failure_type="transient"`."""
+
+    email_id: str | None
+    description: str
+    transient: bool = False
+
+
+class RowsReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A relational request Acoustic answered: the request, and the rows it refused (none: all taken)."""
+
+    call: AcousticCall
+    failures: tuple[RowFailure, ...] = ()
 
 
 class AcousticError(Exception):
@@ -113,7 +143,31 @@ class AcousticAuthError(AcousticError):
 
 
 class AcousticGateway(Protocol):
-    """Acoustic Campaign's XML API, as CTMS uses it."""
+    """Acoustic Campaign's XML API, as CTMS uses it. Every HTTP request (the OAuth token grant
+    included) is made within a deployment-wide request slot (`ctms_core.ports.request_slots`)."""
+
+    async def add_recipient(self, record: AcousticRecord) -> AcousticCall:
+        """`AddRecipient` on the main table for one contact (sync field `email_id`, update if found).
+        Raises an `AcousticError` whose `calls` hold the failed request."""
+        ...
+
+    async def insert_update_rows(
+        self, table: RelationalTable, rows: Sequence[Mapping[str, str]]
+    ) -> RowsReport:
+        """`InsertUpdateRelationalTable` with up to `MAX_ROWS_PER_REQUEST` rows, of any contacts. A
+        refusal of the whole request raises; refused rows come back as `RowsReport.failures`."""
+        ...
+
+    async def delete_rows(
+        self, table: RelationalTable, key_rows: Sequence[Mapping[str, str]]
+    ) -> RowsReport:
+        """`DeleteRelationalTableData` with up to `MAX_ROWS_PER_REQUEST` key rows, of any contacts. A row
+        Acoustic no longer has counts as deleted (a retried erasure completes)."""
+        ...
+
+    async def remove_recipient(self, deletion: AcousticDeletion) -> AcousticCall:
+        """`RemoveRecipient` on the main table; a recipient already gone counts as removed."""
+        ...
 
     async def upload(self, record: AcousticRecord) -> UploadReport:
         """Send one contact (docs/contract.md §9.4): `AddRecipient` on the main table (sync field `email_id`, update if

@@ -4,20 +4,23 @@ addresses match ignoring case, commands exit non-zero on failure, `fields list -
 from __future__ import annotations
 
 import asyncio
+import csv
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
+from ctms_adapters.postgres.request_slots import PostgresRequestSlots
 from ctms_core.domain.redaction import redact_addresses
 from ctms_core.services.acoustic_admin import AcousticAdminService
+from ctms_core.services.acoustic_resync import AcousticResyncService
 from ctms_entrypoints.awaitables import resolved
-from ctms_entrypoints.cli.context import EXIT_NOT_FOUND, CliContext, pass_ctms
+from ctms_entrypoints.cli.context import EXIT_NOT_FOUND, CliContext, confirm, pass_ctms
 from ctms_entrypoints.container import (
     Container,
     MissingConfigurationError,
@@ -29,6 +32,8 @@ from ctms_entrypoints.settings import Settings
 from ctms_entrypoints.worker.loop import SyncWorker, healthcheck_age, healthcheck_path_for
 from ctms_entrypoints.worker.metrics import BackgroundMetrics
 
+# sysexits' EX_UNAVAILABLE: v3.3's exit status when a dump selects no contact.
+EXIT_NO_CONTACT = 69
 logger = logging.getLogger("ctms.bin.healthcheck_sync")
 worker_logger = logging.getLogger("ctms.bin.acoustic_sync")
 
@@ -86,6 +91,10 @@ async def run_worker(container: Container, stop: asyncio.Event | None = None) ->
         worker: SyncWorker = await resolved(container.sync_worker)
         await worker.run(stop)
     finally:
+        # Slots kept idle for the next request go back now, not when their lease ends.
+        slots = container.acoustic_request_slots()
+        if isinstance(slots, PostgresRequestSlots):
+            await slots.close()
         await dispose(container)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
@@ -220,24 +229,125 @@ def newsletters_remove(ctms: CliContext, source: str) -> None:
     help="Primary e-mails to sync again, one per line (matched ignoring case).",
 )
 @click.option("--all-failed", is_flag=True, help="Every contact the Acoustic sync gave up.")
+@click.option("--newsletter", help="Every contact subscribed to this newsletter (its slug).")
+@click.option("--waitlist", help="Every contact on this waitlist, subscribed or not.")
+@click.option(
+    "--reset-retries",
+    is_flag=True,
+    help="Give every queued contact with a counted retry its retries back.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctms
-def resync(ctms: CliContext, email_file: Path | None, all_failed: bool) -> None:
-    """Queue contacts for sync again, resetting their retries."""
-    if (email_file is None) == (not all_failed):
-        raise click.UsageError("Give exactly one of --email-file and --all-failed.")
-
+def resync(
+    ctms: CliContext,
+    email_file: Path | None,
+    all_failed: bool,
+    newsletter: str | None,
+    waitlist: str | None,
+    reset_retries: bool,
+    yes: bool,
+) -> None:
+    """Queue contacts for sync again, resetting their retries. The bulk selections (--newsletter,
+    --waitlist, --reset-retries) ask for confirmation first, unless -y."""
+    if not (email_file or all_failed or newsletter or waitlist or reset_retries):
+        raise click.UsageError(
+            "Give at least one of --email-file, --all-failed, --newsletter, --waitlist and "
+            "--reset-retries."
+        )
     lines = [] if email_file is None else email_file.read_text(encoding="utf-8").splitlines()
+    bulk = newsletter is not None or waitlist is not None or reset_retries
 
-    async def work(service: AcousticAdminService) -> tuple[int, tuple[str, ...]]:
+    async def work(container: Container) -> tuple[int, tuple[str, ...], bool]:
+        admin: AcousticAdminService = container.acoustic_admin_service()
+        bulk_service: AcousticResyncService = container.acoustic_resync_service()
+        selected = (
+            await bulk_service.select(newsletter=newsletter, waitlist=waitlist)
+            if newsletter is not None or waitlist is not None
+            else []
+        )
+        if bulk:
+            retrying = " and reset the retries of the queued contacts" if reset_retries else ""
+            question = f"Force resync of {len(selected)} contacts{retrying}. Continue?"
+            if not await asyncio.to_thread(confirm, question, yes):
+                return 0, (), False
+        queued = 0
+        unknown: tuple[str, ...] = ()
+        if reset_retries:
+            click.echo(f"Reset the retries of {await bulk_service.reset_retries()} contacts.")
+        if selected:
+            queued += await bulk_service.queue(selected)
         if all_failed:
-            return await service.resync_failed(), ()
-        result = await service.resync_emails(lines)
-        return result.queued, result.unknown
+            queued += await admin.resync_failed()
+        if lines:
+            result = await admin.resync_emails(lines)
+            queued, unknown = queued + result.queued, result.unknown
+        return queued, unknown, True
 
-    queued, unknown = _admin_service(ctms, work)
+    queued, unknown, confirmed = ctms.admin(work)
+    if not confirmed:
+        return
     for address in unknown:
         click.echo(f"{address} not found in CTMS", err=True)
     click.echo(f"Queued {queued} contacts for sync.")
+
+
+@acoustic.command("dump")
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="Where to write the CSV (default: standard output).",
+)
+@click.option("--newsletter", help="Only the contacts subscribed to this newsletter.")
+@click.option("--waitlist", help="Only the contacts on this waitlist.")
+@click.option(
+    "--configuration",
+    is_flag=True,
+    help="Write the field and newsletter configuration instead of contacts.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctms
+def dump(
+    ctms: CliContext,
+    output: TextIO,
+    newsletter: str | None,
+    waitlist: str | None,
+    configuration: bool,
+    yes: bool,
+) -> None:
+    """Write contacts as CSV, each as the Acoustic main-table row the sync would send with the
+    current field and newsletter configuration (every contact unless --newsletter/--waitlist); or,
+    with --configuration, that configuration itself (`kind,table_or_source,field_or_column`)."""
+
+    async def work(container: Container) -> int:
+        if configuration:
+            admin: AcousticAdminService = container.acoustic_admin_service()
+            writer = csv.writer(output, lineterminator="\n")
+            writer.writerow(["kind", "table_or_source", "field_or_column"])
+            for table, field in await admin.fields():
+                writer.writerow(["field", table, field])
+            for source, destination in await admin.newsletter_mappings():
+                writer.writerow(["newsletter_mapping", source, destination])
+            return 0
+        service: AcousticResyncService = container.acoustic_resync_service()
+        if newsletter is None and waitlist is None:
+            email_ids = await service.every_contact()
+        else:
+            email_ids = await service.select(newsletter=newsletter, waitlist=waitlist)
+        if not email_ids:
+            click.echo("No contact found for query.", err=True)
+            return EXIT_NO_CONTACT
+        question = f"Dump CSV for {len(email_ids)} contacts?"
+        if not await asyncio.to_thread(confirm, question, yes):
+            return 0
+        async for text in service.dump(email_ids):
+            output.write(text)
+        return 0
+
+    code = ctms.admin(work)
+    if code:
+        sys.exit(code)
 
 
 @acoustic.command("failed")

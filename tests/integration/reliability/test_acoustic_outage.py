@@ -110,6 +110,8 @@ class Deployment:
         )
         container = build_container(
             self.settings,
+            # The app's engine: the worker's request slots live in this database too.
+            engine=self.app.container.engine(),
             uow_factory=self.app.container.uow_factory(),
             clock=self.app.container.clock(),
             acoustic_http_client=self.http,

@@ -429,3 +429,31 @@ def test_error_reprs_are_informative_for_last_error() -> None:
         "AcousticFault('Email Address Is Invalid', table='main')"
     )
     assert json.dumps(repr(AcousticUnavailable("x")))
+
+
+async def test_every_request_the_token_grant_included_is_made_holding_a_slot() -> None:
+    """A slot is held around each HTTP request, and none while waiting for a token: with a limit of
+    one, a refresh triggered by a rejected token cannot wait on a slot its own caller holds."""
+    from ctms_adapters.memory.request_slots import InMemoryRequestSlots
+
+    slots = InMemoryRequestSlots(1)
+    held_during: list[tuple[str, int]] = []
+
+    class Observed(ScriptedAcoustic):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            held_during.append((request.url.path, slots.held))
+            return super().__call__(request)
+
+    acoustic = Observed(replies=[httpx.Response(401)])  # the first token is rejected once
+    gateway = make_gateway(acoustic, slots=slots)
+
+    await asyncio.wait_for(gateway.upload(record(newsletters=1, products=0)), 5)
+
+    assert held_during == [
+        ("/oauth/token", 1),
+        ("/XMLAPI", 1),
+        ("/oauth/token", 1),
+        ("/XMLAPI", 1),
+        ("/XMLAPI", 1),
+    ]
+    assert slots.held == 0 and slots.max_held == 1

@@ -107,7 +107,9 @@ async def test_a_pass_uploads_the_mapped_contact_and_empties_the_queue() -> None
     world = World()
     contact = await world.add(make_contact(newsletters=(make_newsletter("firefox-news"),)))
     stats = await world.service.run_pass()
-    assert world.gateway.uploads == [map_contact(contact, [], default_configuration())]
+    record = map_contact(contact, [], default_configuration())
+    assert world.gateway.recipients == {str(contact.email_id): dict(record.main)}
+    assert world.gateway.rows == {"newsletter": [dict(row) for row in record.newsletters]}
     assert (stats.count_total, stats.counts) == (1, {"synced": 1})
     assert await world.counts() == QueueCounts(backlog=0, retry_backlog=0)
     assert [c.table for c in world.observer.calls] == ["main", "newsletter"]
@@ -143,7 +145,7 @@ async def test_the_retry_limit_stops_attempts() -> None:
     for _ in range(4):
         await world.service.run_pass()
         world.clock.advance(timedelta(hours=2))
-    assert len(world.gateway.uploads) == 0
+    assert world.gateway.recipients == {}
     assert await world.counts() == QueueCounts(backlog=0, retry_backlog=1)
 
 
@@ -161,7 +163,7 @@ async def test_an_edit_during_the_upload_is_synced_again() -> None:
     assert (await world.service.run_pass()).counts == {"synced": 1}
     assert await world.counts() == QueueCounts(backlog=1, retry_backlog=0)
     await world.service.run_pass()
-    assert len(world.gateway.uploads) == 2
+    assert [method for method, _, _ in world.gateway.requests].count("add_recipient") == 2
     assert await world.counts() == QueueCounts(backlog=0, retry_backlog=0)
 
 
@@ -178,7 +180,7 @@ async def test_integration_off_consumes_rows_without_calling_acoustic() -> None:
     world = World(integration_enabled=False)
     await world.add(make_contact())
     assert (await world.service.run_pass()).counts == {"skipped": 1}
-    assert world.gateway.uploads == []
+    assert world.gateway.requests == []
     assert await world.counts() == QueueCounts(backlog=0, retry_backlog=0)
 
 
@@ -198,7 +200,8 @@ async def test_an_erasure_is_sent_to_acoustic() -> None:
         await uow.sync_queue.enqueue_erasure(deletion_of(contact), NOW)
         await uow.commit()
     assert (await world.service.run_pass()).counts == {"erased": 1}
-    assert world.gateway.erasures == [deletion_of(contact)]
+    assert world.gateway.removed == [str(contact.email_id)]
+    assert world.gateway.requests[0] == ("delete_relational_table_data", "newsletter", 1)
 
 
 async def test_the_pass_statistics_are_the_cycle_log_context() -> None:
@@ -348,7 +351,7 @@ async def test_an_edit_during_an_outage_resets_the_row_and_the_latest_version_is
     assert (await world.service.run_pass()).count_total == 0  # still paused
     world.clock.advance(timedelta(seconds=10))
     assert (await world.service.run_pass()).counts == {"synced": 1}
-    assert world.gateway.uploads[-1].main["first_name"] == "During"
+    assert world.gateway.recipients[str(contact.email_id)]["first_name"] == "During"
 
 
 async def test_the_memory_queue_records_an_outage_without_using_a_retry() -> None:

@@ -7,6 +7,7 @@ import pytest
 from ctms_adapters.acoustic.xml import (
     NotXmlError,
     add_recipient_document,
+    add_recipient_document_with_elementtree,
     delete_relational_table_data_document,
     insert_update_relational_table_document,
     parse_response,
@@ -165,3 +166,24 @@ def test_bodies_that_are_not_plain_xml_are_refused(body: bytes) -> None:
     declarations raise `NotXmlError`."""
     with pytest.raises(NotXmlError):
         parse_response(body)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "plain",
+        "Zoé</VALUE><x>&\x00\x1b",
+        "\"q\" 'a'",
+        "\u2603 snow\U0001f600",
+        "a\r\nb\tc",
+        "]]>",
+    ],
+)
+def test_the_add_recipient_text_writer_matches_elementtree_byte_for_byte(value: str) -> None:
+    sync = {"email_id": value or "x"}
+    columns = {"first_name": value, value or "empty": "v", "email": "x@example.com"}
+
+    assert add_recipient_document("12", sync, columns) == (
+        add_recipient_document_with_elementtree("12", sync, columns)
+    )
