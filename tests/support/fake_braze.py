@@ -70,7 +70,8 @@ class FakeBraze:
     max_in_flight: int = 0
     faults_served: int = 0
     fault_rate: float = 0.0  # the share of requests answered with a 503, at random
-    requests_by_endpoint: dict[str, int] = field(default_factory=dict)  # every request, faults included
+    # every request, faults included
+    requests_by_endpoint: dict[str, int] = field(default_factory=dict)
     # ∫ in_flight dt while requests were being answered, and the first and last moments of it
     in_flight_seconds: float = 0.0
     requests_served: int = 0
