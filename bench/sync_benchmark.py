@@ -311,7 +311,8 @@ def main() -> None:
         fake_name, limit = "Acoustic", f"limit {args.max_concurrent}"
     else:  # Braze has no deployment-wide limit: each worker's gateway keeps its own
         fake_name, limit = "Braze", f"{args.workers} × {args.concurrency} per worker"
-    print(f"calls by operation: {stats['calls']}; faults served: {stats['faults_served']}")
+    tracked = f"; users tracked: {stats['users_tracked']}" if "users_tracked" in stats else ""
+    print(f"calls by operation: {stats['calls']}; faults served: {stats['faults_served']}{tracked}")
     print(
         f"fake {fake_name}: {stats['mean_in_flight']:.2f} requests in flight on average; a request "
         f"spent {stats['mean_request_s'] * 1000:.0f} ms in it (latency {args.latency * 1000:.0f} ms)"
