@@ -3,13 +3,16 @@ worker processes against the fake Acoustic or the fake Braze with injected laten
 
     python bench/sync_benchmark.py [--destination acoustic|braze] [--contacts 2000] [--latency 0.05]
         [--fault-rate 0.02] [--workers 3] [--max-concurrent 10] [--concurrency N] [--batch N]
-        [--batches-in-flight 2]
+        [--batches-in-flight 2] [--rounds created[,patched][,unchanged]]
 
 The fake (`python -m tests.support.fake_acoustic` or `tests.support.fake_braze`) runs in its own process,
 and so does each worker (this script with `--role worker`); the database is `CTMS_TEST_DB_URL`'s server (a
 throwaway database) or the embedded PostgreSQL. Contacts are seeded and queued; then the workers drain
 the queue together. For Acoustic each contact has one newsletter; for Braze a newsletter and a waitlist,
 both mapped to a subscription group (`ctms braze newsletters add`), so every contact is a full document.
+`--rounds` drains the queue again after the API-style writes of each further round (`patched`: a new
+first name each; `unchanged`: queued again as it is), against a fresh fake each round: for Braze, the
+deltas and the digests that send nothing.
 
 Each worker is `ctms sync` itself: the container built from `CTMS_*` settings (`run_worker`) with
 `CTMS_SYNC_DESTINATIONS=--destination`, so the real `SyncWorker` lanes (`--batches-in-flight`,
@@ -46,6 +49,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.builders import make_contact, make_newsletter, make_waitlist
@@ -77,8 +82,15 @@ BRAZE_GROUPS = {
     ("newsletter", "firefox-news"): "8a2b4c61-0f6e-4c7f-9d0e-3b1d7e5a9c21",
     ("waitlist", "vpn"): "c3d5e7f9-1a2b-4c6d-8e0f-2a4c6e8b0d13",
 }
+# `--rounds`: every contact new (full documents), then patched (one changed attribute each), then
+# unchanged (queued again as it is).
+ROUNDS = ("created", "patched", "unchanged")
 # What the worker settings default to per destination: (batch, requests in flight per worker).
 DEFAULTS = {"acoustic": (100, 10), "braze": (300, 4)}
+
+
+def email_id(index: int) -> uuid.UUID:
+    return uuid.UUID(int=index + 1)
 
 
 async def seed(url: str, contacts: int, destination: str) -> None:
@@ -93,12 +105,35 @@ async def seed(url: str, contacts: int, destination: str) -> None:
     async with factory() as uow:
         for index in range(contacts):
             contact = make_contact(
+                email_id=email_id(index),
                 primary_email=f"bench{index}@example.com",
                 basket_token=str(uuid.uuid4()),
                 newsletters=(make_newsletter("firefox-news"),),
                 waitlists=waitlists,
             )
             await uow.contacts.add(contact, enqueue_at=now)
+        await uow.commit()
+    await engine.dispose()  # type: ignore[attr-defined]
+
+
+async def requeue(url: str, contacts: int, *, patch: bool) -> None:
+    """Queue every contact again, as the API does on a write: with `patch`, with a new first name (one
+    changed attribute each, the `patched` round); without, unchanged (the `unchanged` round: Braze is
+    sent nothing, the digests match)."""
+    engine = _engine(url)
+    factory = PostgresUnitOfWorkFactory(engine)  # type: ignore[arg-type]
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    async with factory() as uow:
+        for index in range(contacts):
+            previous = await uow.contacts.get(email_id(index), for_update=True)
+            assert previous is not None
+            contact = previous
+            if patch:
+                email = msgspec.structs.replace(previous.email, first_name=f"Patched{index}")
+                contact = msgspec.structs.replace(previous, email=email)
+            await uow.contacts.save(
+                contact, previous=previous, expected_version=None, enqueue_at=now
+            )
         await uow.commit()
     await engine.dispose()  # type: ignore[attr-defined]
 
@@ -252,6 +287,13 @@ def main() -> None:
         help="CTMS_SYNC_BATCHES_IN_FLIGHT: batches each worker delivers at once, so one is claimed "
         "while another is delivered and the slots stay busy",
     )
+    parser.add_argument(
+        "--rounds",
+        default="created",
+        help="comma-separated, created first: `created` drains the seeded contacts; then `patched` "
+        "queues each again with a new first name, `unchanged` queues each again as it is (Braze: "
+        "deltas and nothing sent, from the attribute digests)",
+    )
     parser.add_argument("--role", choices=("conductor", "worker"), default="conductor")
     parser.add_argument("--db")
     parser.add_argument("--base-url")
@@ -273,6 +315,20 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         return
 
+    rounds = args.rounds.split(",")
+    if not rounds or set(rounds) - set(ROUNDS) or rounds[0] != "created":
+        parser.error(f"--rounds: created first, then any of {', '.join(ROUNDS[1:])}")
+    with provision_test_database() as url:
+        upgrade(url)
+        asyncio.run(seed(url, args.contacts, args.destination))
+        for label in rounds:
+            if label != "created":
+                asyncio.run(requeue(url, args.contacts, patch=label == "patched"))
+            run_round(label, url, args)
+
+
+def run_round(label: str, url: str, args: argparse.Namespace) -> None:
+    """Drain the queue with `args.workers` workers against a fresh fake, and print the round's figures."""
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as scratch:
         stats_file = Path(scratch) / "fake.json"
@@ -292,11 +348,8 @@ def main() -> None:
         try:
             assert fake.stdout is not None
             base_url = fake.stdout.readline().strip()
-            with provision_test_database() as url:
-                upgrade(url)
-                asyncio.run(seed(url, args.contacts, args.destination))
-                results = run_workers(url, base_url, args)
-                counts, given_up = asyncio.run(queue_state(url, args.destination))
+            results = run_workers(url, base_url, args)
+            counts, given_up = asyncio.run(queue_state(url, args.destination))
         finally:
             fake.terminate()
             fake.wait(timeout=30)
@@ -312,18 +365,21 @@ def main() -> None:
     else:  # Braze has no deployment-wide limit: each worker's gateway keeps its own
         fake_name, limit = "Braze", f"{args.workers} × {args.concurrency} per worker"
     tracked = f"; users tracked: {stats['users_tracked']}" if "users_tracked" in stats else ""
-    print(f"calls by operation: {stats['calls']}; faults served: {stats['faults_served']}{tracked}")
     print(
-        f"fake {fake_name}: {stats['mean_in_flight']:.2f} requests in flight on average; a request "
-        f"spent {stats['mean_request_s'] * 1000:.0f} ms in it (latency {args.latency * 1000:.0f} ms)"
+        f"[{label}] calls by operation: {stats['calls']}; faults served: {stats['faults_served']}{tracked}"
     )
     print(
-        f"sync to {args.destination}: {delivered / elapsed:.1f} contacts/s; {delivered} contacts in "
-        f"{elapsed:.2f} s by {args.workers} workers; max in flight {stats['max_in_flight']} "
+        f"[{label}] fake {fake_name}: {stats['mean_in_flight']:.2f} requests in flight on average; a "
+        f"request spent {stats['mean_request_s'] * 1000:.0f} ms in it (latency {args.latency * 1000:.0f} ms)"
+    )
+    print(
+        f"[{label}] sync to {args.destination}: {delivered / elapsed:.1f} contacts/s; {delivered} contacts "
+        f"in {elapsed:.2f} s by {args.workers} workers; max in flight {stats['max_in_flight']} "
         f"({limit}); {calls / delivered:.3f} requests/contact; worker CPU "
         f"{cpu / delivered * 1000:.2f} ms/contact (latency {args.latency * 1000:.0f} ms, faults "
         f"{args.fault_rate:.0%}, batch {args.batch}, {args.batches_in_flight} batches of "
-        f"{args.concurrency} requests in flight per worker)"
+        f"{args.concurrency} requests in flight per worker)",
+        flush=True,
     )
 
 
