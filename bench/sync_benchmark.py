@@ -1,26 +1,36 @@
-"""Sync benchmark (docs/contract.md §16.2, docs/performance.md): contacts/s of `--workers` worker processes
-against the fake Acoustic with injected latency and faults, within the deployment-wide limit.
+"""Sync benchmark (docs/contract.md §16.2, docs/performance.md, docs/braze.md): contacts/s of `--workers`
+worker processes against the fake Acoustic or the fake Braze with injected latency and faults.
 
-    python bench/sync_benchmark.py [--contacts 2000] [--latency 0.05] [--fault-rate 0.02] [--workers 3]
-        [--max-concurrent 10] [--concurrency 10] [--batch 100] [--batches-in-flight 2]
+    python bench/sync_benchmark.py [--destination acoustic|braze] [--contacts 2000] [--latency 0.05]
+        [--fault-rate 0.02] [--workers 3] [--max-concurrent 10] [--concurrency N] [--batch N]
+        [--batches-in-flight 2] [--rounds created[,patched][,unchanged]]
 
-The fake Acoustic runs in its own process (`python -m tests.support.fake_acoustic`), and so does each
-worker (this script with `--role worker`); the database is `CTMS_TEST_DB_URL`'s server (a throwaway
-database) or the embedded PostgreSQL. Contacts are seeded with one newsletter each and queued; then the
-workers drain the queue together.
+The fake (`python -m tests.support.fake_acoustic` or `tests.support.fake_braze`) runs in its own process,
+and so does each worker (this script with `--role worker`); the database is `CTMS_TEST_DB_URL`'s server (a
+throwaway database) or the embedded PostgreSQL. Contacts are seeded and queued; then the workers drain
+the queue together. For Acoustic each contact has one newsletter; for Braze a newsletter and a waitlist,
+both mapped to a subscription group (`ctms braze newsletters add`), so every contact is a full document.
+`--rounds` drains the queue again after the API-style writes of each further round (`patched`: a new
+first name each; `unchanged`: queued again as it is), against a fresh fake each round: for Braze, the
+deltas and the digests that send nothing.
 
-Each worker is `ctms sync` itself: the container built from `CTMS_*` settings (`run_worker`), so the real
-`SyncWorker` lanes (`--batches-in-flight`, `CTMS_SYNC_BATCHES_IN_FLIGHT`) run `SyncService` passes that
-route, claim, deliver through `AcousticDestination` and record outcomes; every Acoustic request holds one
-of `--max-concurrent` PostgreSQL request slots (`CTMS_ACOUSTIC_MAX_CONCURRENT`). Only the retry backoff
-is shortened (`--retry-after`), so a faulted contact's retry does not leave the run waiting for it. A
-worker stops once the acoustic backlog is empty (it looks every 0.2 s).
+Each worker is `ctms sync` itself: the container built from `CTMS_*` settings (`run_worker`) with
+`CTMS_SYNC_DESTINATIONS=--destination`, so the real `SyncWorker` lanes (`--batches-in-flight`,
+`CTMS_SYNC_BATCHES_IN_FLIGHT`) run `SyncService` passes that route, claim, deliver through
+`AcousticDestination` or `BrazeDestination` and record outcomes. Acoustic: every request holds one of
+`--max-concurrent` PostgreSQL request slots (`CTMS_ACOUSTIC_MAX_CONCURRENT`, deployment-wide),
+`--concurrency` is `CTMS_ACOUSTIC_CONCURRENCY` (default 10) and `--batch` `CTMS_ACOUSTIC_BATCH_LIMIT`
+(default 100). Braze: `--concurrency` is `CTMS_BRAZE_MAX_CONCURRENT` (per worker, default 4), `--batch`
+`CTMS_BRAZE_BATCH_LIMIT` (default 300), and `--fault-rate` the share of requests answered with a 503;
+`--max-concurrent` does not apply. Only the retry backoff is shortened (`--retry-after`), so a faulted
+contact's retry does not leave the run waiting for it. A worker stops once the destination's backlog is
+empty (it looks every 0.2 s).
 
 Printed: contacts/s (first pass to empty queue), the most requests the fake saw in flight at once,
-XML API calls per contact (the fake's count, retries included), worker CPU per contact (user + system
-time of the worker processes while they drain, from their first pass: imports and the container's
-start-up excluded), and how many requests the fake had in
-flight on average (whether the workers keep the limit full).
+requests per contact (the fake's count of XML API calls or Braze requests, retries included), worker
+CPU per contact (user + system time of the worker processes while they drain, from their first pass:
+imports and the container's start-up excluded), and how many requests the fake had in flight on average
+(whether the workers keep the limit full).
 """
 
 from __future__ import annotations
@@ -39,13 +49,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.builders import make_contact, make_newsletter
+from tests.builders import make_contact, make_newsletter, make_waitlist
 from tests.support.database import provision_test_database
 from tests.support.fake_acoustic import FakeAcoustic
+from tests.support.fake_braze import FakeBraze
 
-from ctms_adapters.postgres import PostgresUnitOfWorkFactory, create_engine
+from ctms_adapters.postgres import (
+    PostgresBrazeSubscriptionGroupRepository,
+    PostgresUnitOfWorkFactory,
+    create_engine,
+)
 from ctms_adapters.postgres.migrations import upgrade
 from ctms_core.domain.sync import QueueCounts
 from ctms_entrypoints.awaitables import resolved
@@ -60,28 +77,73 @@ def _engine(url: str) -> object:
     )
 
 
-async def seed(url: str, contacts: int) -> None:
+# Braze: the subscription groups of the seeded newsletter and waitlist (`ctms braze newsletters add`).
+BRAZE_GROUPS = {
+    ("newsletter", "firefox-news"): "8a2b4c61-0f6e-4c7f-9d0e-3b1d7e5a9c21",
+    ("waitlist", "vpn"): "c3d5e7f9-1a2b-4c6d-8e0f-2a4c6e8b0d13",
+}
+# `--rounds`: every contact new (full documents), then patched (one changed attribute each), then
+# unchanged (queued again as it is).
+ROUNDS = ("created", "patched", "unchanged")
+# What the worker settings default to per destination: (batch, requests in flight per worker).
+DEFAULTS = {"acoustic": (100, 10), "braze": (300, 4)}
+
+
+def email_id(index: int) -> uuid.UUID:
+    return uuid.UUID(int=index + 1)
+
+
+async def seed(url: str, contacts: int, destination: str) -> None:
     engine = _engine(url)
+    if destination == "braze":
+        groups = PostgresBrazeSubscriptionGroupRepository(engine)  # type: ignore[arg-type]
+        for (kind, name), group_id in BRAZE_GROUPS.items():
+            await groups.add(kind, name, group_id)
     factory = PostgresUnitOfWorkFactory(engine)  # type: ignore[arg-type]
     now = datetime.now(UTC) - timedelta(seconds=1)
+    waitlists = (make_waitlist("vpn", fields={"geo": "fr"}),) if destination == "braze" else ()
     async with factory() as uow:
         for index in range(contacts):
             contact = make_contact(
+                email_id=email_id(index),
                 primary_email=f"bench{index}@example.com",
                 basket_token=str(uuid.uuid4()),
                 newsletters=(make_newsletter("firefox-news"),),
+                waitlists=waitlists,
             )
             await uow.contacts.add(contact, enqueue_at=now)
         await uow.commit()
     await engine.dispose()  # type: ignore[attr-defined]
 
 
-async def queue_state(url: str) -> tuple[QueueCounts, int]:
-    """The acoustic backlog, and how many contacts were given up."""
+async def requeue(url: str, contacts: int, *, patch: bool) -> None:
+    """Queue every contact again, as the API does on a write: with `patch`, with a new first name (one
+    changed attribute each, the `patched` round); without, unchanged (the `unchanged` round: Braze is
+    sent nothing, the digests match)."""
+    engine = _engine(url)
+    factory = PostgresUnitOfWorkFactory(engine)  # type: ignore[arg-type]
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    async with factory() as uow:
+        for index in range(contacts):
+            previous = await uow.contacts.get(email_id(index), for_update=True)
+            assert previous is not None
+            contact = previous
+            if patch:
+                email = msgspec.structs.replace(previous.email, first_name=f"Patched{index}")
+                contact = msgspec.structs.replace(previous, email=email)
+            await uow.contacts.save(
+                contact, previous=previous, expected_version=None, enqueue_at=now
+            )
+        await uow.commit()
+    await engine.dispose()  # type: ignore[attr-defined]
+
+
+async def queue_state(url: str, destination: str) -> tuple[QueueCounts, int]:
+    """The destination's backlog, and how many contacts were given up."""
     engine = _engine(url)
     async with PostgresUnitOfWorkFactory(engine)() as uow:  # type: ignore[arg-type]
-        counts = await uow.sync_queue.counts("acoustic")
-        given_up = len(await uow.sync_queue.failed("acoustic"))
+        counts = await uow.sync_queue.counts(destination)
+        given_up = len(await uow.sync_queue.failed(destination))
     await engine.dispose()  # type: ignore[attr-defined]
     return counts, given_up
 
@@ -94,6 +156,7 @@ def worker_settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         {
             **os.environ,
+            "CTMS_SYNC_DESTINATIONS": args.destination,
             "CTMS_DB_URL": args.db,
             "CTMS_SECRET_KEY": "sync-benchmark",
             "CTMS_USE_MOZLOG": "false",
@@ -111,6 +174,10 @@ def worker_settings(args: argparse.Namespace) -> Settings:
             "CTMS_ACOUSTIC_BATCH_LIMIT": str(args.batch),
             "CTMS_ACOUSTIC_CONCURRENCY": str(args.concurrency),
             "CTMS_ACOUSTIC_MAX_CONCURRENT": str(args.max_concurrent),
+            "CTMS_BRAZE_URL": args.base_url,
+            "CTMS_BRAZE_API_KEY": FakeBraze.api_key,
+            "CTMS_BRAZE_BATCH_LIMIT": str(args.batch),
+            "CTMS_BRAZE_MAX_CONCURRENT": str(args.concurrency),
             "CTMS_SYNC_BATCHES_IN_FLIGHT": str(args.batches_in_flight),
             "CTMS_ACOUSTIC_LOOP_MIN_SECS": "0.05",
             "CTMS_BACKGROUND_METRICS_PORT": "0",
@@ -119,7 +186,7 @@ def worker_settings(args: argparse.Namespace) -> Settings:
 
 
 async def work(args: argparse.Namespace) -> dict[str, float]:
-    """`ctms sync` until the acoustic backlog is empty; the drain's wall-clock and CPU time."""
+    """`ctms sync` until the destination's backlog is empty; the drain's wall-clock and CPU time."""
     settings = worker_settings(args)
     policy = sync_policy_from_settings(settings)
     container = build_container(
@@ -139,7 +206,7 @@ async def work(args: argparse.Namespace) -> dict[str, float]:
     async def stop_once_drained() -> None:
         while True:
             async with factory() as uow:
-                if (await uow.sync_queue.counts("acoustic")).backlog == 0:
+                if (await uow.sync_queue.counts(args.destination)).backlog == 0:
                     drained["elapsed_s"] = time.perf_counter() - started
                     drained["cpu_s"] = time.process_time() - cpu_started
                     stop.set()
@@ -159,6 +226,7 @@ async def work(args: argparse.Namespace) -> dict[str, float]:
 def run_workers(url: str, base_url: str, args: argparse.Namespace) -> list[dict[str, float]]:
     common = [
         "--role=worker",
+        f"--destination={args.destination}",
         f"--db={url}",
         f"--base-url={base_url}",
         f"--batch={args.batch}",
@@ -188,13 +256,29 @@ def run_workers(url: str, base_url: str, args: argparse.Namespace) -> list[dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--destination", choices=("acoustic", "braze"), default="acoustic")
     parser.add_argument("--contacts", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--fault-rate", type=float, default=0.02)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--max-concurrent", type=int, default=10)
-    parser.add_argument("--concurrency", type=int, default=10, help="requests in flight per worker")
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=10,
+        help="CTMS_ACOUSTIC_MAX_CONCURRENT: Acoustic requests in flight across all workers",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        help="requests in flight per worker (CTMS_ACOUSTIC_CONCURRENCY, default 10, or "
+        "CTMS_BRAZE_MAX_CONCURRENT, default 4)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        help="contacts per pass (CTMS_ACOUSTIC_BATCH_LIMIT, default 100, or CTMS_BRAZE_BATCH_LIMIT, "
+        "default 300)",
+    )
     parser.add_argument("--retry-after", type=float, default=0.5)
     parser.add_argument(
         "--batches-in-flight",
@@ -203,10 +287,20 @@ def main() -> None:
         help="CTMS_SYNC_BATCHES_IN_FLIGHT: batches each worker delivers at once, so one is claimed "
         "while another is delivered and the slots stay busy",
     )
+    parser.add_argument(
+        "--rounds",
+        default="created",
+        help="comma-separated, created first: `created` drains the seeded contacts; then `patched` "
+        "queues each again with a new first name, `unchanged` queues each again as it is (Braze: "
+        "deltas and nothing sent, from the attribute digests)",
+    )
     parser.add_argument("--role", choices=("conductor", "worker"), default="conductor")
     parser.add_argument("--db")
     parser.add_argument("--base-url")
     args = parser.parse_args()
+    default_batch, default_concurrency = DEFAULTS[args.destination]
+    args.batch = args.batch or default_batch
+    args.concurrency = args.concurrency or default_concurrency
     if args.role == "worker":
         logging.disable(logging.CRITICAL)  # the per-contact failure lines of the injected faults
         profile = os.environ.get("CTMS_BENCH_PROFILE")
@@ -221,6 +315,20 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         return
 
+    rounds = args.rounds.split(",")
+    if not rounds or set(rounds) - set(ROUNDS) or rounds[0] != "created":
+        parser.error(f"--rounds: created first, then any of {', '.join(ROUNDS[1:])}")
+    with provision_test_database() as url:
+        upgrade(url)
+        asyncio.run(seed(url, args.contacts, args.destination))
+        for label in rounds:
+            if label != "created":
+                asyncio.run(requeue(url, args.contacts, patch=label == "patched"))
+            run_round(label, url, args)
+
+
+def run_round(label: str, url: str, args: argparse.Namespace) -> None:
+    """Drain the queue with `args.workers` workers against a fresh fake, and print the round's figures."""
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as scratch:
         stats_file = Path(scratch) / "fake.json"
@@ -228,7 +336,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "tests.support.fake_acoustic",
+                f"tests.support.fake_{args.destination}",
                 f"--latency={args.latency}",
                 f"--fault-rate={args.fault_rate}",
                 f"--stats-file={stats_file}",
@@ -240,11 +348,8 @@ def main() -> None:
         try:
             assert fake.stdout is not None
             base_url = fake.stdout.readline().strip()
-            with provision_test_database() as url:
-                upgrade(url)
-                asyncio.run(seed(url, args.contacts))
-                results = run_workers(url, base_url, args)
-                counts, given_up = asyncio.run(queue_state(url))
+            results = run_workers(url, base_url, args)
+            counts, given_up = asyncio.run(queue_state(url, args.destination))
         finally:
             fake.terminate()
             fake.wait(timeout=30)
@@ -255,18 +360,26 @@ def main() -> None:
     elapsed = max(r["elapsed_s"] for r in results)
     calls = sum(stats["calls"].values())
     cpu = sum(r["cpu_s"] for r in results)
-    print(f"calls by operation: {stats['calls']}; faults served: {stats['faults_served']}")
+    if args.destination == "acoustic":
+        fake_name, limit = "Acoustic", f"limit {args.max_concurrent}"
+    else:  # Braze has no deployment-wide limit: each worker's gateway keeps its own
+        fake_name, limit = "Braze", f"{args.workers} × {args.concurrency} per worker"
+    tracked = f"; users tracked: {stats['users_tracked']}" if "users_tracked" in stats else ""
     print(
-        f"fake Acoustic: {stats['mean_in_flight']:.2f} requests in flight on average; a request "
-        f"spent {stats['mean_request_s'] * 1000:.0f} ms in it (latency {args.latency * 1000:.0f} ms)"
+        f"[{label}] calls by operation: {stats['calls']}; faults served: {stats['faults_served']}{tracked}"
     )
     print(
-        f"sync: {delivered / elapsed:.1f} contacts/s; {delivered} contacts in "
-        f"{elapsed:.2f} s by {args.workers} workers; max in flight {stats['max_in_flight']} "
-        f"(limit {args.max_concurrent}); {calls / delivered:.3f} calls/contact; worker CPU "
+        f"[{label}] fake {fake_name}: {stats['mean_in_flight']:.2f} requests in flight on average; a "
+        f"request spent {stats['mean_request_s'] * 1000:.0f} ms in it (latency {args.latency * 1000:.0f} ms)"
+    )
+    print(
+        f"[{label}] sync to {args.destination}: {delivered / elapsed:.1f} contacts/s; {delivered} contacts "
+        f"in {elapsed:.2f} s by {args.workers} workers; max in flight {stats['max_in_flight']} "
+        f"({limit}); {calls / delivered:.3f} requests/contact; worker CPU "
         f"{cpu / delivered * 1000:.2f} ms/contact (latency {args.latency * 1000:.0f} ms, faults "
         f"{args.fault_rate:.0%}, batch {args.batch}, {args.batches_in_flight} batches of "
-        f"{args.concurrency} requests in flight per worker)"
+        f"{args.concurrency} requests in flight per worker)",
+        flush=True,
     )
 
 

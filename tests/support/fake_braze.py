@@ -14,12 +14,15 @@ It keeps what Braze would hold (a profile per `external_id`: attributes merged, 
 subscription group states), every request's attributes objects and external ids, and the maximum number
 of requests in flight. Faults: `reject(external_id)` makes every object of that user fail with a
 per-object error; `fail_next(kind, times)` answers the next requests with a 429 and rate-limit headers,
-a 5xx, a body that is not JSON, or no answer until `hang_seconds`; `latency_s` delays every answer.
+a 5xx, a body that is not JSON, or no answer until `hang_seconds`; `fault_rate` answers that share of the
+requests with a 503 at random (seeded); `latency_s` delays every answer.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -66,6 +69,16 @@ class FakeBraze:
     authorizations: list[str] = field(default_factory=list)
     max_in_flight: int = 0
     faults_served: int = 0
+    fault_rate: float = 0.0  # the share of requests answered with a 503, at random
+    # every request, faults included
+    requests_by_endpoint: dict[str, int] = field(default_factory=dict)
+    # ∫ in_flight dt while requests were being answered, and the first and last moments of it
+    in_flight_seconds: float = 0.0
+    requests_served: int = 0
+    _busy_since: float | None = None
+    _last_change: float = 0.0
+    _busy_until: float = 0.0
+    _random: random.Random = field(default_factory=lambda: random.Random(18))
     _rejected: dict[str, str] = field(default_factory=dict)
     _faults: list[_Fault] = field(default_factory=list)
     _in_flight: int = 0
@@ -121,14 +134,27 @@ class FakeBraze:
 
     # --- request handling (called from handler threads) ---------------------------------------------------
 
-    def _enter(self) -> None:
+    def _account(self) -> None:
+        """Add the time since the last change of `in_flight` to its integral (under the lock)."""
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        else:
+            self.in_flight_seconds += self._in_flight * (now - self._last_change)
+        self._last_change = self._busy_until = now
+
+    def _enter(self, endpoint: str) -> None:
         with self._lock:
+            self._account()
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            self.requests_by_endpoint[endpoint] = self.requests_by_endpoint.get(endpoint, 0) + 1
 
     def _leave(self) -> None:
         with self._lock:
+            self._account()
             self._in_flight -= 1
+            self.requests_served += 1
 
     def _next_fault(self, endpoint: str) -> _Fault | None:
         with self._lock:
@@ -139,6 +165,9 @@ class FakeBraze:
                         self._faults.remove(fault)
                     self.faults_served += 1
                     return fault
+            if self.fault_rate and self._random.random() < self.fault_rate:
+                self.faults_served += 1
+                return _Fault("5xx", 1, None, None, 0.0)
         return None
 
     def _track(self, objects: list[Any]) -> dict[str, Any]:
@@ -226,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        fake._enter()
+        fake._enter(self.path)
         try:
             self._answer(fake, raw)
         finally:
@@ -339,19 +368,30 @@ def running_fake_braze(**settings: Any) -> Iterator[FakeBraze]:
 
 
 def main() -> None:
-    """`python -m tests.support.fake_braze [--latency S] [--port N] [--api-key K]`: serve until
-    interrupted, printing the base URL first (for benchmarks that keep the fake out of the measured
-    process)."""
+    """`python -m tests.support.fake_braze [--latency S] [--fault-rate F] [--port N] [--api-key K]
+    [--stats-file PATH]`: serve until interrupted (SIGINT or SIGTERM), printing the base URL first (for
+    benchmarks that keep the fake out of the measured process)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=FakeBraze.api_key)
+    parser.add_argument(
+        "--stats-file", help="write max in flight and requests per endpoint there at exit"
+    )
     arguments = parser.parse_args()
-    fake = FakeBraze(latency_s=arguments.latency, api_key=arguments.api_key)
+    fake = FakeBraze(
+        latency_s=arguments.latency, fault_rate=arguments.fault_rate, api_key=arguments.api_key
+    )
     server = _Server(fake, port=arguments.port)
     host, port = server.server_address[:2]
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     print(f"http://{host!s}:{port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.05)
@@ -359,6 +399,25 @@ def main() -> None:
         pass
     finally:
         server.server_close()
+        if arguments.stats_file:
+            write_stats(fake, arguments.stats_file)
+
+
+def write_stats(fake: FakeBraze, path: str) -> None:
+    """The figures a benchmark reads back, in the fake Acoustic's shape: the most requests ever in
+    flight at once, the requests per endpoint (`calls`), the faults served, the mean in flight."""
+    with fake._lock:
+        stats = {
+            "max_in_flight": fake.max_in_flight,
+            "calls": dict(fake.requests_by_endpoint),
+            "faults_served": fake.faults_served,
+            "users_tracked": sum(len(request) for request in fake.track_requests),
+            "mean_in_flight": fake.in_flight_seconds
+            / max(fake._busy_until - (fake._busy_since or 0.0), 1e-9),
+            "mean_request_s": fake.in_flight_seconds / max(fake.requests_served, 1),
+        }
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(stats, file)
 
 
 if __name__ == "__main__":
