@@ -24,8 +24,10 @@ import pytest
 
 # Imported here, at a shallow stack: pytest rewrites the asserts of schemathesis (a pytest plugin) on
 # first import, and CPython 3.11 fails that rewrite ("AST constructor recursion depth mismatch") when
-# the first import happens deep inside a fixture.
-import schemathesis.specs.openapi.adapter.parameters  # noqa: F401
+# the first import happens deep inside a fixture (`schemathesis.openapi.from_url` imports the schema
+# classes, and with them the hypothesis strategies, on its first call).
+import schemathesis.specs.openapi.adapter.parameters
+import schemathesis.specs.openapi.schemas  # noqa: F401
 import uvicorn
 from joserfc import jwt
 from joserfc.jwk import RSAKey
