@@ -8,6 +8,7 @@ runs it in tests/unit, the PostgreSQL adapter in tests/integration. Same tests, 
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -231,6 +232,40 @@ class ContactRepositoryContract:
             await uow.commit()
         assert await _load(uow_factory, original.email_id) == changed
         assert await _queued(uow_factory) == 1
+
+    async def test_a_finished_unit_of_work_leaves_no_reference_cycle(
+        self, uow_factory: UowFactory
+    ) -> None:
+        """A unit is freed when it ends, not later by the garbage collector (a cycle per request made the
+        collector run several times as often; docs/performance.md, "The #17 redesign")."""
+        original = make_contact(newsletters=(make_newsletter("a"),))
+        await _store(uow_factory, original)  # also opens what the adapter keeps (pool connections)
+        changed = replace(original, email=replace(original.email, first_name="Read"))
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            await _load(uow_factory, original.email_id)
+            async with uow_factory() as uow:
+                stored = await uow.contacts.get_versioned(original.email_id)
+                assert stored is not None
+                await uow.contacts.save(
+                    changed,
+                    previous=stored.contact,
+                    expected_version=stored.version,
+                    enqueue_at=NOW,
+                )
+                await uow.commit()
+            del uow, stored
+            gc.collect()
+            left = sorted(
+                {type(o).__qualname__ for o in gc.garbage if type(o).__module__.startswith("ctms_")}
+            )
+        finally:
+            gc.garbage.clear()
+            gc.set_debug(0)
+            gc.enable()
+        assert left == []
 
     async def test_every_write_of_a_contact_gives_it_a_new_version(
         self, uow_factory: UowFactory

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import itertools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -443,9 +444,6 @@ class InMemoryUnitOfWork:
     async def rollback(self) -> None:
         self._start_from_store()
 
-    def _new_version(self) -> int:
-        return next(self._store.versions)
-
     def _start_from_store(self) -> None:
         """Private copies of the committed state, and repositories over them."""
         self._contacts = dict(self._store.contacts)
@@ -462,7 +460,11 @@ class InMemoryUnitOfWork:
         self._waitlist_rules = dict(self._store.waitlist_rules)
         self.sync_queue = InMemorySyncQueue(self._pending_sync, self._destination_queues)
         self.contacts = InMemoryContactRepository(
-            self._contacts, self._versions, self._new_version, self.sync_queue
+            # Not a bound method of the unit: the unit would then refer to itself (a reference cycle).
+            self._contacts,
+            self._versions,
+            functools.partial(next, self._store.versions),
+            self.sync_queue,
         )
         self.api_clients = InMemoryApiClientRepository(self._clients, self._access)
         self.roles = InMemoryRoleRepository(self._access)

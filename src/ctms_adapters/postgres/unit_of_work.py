@@ -90,6 +90,10 @@ class PostgresUnitOfWork:
         if self._pending is not None:
             self._pending.clear()  # never sent
         if scope is not None:
+            # The scope's hook and the pending writes refer to each other: unhooking breaks the cycle, so
+            # the unit is freed when its request ends rather than by the garbage collector (a cycle per
+            # request made the collector run every ~20 requests, a measurable share of a GET's CPU).
+            scope.before_statement = None
             await scope.close(exc)
 
     @reporting_write_conflicts  # integrity/deadlock errors at commit → 409 (docs/contract.md §2.6)
