@@ -266,7 +266,7 @@ async def test_a_refused_row_fails_and_retries_only_its_contact(
     destination = _destination(_gateway(fake, http))
     deliveries = [_upload(i) for i in range(10)]
     refused = deliveries[3]
-    fake.refuse_rows(str(refused.email_id), times=1)
+    fake.refuse_rows(str(refused.email_id), times=1, table_id=NEWSLETTERS)
 
     report = await destination.deliver(deliveries)
 

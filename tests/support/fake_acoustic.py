@@ -158,6 +158,7 @@ class FakeAcoustic:
     _last_change: float = 0.0
     _busy_until: float = 0.0
     _refused_rows: dict[str, int | None] = field(default_factory=dict)
+    _refusal_table: str | None = None
     _scripts: list[_Script] = field(default_factory=list)
     _token_failures: list[tuple[int, str]] = field(default_factory=list)
     _valid_tokens: set[str] = field(default_factory=set)
@@ -209,20 +210,26 @@ class FakeAcoustic:
         times: int | None = 1,
         description: str = "Invalid Number in column: newsletter_source",
         failure_type: str = "permanent",
+        table_id: str | None = None,
     ) -> None:
         """The relational rows (InsertUpdateRelationalTable, DeleteRelationalTableData) of these
         contacts are refused in the next `times` requests that carry them (None: until
         `clear_faults()`), each with a `FAILURE failure_type=… description=…` naming its key columns.
+        With `table_id`, only requests to that relational table refuse them: the tables' requests of one
+        delivery travel concurrently, so which one arrives first is not a test's to choose.
         """
         with self._lock:
             for email_id in email_ids:
                 self._refused_rows[email_id] = times
             self._refusal = (failure_type, description)
+            self._refusal_table = table_id
 
     def _take_refusals(self, call: FakeCall) -> list[dict[str, str]]:
         """The rows of `call` refused now (each refused contact counts one request)."""
         with self._lock:
             refused_ids: set[str] = set()
+            if self._refusal_table is not None and call.target_id != self._refusal_table:
+                return []
             for row in call.rows:
                 email_id = row.get("email_id", "")
                 if email_id in self._refused_rows:
