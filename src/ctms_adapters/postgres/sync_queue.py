@@ -289,11 +289,17 @@ class PostgresSyncQueue:
             .order_by(pending_sync.c.retry, pending_sync.c.update_timestamp)
             .limit(limit)
             .with_for_update(skip_locked=True)
-            .scalar_subquery()
+            # Materialized: PostgreSQL may run a `LIMIT … SKIP LOCKED` subquery under `IN` more than
+            # once, and each run may pick other rows, so a claim could lease more than `limit` rows.
+            .cte("due")
+            .prefix_with("MATERIALIZED")
         )
         result = await self._execute(
             update(pending_sync)
-            .where(pending_sync.c.destination == destination, pending_sync.c.email_id.in_(due))
+            .where(
+                pending_sync.c.destination == destination,
+                pending_sync.c.email_id == due.c.email_id,
+            )
             .values(claimed_until=lease_until)
             .returning(*_ITEM_COLUMNS)
         )

@@ -16,10 +16,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
+import hypothesis.internal.lambda_sources as hypothesis_lambda_sources
 import pytest
 
 # Imported here, at a shallow stack: pytest rewrites the asserts of schemathesis (a pytest plugin) on
@@ -39,6 +41,20 @@ from ctms_entrypoints.container import build_container
 from ctms_entrypoints.http import create_app
 from tests.http_harness import CheapArgon2Hasher, make_settings
 from tests.support.jwks_server import serving_jwks
+
+
+def _describe_lambda_or_not(f: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+    """Hypothesis describes a strategy's lambdas (only for its reprs) by parsing their source, and
+    CPython 3.11 fails that parse at random deep in a run ("AST constructor recursion depth mismatch",
+    a SystemError from the interpreter, not from the code under test): then say so instead."""
+    try:
+        return _lambda_description(f, *args, **kwargs)
+    except SystemError:
+        return "lambda: <source not described>"
+
+
+_lambda_description = hypothesis_lambda_sources._lambda_description
+hypothesis_lambda_sources._lambda_description = _describe_lambda_or_not
 
 _START_TIMEOUT_SECONDS = 15.0
 
