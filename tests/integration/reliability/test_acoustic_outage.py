@@ -33,7 +33,7 @@ from ctms_core.domain.inputs import ContactPatch, parse_contact_input
 from ctms_core.domain.sync import PendingSync, SyncPassStats
 from ctms_core.services.contacts import ContactService
 from ctms_entrypoints.awaitables import resolved
-from ctms_entrypoints.container import build_container, sync_policy_from_settings
+from ctms_entrypoints.container import Container, build_container, sync_policy_from_settings
 from ctms_entrypoints.settings import Settings
 from ctms_entrypoints.worker.loop import SyncWorker
 from ctms_entrypoints.worker.metrics import CONSTANT_LABELS, BackgroundMetrics
@@ -102,8 +102,9 @@ class Deployment:
     def metrics(self) -> RecordingMetrics:
         return self.workers[0][1]
 
-    async def start_worker(self) -> None:
-        """One more `ctms sync` process: a container of its own, on the app's database."""
+    async def start_worker(self, **overrides: Any) -> tuple[SyncWorker, Container]:
+        """One more `ctms sync` process: a container of its own, on the app's database; `overrides`
+        replace more providers (e.g. a destination)."""
         metrics = RecordingMetrics()
         policy = dataclasses.replace(
             sync_policy_from_settings(self.settings), **self.policy_overrides
@@ -118,9 +119,11 @@ class Deployment:
             worker_metrics=metrics,
             sync_policy=policy,
             jitter=lambda low, high: high,  # no jitter: pauses are exactly the backoff steps
+            **overrides,
         )
         worker: SyncWorker = await resolved(container.sync_worker)
         self.workers.append((worker, metrics, asyncio.create_task(worker.run(self.stop))))
+        return worker, container
 
     def assert_workers_running(self) -> None:
         for _, _, task in self.workers:

@@ -10,7 +10,6 @@ tests.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,17 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ctms_adapters.postgres import PostgresBrazeSubscriptionGroupRepository
 from ctms_core.domain.contact import Contact
 from ctms_core.services.braze_destination import BrazeDestination
-from ctms_entrypoints.awaitables import resolved
 from ctms_entrypoints.container import (
     Container,
-    build_container,
     dispose,
-    sync_policy_from_settings,
 )
 from ctms_entrypoints.worker.loop import SyncWorker
 from tests.integration.reliability.test_acoustic_outage import (
     Deployment,
-    RecordingMetrics,
     deployed,
 )
 from tests.integration.reliability.test_sync_destinations import GIVE_UP_AFTER, erase
@@ -80,27 +75,11 @@ class BrazeDeployment:
         """One more `ctms sync` process: nothing overridden but the storage shared with the API, the
         Acoustic HTTP client, the metrics, the compressed policy and the jitter."""
         deployment = self.deployment
-        metrics = RecordingMetrics()
-        policy = dataclasses.replace(
-            sync_policy_from_settings(deployment.settings), **deployment.policy_overrides
-        )
-        container = build_container(
-            deployment.settings,
-            uow_factory=deployment.app.container.uow_factory(),
-            clock=deployment.app.container.clock(),
-            acoustic_http_client=deployment.http,
-            worker_metrics=metrics,
-            sync_policy=policy,
-            jitter=lambda low, high: high,
-        )
+        worker, container = await deployment.start_worker()
         self.containers.append(container)
-        worker: SyncWorker = await resolved(container.sync_worker)
         services = {service.name: service for service in worker.services}
         assert list(services) == list(deployment.settings.sync_destination_names)
         assert isinstance(services["braze"].destination, BrazeDestination)
-        deployment.workers.append(
-            (worker, metrics, asyncio.create_task(worker.run(deployment.stop)))
-        )
         return worker
 
     async def backlog(self, name: str) -> int:

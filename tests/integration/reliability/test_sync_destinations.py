@@ -13,7 +13,6 @@ asserted does not depend on it.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,13 +23,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_core.domain.contact import Contact
-from ctms_entrypoints.awaitables import resolved
-from ctms_entrypoints.container import build_container, sync_policy_from_settings
 from ctms_entrypoints.worker.loop import SyncWorker, healthcheck_path_for
 from tests.integration.reliability.test_acoustic_outage import (
     RETRY_LIMIT,
     Deployment,
-    RecordingMetrics,
     deployed,
 )
 from tests.support.acoustic_sync import LIST_ID, expect_uploaded
@@ -160,23 +156,8 @@ class TwoDestinations:
 
 async def start_two_destination_worker(deployment: Deployment) -> TwoDestinations:
     braze = RecordingDestination("braze")
-    metrics = RecordingMetrics()
-    policy = dataclasses.replace(
-        sync_policy_from_settings(deployment.settings), **deployment.policy_overrides
-    )
-    container = build_container(
-        deployment.settings,
-        uow_factory=deployment.app.container.uow_factory(),
-        clock=deployment.app.container.clock(),
-        acoustic_http_client=deployment.http,
-        worker_metrics=metrics,
-        sync_policy=policy,
-        braze_destination=braze,
-        jitter=lambda low, high: high,
-    )
-    worker: SyncWorker = await resolved(container.sync_worker)
+    worker, _ = await deployment.start_worker(braze_destination=braze)
     assert [service.name for service in worker.services] == ["acoustic", "braze"]
-    deployment.workers.append((worker, metrics, asyncio.create_task(worker.run(deployment.stop))))
     return TwoDestinations(deployment, braze, worker)
 
 
