@@ -23,7 +23,7 @@ import httpx
 from dependency_injector import providers
 from litestar import Litestar
 
-from ctms_adapters.memory import InMemoryStore
+from ctms_adapters.memory import InMemoryStore, ManualClock
 from ctms_core.domain.api_client import ApiClient
 from ctms_core.domain.contact import Contact
 from ctms_core.ports.repositories import UnitOfWork
@@ -78,6 +78,9 @@ class CheapArgon2Hasher:
             return False
 
 
+CLIENTS_CREATED_AT = datetime(2020, 1, 1, tzinfo=UTC)
+
+
 @dataclasses.dataclass(frozen=True)
 class RegisteredClients:
     enabled: ClientCredentials
@@ -87,10 +90,16 @@ class RegisteredClients:
 
 async def register_clients() -> RegisteredClients:
     """The API clients every test's storage starts with, created once through `api_client_service`
-    (on a scratch in-memory store: the records are then copied into whichever storage a tier uses)."""
+    (on a scratch in-memory store: the records are then copied into whichever storage a tier uses).
+    They are created on a clock long before any test's: creating a client records its first
+    credentials change, and a token a test mints without a credentials version (as an older release
+    did) is refused when issued before it."""
     store = InMemoryStore()
     container = build_container(
-        make_settings(), **memory_storage(store), password_hasher=CheapArgon2Hasher()
+        make_settings(),
+        **memory_storage(store),
+        password_hasher=CheapArgon2Hasher(),
+        clock=ManualClock(CLIENTS_CREATED_AT),
     )
     service = container.api_client_service()
     enabled = await service.create("test", "test@example.com")

@@ -153,7 +153,8 @@ async def test_v3_token_without_iat_stays_valid_unless_credentials_changed_since
         return signing_input + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
 
     await clients.create("basket", "basket@example.com")
-    token = v3_token(clock.now() + timedelta(minutes=30))
+    clock.advance(LIFETIME)
+    token = v3_token(clock.now() + timedelta(minutes=30))  # issued half an hour ago, by v3.3
     assert (await auth.authenticate(token)).client_id == "id_basket"
     clock.advance(timedelta(minutes=1))
     await clients.rotate_secret("basket")
@@ -247,9 +248,19 @@ async def test_client_administration_rules(clients: ApiClientService) -> None:
     assert (await clients.get("id_already_prefixed")).email == "z@example.com"
 
 
-async def test_creating_a_client_is_not_a_credential_change(clients: ApiClientService) -> None:
-    await clients.create("basket", "basket@example.com")
-    assert (await clients.get("basket")).credentials_changed_at is None
+async def test_a_client_recreated_under_the_same_name_refuses_its_predecessors_tokens(
+    auth: AuthService, clients: ApiClientService, clock: ManualClock
+) -> None:
+    first = await clients.create("basket", "basket@example.com")
+    old = (await auth.issue_token(first.client_id, first.client_secret)).access_token
+    await clients.delete("basket")
+    clock.advance(timedelta(seconds=1))
+    second = await clients.create("basket", "basket@example.com")
+    with pytest.raises(AuthenticationError) as raised:
+        await auth.authenticate(old)
+    assert raised.value.reason == "Token revoked"
+    new = (await auth.issue_token(second.client_id, second.client_secret)).access_token
+    assert (await auth.authenticate(new)).client_id == "id_basket"
 
 
 async def test_a_deleted_client_gets_no_token_and_its_tokens_stop_working(

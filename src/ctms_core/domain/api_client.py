@@ -13,7 +13,9 @@ TOKEN_NAMESPACE = "api_client"  # noqa: S105 - the `sub` claim prefix, not a sec
 
 class ApiClient(msgspec.Struct, frozen=True, kw_only=True):
     """`credentials_changed_at` is when the secret was last rotated or the client disabled; tokens issued
-    before it are revoked (docs/contract.md §3.2). Creating a client is not a change, so it starts as None.
+    before it are revoked (docs/contract.md §3.2). Creating a client records its first one, so the
+    tokens of a deleted client of the same name never work for its successor; a client created by
+    ctms-api v3.3 has none (None).
 
     `roles` (sorted names) and `permissions` (every permission those roles grant) are read with the
     client, in the same query; repositories ignore them on `add`/`save` (roles are granted through the

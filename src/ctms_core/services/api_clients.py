@@ -52,7 +52,8 @@ class ApiClientService:
 
     Rules: ids are `id_<name>` with names of letters, digits, `-`, `_`, `.`; secrets are shown once and
     stored only as hashes; rotating a secret or disabling a client revokes the tokens issued before
-    (`credentials_changed_at`), creating or enabling one does not; deleting a client removes its role
+    (`credentials_changed_at`), and so does creating one (so the tokens of an earlier client of the same
+    name, deleted since, stay refused); enabling one does not; deleting a client removes its role
     grants too, and its tokens stop working (they name a client that no longer exists).
     """
 
@@ -84,6 +85,9 @@ class ApiClientService:
             hashed_secret=self._hasher.hash(client_secret),
             create_timestamp=now,
             update_timestamp=now,
+            # A new client starts a new credentials version: a token issued to an earlier client of
+            # the same name (deleted since) names this id but not this version, so it is refused.
+            credentials_changed_at=now,
         )
         async with self._uow_factory() as uow:
             try:
