@@ -1,8 +1,8 @@
-"""`HttpxAcousticGateway` against the fake Acoustic server over real HTTP (docs/contract.md §9)."""
+"""`HttpxAcousticGateway` against the fake Acoustic server over real HTTP (docs/contract.md §9): its
+requests alone, and in the sequences `AcousticDestination` makes of them."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -12,13 +12,21 @@ import msgspec
 import pytest
 
 from ctms_adapters.acoustic import HttpxAcousticGateway
-from ctms_core.domain.acoustic import default_configuration, deletion_of, map_contact
+from ctms_core.domain.acoustic import (
+    AcousticConfiguration,
+    default_configuration,
+    deletion_of,
+    map_contact,
+)
 from ctms_core.domain.contact import Contact
 from ctms_core.ports.acoustic import (
     AcousticAuthError,
+    AcousticCall,
     AcousticFault,
     AcousticUnavailable,
 )
+from ctms_core.ports.destinations import Delivery, DeliveryReport
+from ctms_core.services.acoustic_destination import AcousticDestination
 from tests.builders import contact_from_body, make_contact
 from tests.samples import sample
 from tests.support.fake_acoustic import FakeAcoustic, running_fake_acoustic
@@ -60,14 +68,43 @@ def maximal() -> Contact:
     return contact_from_body(sample("maximal"), AT)
 
 
+async def _configuration() -> AcousticConfiguration:
+    return default_configuration()
+
+
+async def deliver(
+    gateway: HttpxAcousticGateway,
+    deliveries: list[Delivery],
+    calls: list[AcousticCall] | None = None,
+    concurrency: int = 5,
+) -> DeliveryReport:
+    """`deliveries` sent as the sync worker sends them (`AcousticDestination`), through `gateway`."""
+    destination = AcousticDestination(
+        gateway,
+        _configuration,
+        concurrency=concurrency,
+        on_call=(calls.append if calls is not None else lambda call: None),
+    )
+    return await destination.deliver(deliveries)
+
+
+def upload_of(contact: Contact) -> Delivery:
+    return Delivery(email_id=contact.email.email_id, contact=contact)
+
+
+def erasure_of(contact: Contact) -> Delivery:
+    return Delivery(email_id=contact.email.email_id, deletion=deletion_of(contact))
+
+
 async def test_an_upload_lands_in_the_main_and_relational_tables(
     fake: FakeAcoustic, client: httpx.AsyncClient
 ) -> None:
     """What the fake holds after one upload is exactly the mapped record."""
     contact = maximal()
     record = map_contact(contact, [], default_configuration())
+    calls: list[AcousticCall] = []
 
-    report = await gateway_for(fake, client).upload(record)
+    report = await deliver(gateway_for(fake, client), [upload_of(contact)], calls)
 
     email_id = str(contact.email_id)
     assert fake.recipient(LIST_ID, email_id) == record.main
@@ -82,7 +119,9 @@ async def test_an_upload_lands_in_the_main_and_relational_tables(
         "InsertUpdateRelationalTable",
     ]
     assert fake.calls[0].sync_fields == {"email_id": email_id}
-    assert [c.status for c in report.calls] == ["success"] * 3
+    assert report.failed == ()
+    assert report.requests == 3
+    assert [c.status for c in calls] == ["success"] * 3
     assert len(fake.token_requests) == 1
 
 
@@ -92,12 +131,12 @@ async def test_a_second_upload_updates_the_recipient_and_its_rows_in_place(
     """Update-if-found on the main table, insert-or-update on relational rows: no duplicates."""
     gateway = gateway_for(fake, client)
     contact = maximal()
-    await gateway.upload(map_contact(contact, [], default_configuration()))
+    assert (await deliver(gateway, [upload_of(contact)])).failed == ()
     renamed = msgspec.structs.replace(
         contact, email=msgspec.structs.replace(contact.email, first_name="Zoé")
     )
 
-    await gateway.upload(map_contact(renamed, [], default_configuration()))
+    assert (await deliver(gateway, [upload_of(renamed)])).failed == ()
 
     stored = fake.recipient(LIST_ID, str(contact.email_id))
     assert stored is not None
@@ -111,10 +150,10 @@ async def test_an_erasure_removes_the_recipient_and_its_relational_rows(
     """docs/contract.md §14.2: after erase, Acoustic holds nothing for the contact; erasing again still succeeds."""
     gateway = gateway_for(fake, client)
     contact = maximal()
-    await gateway.upload(map_contact(contact, [], default_configuration()))
+    assert (await deliver(gateway, [upload_of(contact)])).failed == ()
 
-    await gateway.erase(deletion_of(contact))
-    await gateway.erase(deletion_of(contact))
+    assert (await deliver(gateway, [erasure_of(contact)])).failed == ()
+    assert (await deliver(gateway, [erasure_of(contact)])).failed == ()
 
     email_id = str(contact.email_id)
     assert fake.recipient(LIST_ID, email_id) is None
@@ -140,7 +179,9 @@ async def test_each_scripted_fault_surfaces_as_its_exception(
     contact = make_contact()
 
     with pytest.raises(error):
-        await gateway_for(fake, client).upload(map_contact(contact, [], default_configuration()))
+        await gateway_for(fake, client).add_recipient(
+            map_contact(contact, [], default_configuration())
+        )
 
     assert fake.recipient(LIST_ID, str(contact.email_id)) is None
 
@@ -152,7 +193,7 @@ async def test_a_fault_reports_acoustics_message(
     fake.fail_next("fault", fault_string="Email Address Is Invalid", error_id="1017")
 
     with pytest.raises(AcousticFault) as raised:
-        await gateway_for(fake, client).upload(
+        await gateway_for(fake, client).add_recipient(
             map_contact(make_contact(), [], default_configuration())
         )
 
@@ -168,7 +209,7 @@ async def test_a_hanging_server_is_a_timeout(fake: FakeAcoustic, client: httpx.A
     started = time.perf_counter()
 
     with pytest.raises(AcousticUnavailable, match="timed out"):
-        await gateway_for(fake, client, timeout=0.3).upload(
+        await gateway_for(fake, client, timeout=0.3).add_recipient(
             map_contact(make_contact(), [], default_configuration())
         )
 
@@ -182,7 +223,7 @@ async def test_a_rejected_refresh_token_is_an_auth_error(
     fake.fail_token()
 
     with pytest.raises(AcousticAuthError, match="invalid_grant"):
-        await gateway_for(fake, client).upload(
+        await gateway_for(fake, client).add_recipient(
             map_contact(make_contact(), [], default_configuration())
         )
 
@@ -192,12 +233,14 @@ async def test_a_rejected_refresh_token_is_an_auth_error(
 async def test_revoked_access_tokens_are_refreshed_transparently(
     fake: FakeAcoustic, client: httpx.AsyncClient
 ) -> None:
-    """Acoustic forgets the token (HTTP 401): one new grant, the upload succeeds."""
+    """Acoustic forgets the token (HTTP 401): one new grant, the request succeeds."""
     gateway = gateway_for(fake, client)
-    await gateway.upload(map_contact(make_contact(), [], default_configuration()))
+    await gateway.add_recipient(map_contact(make_contact(), [], default_configuration()))
     fake.revoke_tokens()
 
-    await gateway.upload(map_contact(make_contact(), [], default_configuration()))
+    call = await gateway.add_recipient(map_contact(make_contact(), [], default_configuration()))
+
+    assert call.status == "success"
 
     assert len(fake.token_requests) == 2
 
@@ -205,20 +248,17 @@ async def test_revoked_access_tokens_are_refreshed_transparently(
 async def test_concurrent_uploads_are_served_concurrently_despite_latency(
     client: httpx.AsyncClient,
 ) -> None:
-    """50 ms per request, 40 contacts, 20 at a time: far faster than serially; one upload per contact
-    at a time."""
+    """50 ms per request, 40 contacts, 20 requests at a time: far faster than serially; one request per
+    contact and table at a time."""
     with running_fake_acoustic(latency_s=0.05) as fake:
         gateway = gateway_for(fake, client)
         contacts = [make_contact() for _ in range(40)]
-        limit = asyncio.Semaphore(20)
-
-        async def upload(contact: Contact) -> None:
-            async with limit:
-                await gateway.upload(map_contact(contact, [], default_configuration()))
 
         started = time.perf_counter()
-        await asyncio.gather(*(upload(contact) for contact in contacts))
+        report = await deliver(gateway, [upload_of(c) for c in contacts], concurrency=20)
         elapsed = time.perf_counter() - started
+
+    assert report.failed == ()
 
     assert elapsed < 40 * 0.05 / 2  # serial would take ≥ 2 s
     assert fake.max_in_flight > 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Final, Literal, TypeVar, cast
+from typing import Any, Final, Literal
 
 import httpx
 
@@ -31,7 +31,6 @@ from ctms_core.ports.acoustic import (
     RelationalTable,
     RowFailure,
     RowsReport,
-    UploadReport,
 )
 from ctms_core.ports.request_slots import RequestSlots
 
@@ -57,7 +56,6 @@ _EXPIRY_MARGIN_S: Final = 60.0
 _ROW_GONE_DESCRIPTIONS: Final = ("row not found",)
 
 BodyFormat = Literal["form", "xml"]
-T = TypeVar("T")
 
 
 def acoustic_base_url(server_number: int = DEFAULT_SERVER_NUMBER) -> str:
@@ -176,40 +174,6 @@ class HttpxAcousticGateway:
         calls: list[AcousticCall] = []
         await self._step(calls, "main", "remove_recipient", document, recipient_gone_is_ok=True)
         return calls[0]
-
-    async def upload(self, record: AcousticRecord) -> UploadReport:
-        calls = [await self._with_calls((), self.add_recipient(record))]
-        relational: tuple[tuple[RelationalTable, tuple[dict[str, str], ...]], ...] = (
-            ("newsletter", record.newsletters),
-            ("waitlist", record.waitlists),
-            ("product", record.products),
-        )
-        for table, rows in relational:
-            if rows:
-                report = await self._with_calls(calls, self.insert_update_rows(table, rows))
-                calls.append(report.call)
-                _raise_row_failures(report, table, calls)
-        return UploadReport(calls=tuple(calls))
-
-    async def erase(self, deletion: AcousticDeletion) -> UploadReport:
-        calls: list[AcousticCall] = []
-        for table, key_rows in deletion.key_rows().items():
-            report = await self._with_calls(
-                calls, self.delete_rows(cast(RelationalTable, table), key_rows)
-            )
-            calls.append(report.call)
-            _raise_row_failures(report, cast(RelationalTable, table), calls)
-        calls.append(await self._with_calls(calls, self.remove_recipient(deletion)))
-        return UploadReport(calls=tuple(calls))
-
-    @staticmethod
-    async def _with_calls(calls: Sequence[AcousticCall], request: Awaitable[T]) -> T:
-        """`request`, with the earlier `calls` of the same upload put before its own on failure."""
-        try:
-            return await request
-        except AcousticError as error:
-            error.calls = (*calls, *error.calls)
-            raise
 
     # --- one request --------------------------------------------------------------------------------------
 
@@ -392,18 +356,6 @@ def _row_failures(response: XmlResponse | None, *, gone_is_ok: bool) -> tuple[Ro
         for row in response.failed_rows
         if not (gone_is_ok and row.description.lower() in _ROW_GONE_DESCRIPTIONS)
     )
-
-
-def _raise_row_failures(
-    report: RowsReport, table: RelationalTable, calls: Sequence[AcousticCall]
-) -> None:
-    """One contact's request: any refused row fails the contact, as v3.3 did."""
-    if report.failures:
-        raise AcousticFault(
-            "; ".join(failure.description for failure in report.failures),
-            table=table,
-            calls=tuple(calls),
-        )
 
 
 def _call(

@@ -14,22 +14,18 @@ from ctms_core.ports.acoustic import (
     RelationalTable,
     RowFailure,
     RowsReport,
-    UploadReport,
 )
 
 
 class RecordingAcousticGateway:
-    """Keeps every upload and erasure; `fail_next` makes the next calls raise; `refuse_rows_of` makes
+    """Keeps what every request took; `fail_next` makes the next calls raise; `refuse_rows_of` makes
     relational requests refuse the rows of those `email_id`s (a `FAILURE` per row); `delay` seconds per
     call; `on_call` runs inside each call (tests use it to edit a contact during its upload).
 
-    `uploads`/`erasures` hold the contacts `upload`/`erase` took; `recipients` (email_id → main-table
-    row), `rows` (table → rows taken) and `removed` (email_ids) what the per-request methods took;
-    `requests` counts (method, table, rows) of every request made."""
+    `recipients` (email_id → main-table row), `rows` (table → rows taken) and `removed` (email_ids)
+    hold what the requests took; `requests` counts (method, table, rows) of every request made."""
 
     def __init__(self, *, delay: float = 0.0) -> None:
-        self.uploads: list[AcousticRecord] = []
-        self.erasures: list[AcousticDeletion] = []
         self.recipients: dict[str, dict[str, str]] = {}
         self.rows: dict[RelationalTable, list[dict[str, str]]] = {}
         self.removed: list[str] = []
@@ -117,22 +113,3 @@ class RecordingAcousticGateway:
             for row in rows
             if row.get("email_id") in self.refused_rows
         )
-
-    # --- one contact each ---------------------------------------------------------------------------------
-
-    async def upload(self, record: AcousticRecord) -> UploadReport:
-        calls = [await self._call("main", "add_recipient")]
-        for table, rows in (
-            ("newsletter", record.newsletters),
-            ("waitlist", record.waitlists),
-            ("product", record.products),
-        ):
-            if rows:
-                calls.append(await self._call(table, "insert_update_relational_table"))  # type: ignore[arg-type]
-        self.uploads.append(record)
-        return UploadReport(calls=tuple(calls))
-
-    async def erase(self, deletion: AcousticDeletion) -> UploadReport:
-        call = await self._call("main", "remove_recipient")
-        self.erasures.append(deletion)
-        return UploadReport(calls=(call,))

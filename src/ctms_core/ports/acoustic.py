@@ -61,7 +61,7 @@ class AcousticCall(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UploadReport(msgspec.Struct, frozen=True, kw_only=True):
-    """The requests one upload or erasure made, in order (an upload skips tables without rows)."""
+    """The requests that carried one contact's upload or erasure (its per-contact log line)."""
 
     calls: tuple[AcousticCall, ...] = ()
 
@@ -96,9 +96,9 @@ class AcousticError(Exception):
 
     `message` is Acoustic's own text (a fault string) or a description of what failed, with every e-mail
     address in it redacted (`redact_addresses`): it is logged and stored (`pending_acoustic.last_error`).
-    `table` is the table of the failing request (None when no request was made, e.g. OAuth failed);
-    `calls` are the requests made so far in this upload or erasure, the failing one last when it reached
-    Acoustic, so metrics and logs can be complete even on failure.
+    `table` is the table of the failing request (None when no request was made);
+    `calls` holds the failing request (when one was made), so metrics and logs are complete even on
+    failure.
     """
 
     def __init__(
@@ -167,19 +167,4 @@ class AcousticGateway(Protocol):
 
     async def remove_recipient(self, deletion: AcousticDeletion) -> AcousticCall:
         """`RemoveRecipient` on the main table; a recipient already gone counts as removed."""
-        ...
-
-    async def upload(self, record: AcousticRecord) -> UploadReport:
-        """Send one contact (docs/contract.md §9.4): `AddRecipient` on the main table (sync field `email_id`, update if
-        found), then `InsertUpdateRelationalTable` for the newsletter, waitlist and product rows, each
-        skipped when the contact has no such rows. The first failure stops the sequence and raises an
-        `AcousticError` whose `calls` include the requests made; the whole contact is resent next time.
-        """
-        ...
-
-    async def erase(self, deletion: AcousticDeletion) -> UploadReport:
-        """Remove one contact (docs/contract.md §9.5): `DeleteRelationalTableData` for its rows in each relational table,
-        then `RemoveRecipient` on the main table. Idempotent for the recipient: one already gone counts as
-        removed, so a retried erasure completes. Failures raise like `upload`.
-        """
         ...

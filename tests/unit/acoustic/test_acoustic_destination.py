@@ -4,6 +4,7 @@ request, erasures batched, and failures reported per contact (docs/acoustic.md "
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 
@@ -208,3 +209,28 @@ async def test_the_in_memory_slots_cap_holders_across_callers() -> None:
     await asyncio.gather(*(hold() for _ in range(20)))
     assert slots.max_held == 3
     assert slots.held == 0
+
+
+async def test_each_contacts_log_line_has_the_status_and_duration_of_every_table_it_was_sent_to(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """docs/contract.md §9.4 log fields: `<table>_status` / `<table>_duration_s` for the contact's own
+    AddRecipient and each batched request that carried its rows, and no others."""
+    gateway = RecordingAcousticGateway()
+    destination, _ = _destination(gateway)
+
+    with caplog.at_level(logging.DEBUG, logger="ctms.acoustic_service"):
+        report = await destination.deliver([_upload(0, newsletters=2), _upload(1, newsletters=0)])
+
+    assert report.failed == ()
+    lines = {
+        record.__dict__["email_id"]: record.__dict__
+        for record in caplog.records
+        if record.name == "ctms.acoustic_service"
+    }
+    with_rows, without_rows = lines[str(uuid.UUID(int=1))], lines[str(uuid.UUID(int=2))]
+    assert (with_rows["main_status"], with_rows["newsletter_status"]) == ("success", "success")
+    assert isinstance(with_rows["newsletter_duration_s"], float)
+    assert "waitlist_status" not in with_rows
+    assert without_rows["main_status"] == "success"
+    assert "newsletter_status" not in without_rows

@@ -1,4 +1,4 @@
-"""`HttpxAcousticGateway` against an in-process Acoustic (httpx.MockTransport): sequence, OAuth, errors."""
+"""`HttpxAcousticGateway` against an in-process Acoustic (httpx.MockTransport): requests, OAuth, errors."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from ctms_core.ports.acoustic import (
     AcousticFault,
     AcousticGateway,
     AcousticUnavailable,
+    RowFailure,
 )
 
 BASE = "https://api-campaign-us-6.goacoustic.com"
@@ -120,42 +121,69 @@ def record(*, newsletters: int = 1, waitlists: int = 0, products: int = 1) -> Ac
     )
 
 
-async def test_an_upload_adds_the_recipient_then_fills_the_relational_tables_that_have_rows() -> (
-    None
-):
-    """docs/contract.md §9.4: AddRecipient, then InsertUpdateRelationalTable per non-empty table, in order."""
+async def test_each_request_goes_to_its_list_or_table_and_reports_its_call() -> None:
+    """docs/contract.md §9.4: AddRecipient on the main list, InsertUpdateRelationalTable on the table's id
+    with every row given; each answer is the `AcousticCall` of its request."""
     acoustic = ScriptedAcoustic()
     gateway: AcousticGateway = make_gateway(acoustic)
+    sent = record(newsletters=2, waitlists=0, products=1)
 
-    report = await gateway.upload(record(newsletters=2, waitlists=0, products=1))
+    added = await gateway.add_recipient(sent)
+    newsletters = await gateway.insert_update_rows("newsletter", sent.newsletters)
+    products = await gateway.insert_update_rows("product", sent.products)
 
     assert acoustic.operations() == [
         "AddRecipient",
         "InsertUpdateRelationalTable",
         "InsertUpdateRelationalTable",
     ]
+    assert "<LIST_ID>1234</LIST_ID>" in acoustic.documents[0]
     assert "<TABLE_ID>9</TABLE_ID>" in acoustic.documents[1]
+    assert acoustic.documents[1].count("<ROW>") == 2
     assert "<TABLE_ID>11</TABLE_ID>" in acoustic.documents[2]
-    assert [(c.table, c.method, c.status) for c in report.calls] == [
+    assert [(c.table, c.method, c.status) for c in (added, newsletters.call, products.call)] == [
         ("main", "add_recipient", "success"),
         ("newsletter", "insert_update_relational_table", "success"),
         ("product", "insert_update_relational_table", "success"),
     ]
-    assert set(report.log_context()) == {
-        "main_status",
-        "main_duration_s",
-        "newsletter_status",
-        "newsletter_duration_s",
-        "product_status",
-        "product_duration_s",
-    }
+    assert newsletters.failures == products.failures == ()
+
+
+async def test_refused_rows_are_row_failures_and_rows_already_gone_count_as_deleted() -> None:
+    """A relational request answered with `FAILURE`s is not raised: each refused row is a `RowFailure`
+    naming its `email_id` (the caller fails only that contact); a deletion's `Row Not Found` is done."""
+    refused = (
+        b"<Envelope><Body><RESULT><SUCCESS>TRUE</SUCCESS><FAILURES>"
+        b'<FAILURE failure_type="transient" description="Invalid value">'
+        b'<COLUMN name="email_id">' + str(EMAIL_ID).encode() + b"</COLUMN></FAILURE>"
+        b"</FAILURES></RESULT></Body></Envelope>"
+    )
+    gone = (
+        b"<Envelope><Body><RESULT><SUCCESS>TRUE</SUCCESS><FAILURES>"
+        b'<FAILURE failure_type="permanent" description="Row Not Found">'
+        b'<KEY_COLUMN name="email_id">' + str(EMAIL_ID).encode() + b"</KEY_COLUMN></FAILURE>"
+        b"</FAILURES></RESULT></Body></Envelope>"
+    )
+    acoustic = ScriptedAcoustic(
+        replies=[httpx.Response(200, content=refused), httpx.Response(200, content=gone)]
+    )
+    gateway = make_gateway(acoustic)
+
+    inserted = await gateway.insert_update_rows("newsletter", record(newsletters=1).newsletters)
+    deleted = await gateway.delete_rows("newsletter", [{"email_id": str(EMAIL_ID)}])
+
+    assert inserted.failures == (
+        RowFailure(email_id=str(EMAIL_ID), description="Invalid value", transient=True),
+    )
+    assert inserted.call.status == "failure"
+    assert deleted.failures == ()
 
 
 async def test_requests_post_the_document_as_the_xml_form_field_with_a_bearer_token() -> None:
     """docs/contract.md §9.4: `POST <base>/XMLAPI`, form field `xml`, `Authorization: Bearer <token>`."""
     acoustic = ScriptedAcoustic()
 
-    await make_gateway(acoustic).upload(record(newsletters=0, products=0))
+    await make_gateway(acoustic).add_recipient(record())
 
     api = acoustic.requests[-1]
     assert str(api.url) == f"{BASE}/XMLAPI"
@@ -168,7 +196,7 @@ async def test_the_xml_body_format_posts_text_xml() -> None:
     """`body_format="xml"` sends the document itself as `text/xml;charset=utf-8`."""
     acoustic = ScriptedAcoustic()
 
-    await make_gateway(acoustic, body_format="xml").upload(record(newsletters=0, products=0))
+    await make_gateway(acoustic, body_format="xml").add_recipient(record())
 
     assert acoustic.requests[-1].headers["content-type"] == "text/xml;charset=utf-8"
     assert acoustic.operations() == ["AddRecipient"]
@@ -178,7 +206,7 @@ async def test_the_token_grant_sends_the_refresh_token_form_to_the_oauth_endpoin
     """docs/contract.md §9.4 token refresh: `grant_type=refresh_token` with client id and secret."""
     acoustic = ScriptedAcoustic()
 
-    await make_gateway(acoustic).upload(record(newsletters=0, products=0))
+    await make_gateway(acoustic).add_recipient(record())
 
     token_request = acoustic.requests[0]
     assert str(token_request.url) == f"{BASE}/oauth/token"
@@ -199,12 +227,12 @@ async def test_the_access_token_is_reused_until_shortly_before_it_expires() -> N
     clock = ManualMonotonic()
     gateway = make_gateway(acoustic, monotonic=clock)
 
-    await gateway.upload(record())
+    await gateway.add_recipient(record())
     clock.now += 3600 - 61
-    await gateway.upload(record())
+    await gateway.add_recipient(record())
     assert len(acoustic.token_requests) == 1
     clock.now += 2  # inside the last minute
-    await gateway.upload(record())
+    await gateway.add_recipient(record())
 
     assert len(acoustic.token_requests) == 2
     assert acoustic.bearer_tokens()[-1] == "Bearer token-2"
@@ -220,19 +248,19 @@ async def test_a_new_refresh_token_from_the_grant_replaces_the_old_one() -> None
     clock = ManualMonotonic()
     gateway = make_gateway(acoustic, monotonic=clock)
 
-    await gateway.upload(record(newsletters=0, products=0))
+    await gateway.add_recipient(record())
     clock.now += 5
-    await gateway.upload(record(newsletters=0, products=0))
+    await gateway.add_recipient(record())
 
     assert acoustic.token_requests[1]["refresh_token"] == "new"
 
 
-async def test_concurrent_uploads_share_one_token_refresh() -> None:
-    """Ten uploads started together make a single grant request."""
+async def test_concurrent_requests_share_one_token_refresh() -> None:
+    """Ten requests started together make a single grant request."""
     acoustic = ScriptedAcoustic()
     gateway = make_gateway(acoustic)
 
-    await asyncio.gather(*(gateway.upload(record()) for _ in range(10)))
+    await asyncio.gather(*(gateway.add_recipient(record()) for _ in range(10)))
 
     assert len(acoustic.token_requests) == 1
 
@@ -250,12 +278,12 @@ async def test_a_rejected_token_is_refreshed_once_and_the_request_repeated(
     """HTTP 401 or Fault errorid 145: new token, same document, success."""
     acoustic = ScriptedAcoustic(replies=[rejection])
 
-    report = await make_gateway(acoustic).upload(record(newsletters=0, products=0))
+    call = await make_gateway(acoustic).add_recipient(record())
 
     assert len(acoustic.token_requests) == 2
     assert acoustic.bearer_tokens() == ["Bearer token-1", "Bearer token-2"]
     assert acoustic.documents[0] == acoustic.documents[1]
-    assert [c.status for c in report.calls] == ["success"]
+    assert call.status == "success"
 
 
 async def test_a_token_rejected_twice_is_an_auth_error() -> None:
@@ -264,7 +292,7 @@ async def test_a_token_rejected_twice_is_an_auth_error() -> None:
     acoustic = ScriptedAcoustic(replies=[unauthorized, httpx.Response(401, content=b"")])
 
     with pytest.raises(AcousticAuthError):
-        await make_gateway(acoustic).upload(record())
+        await make_gateway(acoustic).add_recipient(record())
 
     assert len(acoustic.token_requests) == 2
 
@@ -287,24 +315,19 @@ async def test_oauth_failures_surface_as_acoustic_errors_before_any_api_call(
     acoustic = ScriptedAcoustic(token_replies=[token_reply])
 
     with pytest.raises(error) as raised:
-        await make_gateway(acoustic).upload(record())
+        await make_gateway(acoustic).add_recipient(record())
 
     assert acoustic.documents == []
     assert raised.value.table == "main"
     assert "secret" not in str(raised.value)
 
 
-async def test_a_fault_stops_the_sequence_and_carries_its_message_error_id_and_calls() -> None:
-    """A failing step aborts the rest; the error names the table and lists the calls made."""
-    acoustic = ScriptedAcoustic(
-        replies=[
-            httpx.Response(200, content=SUCCESS),
-            httpx.Response(200, content=fault("Bad row", "1007")),
-        ]
-    )
+async def test_a_fault_carries_its_message_error_id_table_and_failed_call() -> None:
+    """A relational request refused as a whole raises; the error names the table and holds the call."""
+    acoustic = ScriptedAcoustic(replies=[httpx.Response(200, content=fault("Bad row", "1007"))])
 
     with pytest.raises(AcousticFault) as raised:
-        await make_gateway(acoustic).upload(record(newsletters=1, products=1))
+        await make_gateway(acoustic).insert_update_rows("newsletter", record().newsletters)
 
     fault_error = raised.value
     assert (fault_error.fault_string, fault_error.error_id, fault_error.table) == (
@@ -312,11 +335,10 @@ async def test_a_fault_stops_the_sequence_and_carries_its_message_error_id_and_c
         "1007",
         "newsletter",
     )
-    assert [(c.table, c.status) for c in fault_error.calls] == [
-        ("main", "success"),
-        ("newsletter", "failure"),
+    assert [(c.table, c.method, c.status) for c in fault_error.calls] == [
+        ("newsletter", "insert_update_relational_table", "failure"),
     ]
-    assert acoustic.operations() == ["AddRecipient", "InsertUpdateRelationalTable"]
+    assert acoustic.operations() == ["InsertUpdateRelationalTable"]
 
 
 @pytest.mark.parametrize(
@@ -352,63 +374,73 @@ async def test_each_kind_of_upstream_trouble_maps_to_its_error_class(
     acoustic = ScriptedAcoustic(replies=[reply])
 
     with pytest.raises(error) as raised:
-        await make_gateway(acoustic).upload(record())
+        await make_gateway(acoustic).add_recipient(record())
 
     assert [(c.table, c.status) for c in raised.value.calls] == [("main", "failure")]
 
 
-async def test_an_erasure_deletes_relational_rows_by_key_then_removes_the_recipient() -> None:
-    """docs/contract.md §9.5: DeleteRelationalTableData per table (full keys when known), then RemoveRecipient."""
+async def test_an_erasure_deletes_relational_rows_by_key_and_removes_the_recipient() -> None:
+    """docs/contract.md §9.5: DeleteRelationalTableData on each table's id (full keys when known, else
+    `email_id` alone), and RemoveRecipient by address and `email_id`."""
     acoustic = ScriptedAcoustic()
     deletion = AcousticDeletion(
         email_id=EMAIL_ID, primary_email="fan@example.com", newsletter_names=("hubs", "miti")
     )
+    gateway = make_gateway(acoustic)
+    key_rows = deletion.key_rows()
 
-    report = await make_gateway(acoustic).erase(deletion)
+    newsletters = await gateway.delete_rows("newsletter", key_rows["newsletter"])
+    waitlists = await gateway.delete_rows("waitlist", key_rows["waitlist"])
+    removed = await gateway.remove_recipient(deletion)
 
     assert acoustic.operations() == [
         "DeleteRelationalTableData",
         "DeleteRelationalTableData",
-        "DeleteRelationalTableData",
         "RemoveRecipient",
     ]
+    assert "<TABLE_ID>9</TABLE_ID>" in acoustic.documents[0]
     assert acoustic.documents[0].count("<ROW>") == 2
     assert '<KEY_COLUMN name="newsletter_name">miti</KEY_COLUMN>' in acoustic.documents[0]
+    assert "<TABLE_ID>10</TABLE_ID>" in acoustic.documents[1]
     assert acoustic.documents[1].count("<KEY_COLUMN") == 1  # no known waitlists: by email_id alone
-    assert "<EMAIL>fan@example.com</EMAIL>" in acoustic.documents[3]
-    assert [c.method for c in report.calls][-1] == "remove_recipient"
+    assert "<LIST_ID>1234</LIST_ID>" in acoustic.documents[2]
+    assert "<EMAIL>fan@example.com</EMAIL>" in acoustic.documents[2]
+    assert [(c.method, c.status) for c in (newsletters.call, waitlists.call, removed)] == [
+        ("delete_relational_table_data", "success"),
+        ("delete_relational_table_data", "success"),
+        ("remove_recipient", "success"),
+    ]
 
 
-@pytest.mark.parametrize("error_id", ["128", "1008"])
-async def test_erasing_a_recipient_already_gone_succeeds(error_id: str) -> None:
-    """A retried erasure completes: "not a member" / "not found" on RemoveRecipient is success."""
+@pytest.mark.parametrize("error_id", ["128", "1008", "1009"])
+async def test_removing_a_recipient_already_gone_succeeds(error_id: str) -> None:
+    """A retried erasure completes: "not a member" / "not found" / "already deleted" on RemoveRecipient
+    is success."""
     acoustic = ScriptedAcoustic(
         replies=[
-            *list[Reply]([httpx.Response(200, content=SUCCESS)] * 3),
             httpx.Response(200, content=fault("Recipient is not a member of the list.", error_id)),
         ]
     )
 
-    report = await make_gateway(acoustic).erase(
+    call = await make_gateway(acoustic).remove_recipient(
         AcousticDeletion(email_id=EMAIL_ID, primary_email="a@example.com")
     )
 
-    assert report.calls[-1].status == "success"
+    assert (call.method, call.status) == ("remove_recipient", "success")
 
 
-async def test_other_erasure_faults_are_raised() -> None:
+async def test_other_remove_recipient_faults_are_raised() -> None:
     """Any other fault on RemoveRecipient is an error for the worker to retry."""
-    acoustic = ScriptedAcoustic(
-        replies=[
-            *list[Reply]([httpx.Response(200, content=SUCCESS)] * 3),
-            httpx.Response(200, content=fault("Boom", "138")),
-        ]
-    )
+    acoustic = ScriptedAcoustic(replies=[httpx.Response(200, content=fault("Boom", "138"))])
 
-    with pytest.raises(AcousticFault):
-        await make_gateway(acoustic).erase(
+    with pytest.raises(AcousticFault) as raised:
+        await make_gateway(acoustic).remove_recipient(
             AcousticDeletion(email_id=EMAIL_ID, primary_email="a@example.com")
         )
+
+    assert [(c.table, c.method, c.status) for c in raised.value.calls] == [
+        ("main", "remove_recipient", "failure")
+    ]
 
 
 def test_the_default_base_url_comes_from_the_server_number() -> None:
@@ -447,7 +479,12 @@ async def test_every_request_the_token_grant_included_is_made_holding_a_slot() -
     acoustic = Observed(replies=[httpx.Response(401)])  # the first token is rejected once
     gateway = make_gateway(acoustic, slots=slots)
 
-    await asyncio.wait_for(gateway.upload(record(newsletters=1, products=0)), 5)
+    async def add_then_insert() -> None:
+        sent = record(newsletters=1, products=0)
+        await gateway.add_recipient(sent)
+        await gateway.insert_update_rows("newsletter", sent.newsletters)
+
+    await asyncio.wait_for(add_then_insert(), 5)
 
     assert held_during == [
         ("/oauth/token", 1),
