@@ -19,6 +19,12 @@ from ctms_adapters.postgres import create_engine, metadata
 from ctms_adapters.postgres.migrations import upgrade
 from ctms_adapters.postgres.tables import schema_history
 from tests.support.database import provision_test_database
+from tests.support.leaked_connections import (
+    collect_leaked_connections,
+    remember_where_connections_open,
+)
+
+remember_where_connections_open()
 
 # Every table but the migrations' bookkeeping (alembic_version, schema_history), in one statement.
 _TRUNCATE = text(
@@ -28,6 +34,14 @@ _TRUNCATE = text(
         )
     )
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_leaked_connections(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each module, the asyncpg connections it dropped unclosed, with where they were opened
+    (`tests.support.leaked_connections`)."""
+    yield
+    collect_leaked_connections(after=request.module.__name__)
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import gc
 import socket
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -151,17 +149,6 @@ def _create_client(database_url: str) -> ClientCredentials:
 
     with ThreadPoolExecutor(max_workers=1) as executor:
         return executor.submit(asyncio.run, create()).result()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _collect_earlier_garbage() -> None:
-    """KNOWN ISSUE, under investigation: an asyncpg connection left unclosed by an earlier test was
-    collected during the first conformance test in three CI runs, and `filterwarnings = error` failed
-    that test. The leaking test is not yet found. Collect such garbage here, between modules, with its
-    `ResourceWarning` ignored, so the warning is not pinned on the fuzzed operations."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @pytest.fixture(scope="session")
