@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from ctms_entrypoints.cli import main
+from ctms_entrypoints.cli.context import CliContext
 from ctms_entrypoints.cli.serve import serve_defaults
 from ctms_entrypoints.runtime import Runtime
 from ctms_entrypoints.settings import Settings
@@ -66,11 +67,13 @@ def test_ctms_serve_in_development_mode_binds_127_0_0_1_and_exports_console_logg
     for exported in ("CTMS_DB_URL", "CTMS_SECRET_KEY", "CTMS_USE_MOZLOG", "CTMS_SERVER_PREFIX"):
         monkeypatch.setenv(exported, "-")  # `serve` exports these: restored after the test
         monkeypatch.delenv(exported)
-    monkeypatch.setattr(main, "database_runtime", embedded_database)
-    monkeypatch.setattr(main, "set_up_observability", lambda settings, _: observed.append(settings))
+    context = CliContext(
+        database_runtime=embedded_database,
+        set_up_observability=lambda settings, _: observed.append(settings),
+    )
     monkeypatch.setattr("uvicorn.run", run)
     environment = {"CTMS_DATA_DIR": str(tmp_path), "CTMS_USE_MOZLOG": None, "HOST": None}
-    result = CliRunner().invoke(main.cli, ["serve"], env=environment)
+    result = CliRunner().invoke(main.cli, ["serve"], env=environment, obj=context)
     assert result.exit_code == 0, result.output
     assert started["host"] == "127.0.0.1"
     assert started["use_mozlog"] == "false"

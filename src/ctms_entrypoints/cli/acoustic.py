@@ -1,4 +1,4 @@
-"""`ctms sync`, `ctms healthcheck-sync` and `ctms acoustic …` (docs/contract.md §13.3, §13.4:
+"""`ctms sync` and `ctms acoustic …` (docs/contract.md §13.3, §13.4:
 addresses match ignoring case, commands exit non-zero on failure, `fields list -t` filters)."""
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ from ctms_entrypoints.container import (
 )
 from ctms_entrypoints.http.app import load_version_document
 from ctms_entrypoints.settings import Settings
-from ctms_entrypoints.worker.loop import SyncWorker, healthcheck_age, healthcheck_path_for
+from ctms_entrypoints.worker.loop import SyncWorker
 from ctms_entrypoints.worker.metrics import BackgroundMetrics
 
 # sysexits' EX_UNAVAILABLE: v3.3's exit status when a dump selects no contact.
 EXIT_NO_CONTACT = 69
-logger = logging.getLogger("ctms.bin.healthcheck_sync")
 worker_logger = logging.getLogger("ctms.bin.acoustic_sync")
 
 T = TypeVar("T")
@@ -100,34 +99,6 @@ async def run_worker(container: Container, stop: asyncio.Event | None = None) ->
             loop.remove_signal_handler(signum)
     worker_logger.info("Sync worker stopped.")
     return 0
-
-
-@click.command("healthcheck-sync")
-@pass_ctms
-def healthcheck_sync(ctms: CliContext) -> None:
-    """Exit 0 when the healthcheck file of every enabled destination's loop (CTMS_SYNC_DESTINATIONS)
-    is younger than CTMS_BACKGROUND_HEALTHCHECK_AGE_S, else 1 (docs/contract.md §9.6; `acoustic`'s file
-    is CTMS_BACKGROUND_HEALTHCHECK_PATH itself, another destination's has `.<destination>` appended)."""
-    settings = ctms.settings()
-    limit = settings.background_healthcheck_age_s
-    ages: list[str] = []
-    for destination in settings.sync_destination_names:
-        path = healthcheck_path_for(settings.background_healthcheck_path, destination)
-        try:
-            if path is None:
-                raise RuntimeError("BACKGROUND_HEALTHCHECK_PATH not set")
-            if limit is None:
-                raise RuntimeError("BACKGROUND_HEALTHCHECK_AGE_S not set")
-            age = healthcheck_age(path)
-            if age > limit:
-                raise RuntimeError(
-                    f"Age {age:.3f}s > {limit}s, written at {path.read_text().strip()}"
-                )
-        except (RuntimeError, OSError, ValueError) as error:
-            click.echo(f"Healthcheck failed ({destination}): {error}", err=True)
-            sys.exit(1)
-        ages.append(f"{destination} age {age:.3f}s")
-    click.echo(f"Healthcheck passed ({', '.join(ages)})")
 
 
 @click.group("acoustic")

@@ -1,8 +1,9 @@
 """What every `ctms` command receives: `CliContext` (settings, database runtime, container) and the
 shared helpers of the command modules (exit codes, failing, confirming, output).
 
-Command modules import this module and never each other; `cli/main.py` assembles the groups and makes
-the context (`ctx.obj`) that `@pass_ctms` hands to each command.
+Command modules import this module and never each other; `cli/main.py` names the commands and loads
+each one's module only when it runs. `@pass_ctms` hands each command the context object (`ctx.obj`),
+made here with the real database runtime unless a test passed its own.
 
 Exit codes: 0 success, 1 failure, 2 usage error, 4 not found, 10 conflict or failed precondition
 (the codes of the later `ctms-cli`, docs/contract.md §13.1).
@@ -29,7 +30,8 @@ from ctms_entrypoints.container import (
     build_container,
     dispose,
 )
-from ctms_entrypoints.runtime import Runtime, SchemaMismatchError
+from ctms_entrypoints.observability.setup import set_up_observability
+from ctms_entrypoints.runtime import Runtime, SchemaMismatchError, database_runtime
 from ctms_entrypoints.settings import Settings, SettingsError
 
 EXIT_FAILURE = 1
@@ -98,10 +100,9 @@ class CliContext:
     """The process around a command: how it opens the database (configured, or the embedded one) and
     sets up logging and Sentry. Containers come from the composition root (`build_container`)."""
 
-    # `ctms_entrypoints.runtime.database_runtime`: the database the settings name, or the embedded one.
-    database_runtime: Callable[..., contextlib.AbstractContextManager[Runtime]]
-    # `ctms_entrypoints.observability.setup.set_up_observability`.
-    set_up_observability: Callable[[Settings, bytes], None]
+    # The database the settings name, or the embedded one.
+    database_runtime: Callable[..., contextlib.AbstractContextManager[Runtime]] = database_runtime
+    set_up_observability: Callable[[Settings, bytes], None] = set_up_observability
 
     def settings(self) -> Settings:
         """The settings of the environment; invalid ones end the command (exit 1)."""
@@ -158,4 +159,6 @@ class CliContext:
                 fail(str(error))
 
 
-pass_ctms = click.make_pass_decorator(CliContext)
+# A command run from the shell gets the real database runtime and observability set-up; tests pass
+# their own `CliContext` as the context object.
+pass_ctms = click.make_pass_decorator(CliContext, ensure=True)

@@ -1,56 +1,52 @@
 """The `ctms` command: the API server, migrations and administration.
 
-This module only assembles the command groups of the `ctms_entrypoints.cli` modules and makes the
-context each command receives (`CliContext`, exit codes in `cli/context.py`).
+This module only names the commands of the `ctms_entrypoints.cli` modules. A command's module is
+imported when that command runs (or when `--help` lists them all), so a command imports only what it
+uses: `ctms healthcheck-sync`, the sync worker's liveness probe that Kubernetes runs every minute, loads
+the settings and nothing of the application. The context each command receives is `CliContext`
+(`cli/context.py`, with the exit codes).
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from ctms_entrypoints.cli.acoustic import acoustic, healthcheck_sync, sync
-from ctms_entrypoints.cli.braze import braze
-from ctms_entrypoints.cli.clients import clients
-from ctms_entrypoints.cli.context import CliContext
-from ctms_entrypoints.cli.db import db
-from ctms_entrypoints.cli.erasure import audit, delete_bulk
-from ctms_entrypoints.cli.roles import permissions, roles
-from ctms_entrypoints.cli.serve import serve
-from ctms_entrypoints.cli.stripe import ingest_stripe
-from ctms_entrypoints.cli.waitlists import waitlists
-from ctms_entrypoints.observability.setup import set_up_observability
-from ctms_entrypoints.runtime import database_runtime
+# Command name → "module:attribute", in the order `ctms --help` lists them.
+COMMANDS = {
+    "serve": "ctms_entrypoints.cli.serve:serve",
+    "db": "ctms_entrypoints.cli.db:db",
+    "clients": "ctms_entrypoints.cli.clients:clients",
+    "roles": "ctms_entrypoints.cli.roles:roles",
+    "permissions": "ctms_entrypoints.cli.roles:permissions",
+    "delete-bulk": "ctms_entrypoints.cli.erasure:delete_bulk",
+    "audit": "ctms_entrypoints.cli.erasure:audit",
+    "ingest-stripe": "ctms_entrypoints.cli.stripe:ingest_stripe",
+    "sync": "ctms_entrypoints.cli.acoustic:sync",
+    "healthcheck-sync": "ctms_entrypoints.cli.healthcheck:healthcheck_sync",
+    "acoustic": "ctms_entrypoints.cli.acoustic:acoustic",
+    "braze": "ctms_entrypoints.cli.braze:braze",
+    "waitlists": "ctms_entrypoints.cli.waitlists:waitlists",
+}
 
 
-def command_context() -> CliContext:
-    """The context of a command run: the real database runtime and observability set-up."""
-    return CliContext(database_runtime=database_runtime, set_up_observability=set_up_observability)
+class _CommandsLoadedOnUse(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.pass_context
-def cli(ctx: click.Context) -> None:
+@click.group(cls=_CommandsLoadedOnUse, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
     """CTMS, the ConTact Management System."""
-    if ctx.obj is None:
-        ctx.obj = command_context()
-
-
-for command in (
-    serve,
-    db,
-    clients,
-    roles,
-    permissions,
-    delete_bulk,
-    audit,
-    ingest_stripe,
-    sync,
-    healthcheck_sync,
-    acoustic,
-    braze,
-    waitlists,
-):
-    cli.add_command(command)
 
 
 def main() -> None:

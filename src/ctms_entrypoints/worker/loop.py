@@ -6,25 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ctms_core.domain.sync import SyncPassStats
 from ctms_core.services.sync import SyncService
+from ctms_entrypoints.worker.healthcheck_file import healthcheck_path_for, write_healthcheck
 from ctms_entrypoints.worker.metrics import BackgroundMetrics
 
 logger = logging.getLogger("ctms.bin.acoustic_sync")
-
-
-def write_healthcheck(path: Path | None, now: Callable[[], datetime] | None = None) -> None:
-    """Write the current UTC time in ISO format (docs/contract.md §9.6); nothing without a path."""
-    if path is None:
-        return
-    moment = (now or (lambda: datetime.now(UTC)))()
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(moment.isoformat())
-    temporary.replace(path)
 
 
 def sleep_after(pass_duration: float, stats: SyncPassStats, loop_min_secs: float) -> float:
@@ -32,14 +23,6 @@ def sleep_after(pass_duration: float, stats: SyncPassStats, loop_min_secs: float
     if stats.count_total >= stats.batch_limit:
         return 0.0
     return max(0.0, loop_min_secs - pass_duration)
-
-
-def healthcheck_path_for(path: Path | None, destination: str) -> Path | None:
-    """The healthcheck file of `destination`'s loop: `path` itself for `acoustic` (as in v3.3),
-    `<path>.<destination>` for any other."""
-    if path is None or destination == "acoustic":
-        return path
-    return path.with_name(f"{path.name}.{destination}")
 
 
 class SyncWorker:
@@ -120,11 +103,3 @@ class SyncWorker:
                         await stop.wait()
                 except TimeoutError:
                     pass
-
-
-def healthcheck_age(path: Path, now: datetime | None = None) -> float:
-    """Age in seconds of the healthcheck file's timestamp; raises ValueError/OSError when unusable."""
-    written = datetime.fromisoformat(path.read_text().strip())
-    if written.tzinfo is None:
-        written = written.replace(tzinfo=UTC)
-    return ((now or datetime.now(UTC)) - written).total_seconds()

@@ -23,7 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_core.domain.contact import Contact
-from ctms_entrypoints.worker.loop import SyncWorker, healthcheck_path_for
+from ctms_entrypoints.worker.healthcheck_file import healthcheck_path_for
+from ctms_entrypoints.worker.loop import SyncWorker
 from tests.integration.reliability.test_acoustic_outage import (
     RETRY_LIMIT,
     Deployment,
