@@ -27,7 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ctms_adapters.acoustic import HttpxAcousticGateway, SlotTransport
 from ctms_adapters.memory import InMemoryDatabaseHealth, InMemoryStore, InMemoryUnitOfWork
 from ctms_adapters.memory.request_slots import InMemoryRequestSlots
-from ctms_adapters.postgres import PostgresDatabaseHealth, PostgresUnitOfWorkFactory, create_engine
+from ctms_adapters.postgres import (
+    PostgresBrazeDigestStore,
+    PostgresDatabaseHealth,
+    PostgresUnitOfWorkFactory,
+    create_engine,
+)
 from ctms_adapters.postgres.acoustic_resync import PostgresResyncSelection
 from ctms_adapters.postgres.request_slots import PostgresRequestSlots
 from ctms_adapters.pubsub import GoogleOidcVerifier, JwksFetcher
@@ -47,6 +52,7 @@ from ctms_core.services.acoustic_destination import AcousticDestination
 from ctms_core.services.acoustic_resync import AcousticResyncService
 from ctms_core.services.api_clients import ApiClientService
 from ctms_core.services.auth import AuthService
+from ctms_core.services.braze_resync import BrazeResyncService
 from ctms_core.services.contacts import ContactService
 from ctms_core.services.erasures import ErasureAuditService
 from ctms_core.services.pubsub import PubSubIngestService, PushSettings
@@ -395,6 +401,13 @@ class Container(containers.DeclarativeContainer):
         clock,
     )
     acoustic_admin_service = providers.Singleton(AcousticAdminService, uow_factory, clock)
+    # `ctms braze resync`.
+    braze_resync_service = providers.Singleton(
+        BrazeResyncService,
+        uow_factory,
+        providers.Singleton(PostgresBrazeDigestStore, engine),
+        clock,
+    )
 
     # Stripe ingestion (docs/contract.md §8.1) and the Pub/Sub push endpoint (docs/contract.md §8.2); the JWKS client is built on first use.
     stripe_ingest_service = providers.Singleton(

@@ -1198,6 +1198,39 @@ class SyncQueueContract:
         (item,) = await _claim(uow_factory, now=now)
         assert item.retry == 0
 
+    async def test_contacts_scheduled_for_one_destination_reach_it_alone_and_revive_failures(
+        self, uow_factory: UowFactory
+    ) -> None:
+        new, failing, erased = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        await _enqueue(uow_factory, failing)
+        (item,) = await _claim(uow_factory, destination="braze", route_to=("acoustic", "braze"))
+        await _fail(
+            uow_factory,
+            item,
+            "boom",
+            QUEUE_NOW + timedelta(hours=1),
+            give_up=True,
+            destination="braze",
+        )
+        async with uow_factory() as uow:
+            await uow.sync_queue.enqueue_erasure(
+                AcousticDeletion(email_id=erased, primary_email="gone@example.com"), QUEUE_NOW
+            )
+            await uow.sync_queue.route(("acoustic", "braze"), limit=10, now=QUEUE_NOW)
+            scheduled = await uow.sync_queue.enqueue_for(
+                "braze", [new, failing, erased, new], QUEUE_NOW
+            )
+            await uow.commit()
+        assert scheduled == 2  # the erasure stays an erasure
+        claimed = await _claim(uow_factory, destination="braze", route_to=())
+        by_id = {item.email_id: item for item in claimed}
+        assert set(by_id) == {new, failing, erased}
+        assert (by_id[failing].retry, by_id[failing].operation) == (0, "sync")
+        assert by_id[failing].version > item.version
+        assert by_id[erased].operation == "erase"
+        acoustic = await _claim(uow_factory, destination="acoustic", route_to=())
+        assert new not in {item.email_id for item in acoustic}
+
     async def test_a_new_edit_revives_a_failed_row(self, uow_factory: UowFactory) -> None:
         email_id = uuid.uuid4()
         await _enqueue(uow_factory, email_id)

@@ -1,17 +1,27 @@
-"""`ctms braze newsletters|waitlists list|add|remove` against a real PostgreSQL (docs/braze.md)."""
+"""`ctms braze newsletters|waitlists list|add|remove` and `ctms braze resync` against a real PostgreSQL
+(docs/braze.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ctms_adapters.postgres import PostgresBrazeSubscriptionGroupRepository
+from ctms_adapters.postgres import (
+    PostgresBrazeDigestStore,
+    PostgresBrazeSubscriptionGroupRepository,
+    PostgresUnitOfWorkFactory,
+)
 from ctms_core.domain.braze import BrazeConfiguration
+from ctms_core.domain.contact import Contact
 from ctms_entrypoints.cli.main import cli
+from tests.builders import make_contact, make_newsletter
 
 pytestmark = pytest.mark.integration
 
@@ -24,10 +34,11 @@ class Ctms:
     def __init__(self, database_url: str) -> None:
         self.environment = {"CTMS_DB_URL": database_url, "CTMS_SECRET_KEY": "cli-tests"}
 
-    async def __call__(self, *args: str) -> Result:
-        """`ctms braze ARGS...`, in a thread (the command runs its own event loop)."""
+    async def __call__(self, *args: str, answer: str | None = None) -> Result:
+        """`ctms braze ARGS...`, in a thread (the command runs its own event loop); `answer` is typed
+        at its prompt."""
         return await asyncio.to_thread(
-            CliRunner().invoke, cli, ["braze", *args], env=self.environment
+            CliRunner().invoke, cli, ["braze", *args], env=self.environment, input=answer
         )
 
 
@@ -98,3 +109,79 @@ async def test_an_empty_group_id_is_a_usage_error_and_stores_nothing(ctms: Ctms)
     assert result.exit_code == EXIT_USAGE
     assert "The subscription group id must not be empty." in result.output
     assert (await ctms("newsletters", "list", "--json")).output == "[]\n"
+
+
+# --- resync ---------------------------------------------------------------------------------------------
+
+
+async def _stored(engine: AsyncEngine, *contacts: Contact) -> PostgresBrazeDigestStore:
+    """The contacts, stored with the digests of a delivery to Braze, and nothing queued."""
+    async with PostgresUnitOfWorkFactory(engine)() as uow:
+        for contact in contacts:
+            await uow.contacts.add(contact)
+        await uow.commit()
+    digests = PostgresBrazeDigestStore(engine)
+    await digests.save({contact.email_id: {"first_name": "d1"} for contact in contacts})
+    return digests
+
+
+async def _queued(engine: AsyncEngine) -> set[tuple[str, uuid.UUID]]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT destination, email_id FROM pending_sync UNION ALL "
+                "SELECT 'inlet', email_id FROM pending_acoustic"
+            )
+        )
+        return {(row.destination, row.email_id) for row in rows}
+
+
+async def test_resync_sends_the_selected_contacts_to_braze_alone_and_in_full(
+    ctms: Ctms, empty_database: AsyncEngine, tmp_path: Path
+) -> None:
+    subscribed = make_contact(newsletters=(make_newsletter("firefox-news"),))
+    by_address = make_contact(primary_email="Mixed.Case@example.com")
+    untouched = make_contact()
+    digests = await _stored(empty_database, subscribed, by_address, untouched)
+
+    by_newsletter = await ctms("resync", "--newsletter", "firefox-news", "-y")
+    assert by_newsletter.exit_code == 0, by_newsletter.output
+    assert by_newsletter.output.endswith(
+        "Scheduled 1 contacts for Braze (sent in full on the next passes).\n"
+    )
+    addresses = tmp_path / "addresses.txt"
+    addresses.write_text("mixed.case@EXAMPLE.com\nnobody@example.com\n")
+    by_file = await ctms("resync", "--email-file", str(addresses))
+    assert by_file.exit_code == 0, by_file.output
+    assert "nobody@example.com not found in CTMS" in by_file.output
+
+    assert await _queued(empty_database) == {
+        ("braze", subscribed.email_id),
+        ("braze", by_address.email_id),
+    }
+    remaining = await digests.load([c.email_id for c in (subscribed, by_address, untouched)])
+    assert set(remaining) == {untouched.email_id}
+
+
+async def test_resync_of_every_contact_asks_first_and_a_no_changes_nothing(
+    ctms: Ctms, empty_database: AsyncEngine
+) -> None:
+    contact = make_contact()
+    digests = await _stored(empty_database, contact)
+    declined = await ctms("resync", "--all", answer="n\n")
+    assert declined.exit_code == 0, declined.output
+    assert "Send 1 contacts to Braze again, in full. Continue?" in declined.output
+    assert declined.output.endswith("Operation cancelled.\n")
+    assert await _queued(empty_database) == set()
+    assert set(await digests.load([contact.email_id])) == {contact.email_id}
+
+    accepted = await ctms("resync", "--all", answer="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert await _queued(empty_database) == {("braze", contact.email_id)}
+
+
+async def test_resync_needs_a_selection_and_a_known_newsletter(ctms: Ctms) -> None:
+    assert (await ctms("resync")).exit_code == EXIT_USAGE
+    unknown = await ctms("resync", "--newsletter", "no-such-newsletter", "-y")
+    assert unknown.exit_code == EXIT_NOT_FOUND
+    assert "Unknown newsletter 'no-such-newsletter'" in unknown.output

@@ -106,6 +106,33 @@ class InMemorySyncQueue:
     async def enqueue_erasure(self, deletion: AcousticDeletion, now: datetime) -> None:
         self._upsert(deletion.email_id, now, deletion)
 
+    async def enqueue_for(
+        self, destination: str, email_ids: Sequence[uuid.UUID], now: datetime
+    ) -> int:
+        rows = self._rows(destination)
+        scheduled = 0
+        for email_id in dict.fromkeys(email_ids):
+            existing = rows.get(email_id)
+            if existing is None:
+                item = PendingSync(
+                    email_id=email_id, version=1, create_timestamp=now, update_timestamp=now
+                )
+                rows[email_id] = QueueRow(item)
+            elif existing.item.operation == "erase":
+                continue
+            else:
+                item = replace(
+                    existing.item,
+                    version=existing.item.version + 1,
+                    retry=0,
+                    last_error="",
+                    failing_since=None,
+                    update_timestamp=now,
+                )
+                rows[email_id] = QueueRow(item, claimed_until=existing.claimed_until)
+            scheduled += 1
+        return scheduled
+
     async def route(self, destinations: Sequence[str], *, limit: int, now: datetime) -> int:
         moved = sorted(
             (

@@ -233,6 +233,38 @@ def _route_statement() -> Any:
 _ROUTE = _route_statement()
 
 
+def _enqueue_for_statement() -> Any:
+    """Schedule contacts for one destination, past the inlet: new rows, or pending syncs reset as
+    `_route_statement` resets them; a pending erasure is left as it is (not returned)."""
+    now = bindparam("now", type_=DateTime(timezone=True))
+    email_ids = func.unnest(bindparam("email_ids", type_=ARRAY(pending_sync.c.email_id.type)))
+    statement = insert(pending_sync).from_select(
+        ["destination", "email_id", "create_timestamp", "update_timestamp"],
+        select(
+            bindparam("destination", type_=String()),
+            email_ids,
+            now,
+            now,
+        ),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[pending_sync.c.destination, pending_sync.c.email_id],
+        set_={
+            "retry": 0,
+            "last_error": "",
+            "next_attempt_at": None,
+            "failing_since": None,
+            "given_up_at": None,
+            "version": pending_sync.c.version + 1,
+            "update_timestamp": statement.excluded.update_timestamp,
+        },
+        where=pending_sync.c.operation == "sync",
+    ).returning(pending_sync.c.email_id)
+
+
+_ENQUEUE_FOR = _enqueue_for_statement()
+
+
 @reports_unavailability
 class PostgresSyncQueue:
     def __init__(self, scope: TransactionScope) -> None:
@@ -255,6 +287,17 @@ class PostgresSyncQueue:
 
     async def enqueue_erasure(self, deletion: AcousticDeletion, now: datetime) -> None:
         await self._upsert(deletion.email_id, now, deletion)
+
+    async def enqueue_for(
+        self, destination: str, email_ids: Sequence[uuid.UUID], now: datetime
+    ) -> int:
+        if not email_ids:
+            return 0
+        result = await self._execute(
+            _ENQUEUE_FOR,
+            {"destination": destination, "email_ids": list(dict.fromkeys(email_ids)), "now": now},
+        )
+        return len(result.all())
 
     async def route(self, destinations: Sequence[str], *, limit: int, now: datetime) -> int:
         result = await self._execute(

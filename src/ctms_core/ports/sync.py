@@ -31,6 +31,15 @@ class SyncQueue(Protocol):
         """Schedule the erasure of the contact from every destination, replacing any pending sync."""
         ...
 
+    async def enqueue_for(
+        self, destination: str, email_ids: Sequence[uuid.UUID], now: datetime
+    ) -> int:
+        """Schedule a sync of the contacts to `destination` alone, past the inlet (the other
+        destinations get nothing): a new pending row, due now, or a pending sync reset as `route`
+        resets it (retry 0, no error, due now, not given up, version bumped). A pending erasure stays
+        an erasure. How many contacts were scheduled."""
+        ...
+
     async def route(self, destinations: Sequence[str], *, limit: int, now: datetime) -> int:
         """Move up to `limit` inlet rows (not leased by a worker of an older release) to the pending
         state of each of `destinations`: a new row, or, for a contact already pending there, a reset

@@ -1,18 +1,24 @@
 """`ctms braze newsletters|waitlists list|add NAME GROUP_ID|remove NAME`: which Braze subscription group
-each newsletter and waitlist stands for (docs/braze.md)."""
+each newsletter and waitlist stands for; `ctms braze resync`: contacts sent to Braze again, in full
+(docs/braze.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
 
 from ctms_adapters.postgres import PostgresBrazeSubscriptionGroupRepository
 from ctms_core.domain.braze import SubscriptionGroupKind
+from ctms_core.services.acoustic_resync import AcousticResyncService
 from ctms_core.services.braze_admin import BrazeAdminService
-from ctms_entrypoints.cli.context import CliContext, pass_ctms
+from ctms_core.services.braze_resync import BrazeResyncService
+from ctms_entrypoints.cli.context import CliContext, confirm, pass_ctms
 from ctms_entrypoints.container import Container, MissingConfigurationError
 
 T = TypeVar("T")
@@ -100,3 +106,70 @@ def _mapping_group(kind: SubscriptionGroupKind, plural: str) -> click.Group:
 
 braze.add_command(_mapping_group("newsletter", "newsletters"))
 braze.add_command(_mapping_group("waitlist", "waitlists"))
+
+
+# Contacts scheduled per transaction: `--all` on millions of contacts stays a series of short ones.
+_RESYNC_CHUNK = 10_000
+
+
+@braze.command("resync")
+@click.option(
+    "--email-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Primary e-mails to send again, one per line (matched ignoring case).",
+)
+@click.option("--newsletter", help="Every contact subscribed to this newsletter (its slug).")
+@click.option("--waitlist", help="Every contact on this waitlist, subscribed or not.")
+@click.option(
+    "--all", "every_contact", is_flag=True, help="Every contact: the backfill of a migration."
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctms
+def resync(
+    ctms: CliContext,
+    email_file: Path | None,
+    newsletter: str | None,
+    waitlist: str | None,
+    every_contact: bool,
+    yes: bool,
+) -> None:
+    """Send contacts to Braze again, in full, and to no other destination. The bulk selections
+    (--newsletter, --waitlist, --all) ask for confirmation first, unless -y."""
+    if not (email_file or newsletter or waitlist or every_contact):
+        raise click.UsageError(
+            "Give at least one of --email-file, --newsletter, --waitlist and --all."
+        )
+    lines = [] if email_file is None else email_file.read_text(encoding="utf-8").splitlines()
+
+    async def work(container: Container) -> tuple[int, list[str], bool]:
+        if container.engine() is None:
+            raise MissingConfigurationError("The Braze digests are kept in PostgreSQL")
+        service: BrazeResyncService = container.braze_resync_service()
+        selection: AcousticResyncService = container.acoustic_resync_service()
+        selected: dict[uuid.UUID, None] = {}
+        if every_contact:
+            selected.update(dict.fromkeys(await selection.every_contact()))
+        elif newsletter is not None or waitlist is not None:
+            selected.update(
+                dict.fromkeys(await selection.select(newsletter=newsletter, waitlist=waitlist))
+            )
+        if every_contact or newsletter is not None or waitlist is not None:
+            question = f"Send {len(selected)} contacts to Braze again, in full. Continue?"
+            if not await asyncio.to_thread(confirm, question, yes):
+                return 0, [], False
+        found, unknown = await service.contacts_of(lines)
+        selected.update(dict.fromkeys(found))
+        email_ids = list(selected)
+        scheduled = 0
+        for start in range(0, len(email_ids), _RESYNC_CHUNK):
+            scheduled += await service.resync(email_ids[start : start + _RESYNC_CHUNK])
+            if len(email_ids) > _RESYNC_CHUNK:
+                click.echo(f"Scheduled {scheduled} of {len(email_ids)} contacts…", err=True)
+        return scheduled, unknown, True
+
+    scheduled, unknown, confirmed = ctms.admin(work)
+    if not confirmed:
+        return
+    for address in unknown:
+        click.echo(f"{address} not found in CTMS", err=True)
+    click.echo(f"Scheduled {scheduled} contacts for Braze (sent in full on the next passes).")
