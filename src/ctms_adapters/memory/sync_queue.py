@@ -6,6 +6,7 @@ import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from msgspec.structs import replace
 
@@ -55,6 +56,20 @@ def _due(row: QueueRow, now: datetime) -> bool:
         and (row.next_attempt_at is None or row.next_attempt_at <= now)
         and (row.claimed_until is None or row.claimed_until <= now)
     )
+
+
+def _scheduled_again(row: QueueRow, **changes: Any) -> QueueRow:
+    """A destination's pending row scheduled again: its retries back, no error, due now, no longer
+    given up, and a new version (a delivery of the previous one in flight does not complete it)."""
+    item = replace(
+        row.item,
+        version=row.item.version + 1,
+        retry=0,
+        last_error="",
+        failing_since=None,
+        **changes,
+    )
+    return QueueRow(item, claimed_until=row.claimed_until)
 
 
 def _oldest_first(item: PendingSync) -> tuple[datetime, uuid.UUID]:
@@ -121,15 +136,7 @@ class InMemorySyncQueue:
             elif existing.item.operation == "erase":
                 continue
             else:
-                item = replace(
-                    existing.item,
-                    version=existing.item.version + 1,
-                    retry=0,
-                    last_error="",
-                    failing_since=None,
-                    update_timestamp=now,
-                )
-                rows[email_id] = QueueRow(item, claimed_until=existing.claimed_until)
+                rows[email_id] = _scheduled_again(existing, update_timestamp=now)
             scheduled += 1
         return scheduled
 
@@ -150,17 +157,12 @@ class InMemorySyncQueue:
                 if existing is None:
                     rows[inlet_item.email_id] = QueueRow(replace(inlet_item, retry=0))
                     continue
-                item = replace(
-                    existing.item,
-                    version=existing.item.version + 1,
-                    retry=0,
-                    last_error="",
-                    failing_since=None,
+                rows[inlet_item.email_id] = _scheduled_again(
+                    existing,
                     operation=inlet_item.operation,
                     deletion=inlet_item.deletion,
                     update_timestamp=inlet_item.update_timestamp,
                 )
-                rows[inlet_item.email_id] = QueueRow(item, claimed_until=existing.claimed_until)
         return len(moved)
 
     async def drop_erasures(self, queued_until: datetime) -> list[uuid.UUID]:

@@ -163,6 +163,18 @@ _RELEASE = DriverStatement(
 )
 
 
+# A destination's pending row scheduled again: its retries back, no error, due now, no longer given up,
+# and a new version, so a delivery of the previous version in flight does not complete it.
+_RESET_PENDING: Final[dict[str, Any]] = {
+    "retry": 0,
+    "last_error": "",
+    "next_attempt_at": None,
+    "failing_since": None,
+    "given_up_at": None,
+    "version": pending_sync.c.version + 1,
+}
+
+
 def _route_statement() -> Any:
     """Move inlet rows to each destination's pending state, in one statement: a DELETE of the oldest
     inlet rows (`SKIP LOCKED`: concurrent workers route different rows; rows leased by a worker of an
@@ -217,12 +229,7 @@ def _route_statement() -> Any:
     return statement.on_conflict_do_update(
         index_elements=[pending_sync.c.destination, pending_sync.c.email_id],
         set_={
-            "retry": 0,
-            "last_error": "",
-            "next_attempt_at": None,
-            "failing_since": None,
-            "given_up_at": None,
-            "version": pending_sync.c.version + 1,
+            **_RESET_PENDING,
             "operation": statement.excluded.operation,
             "deletion": statement.excluded.deletion,
             "update_timestamp": statement.excluded.update_timestamp,
@@ -250,12 +257,7 @@ def _enqueue_for_statement() -> Any:
     return statement.on_conflict_do_update(
         index_elements=[pending_sync.c.destination, pending_sync.c.email_id],
         set_={
-            "retry": 0,
-            "last_error": "",
-            "next_attempt_at": None,
-            "failing_since": None,
-            "given_up_at": None,
-            "version": pending_sync.c.version + 1,
+            **_RESET_PENDING,
             "update_timestamp": statement.excluded.update_timestamp,
         },
         where=pending_sync.c.operation == "sync",
