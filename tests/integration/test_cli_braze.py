@@ -20,6 +20,7 @@ from ctms_adapters.postgres import (
 )
 from ctms_core.domain.braze import BrazeConfiguration
 from ctms_core.domain.contact import Contact
+from ctms_entrypoints.cli import braze as braze_cli
 from ctms_entrypoints.cli.main import cli
 from tests.builders import make_contact, make_newsletter
 
@@ -170,7 +171,7 @@ async def test_resync_of_every_contact_asks_first_and_a_no_changes_nothing(
     digests = await _stored(empty_database, contact)
     declined = await ctms("resync", "--all", answer="n\n")
     assert declined.exit_code == 0, declined.output
-    assert "Send 1 contacts to Braze again, in full. Continue?" in declined.output
+    assert "Send every contact to Braze again, in full. Continue?" in declined.output
     assert declined.output.endswith("Operation cancelled.\n")
     assert await _queued(empty_database) == set()
     assert set(await digests.load([contact.email_id])) == {contact.email_id}
@@ -178,6 +179,24 @@ async def test_resync_of_every_contact_asks_first_and_a_no_changes_nothing(
     accepted = await ctms("resync", "--all", answer="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert await _queued(empty_database) == {("braze", contact.email_id)}
+
+
+async def test_resync_of_every_contact_walks_them_page_by_page(
+    ctms: Ctms, empty_database: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contacts = [make_contact() for _ in range(5)]
+    await _stored(empty_database, *contacts)
+    monkeypatch.setattr(braze_cli, "_RESYNC_PAGE", 2)
+    result = await ctms("resync", "--all", "-y")
+    assert result.exit_code == 0, result.output
+    progress = [line for line in result.output.splitlines() if line.startswith("Scheduled ")]
+    assert progress == [
+        "Scheduled 2 contacts…",
+        "Scheduled 4 contacts…",
+        "Scheduled 5 contacts…",
+        "Scheduled 5 contacts for Braze (sent in full on the next passes).",
+    ]
+    assert await _queued(empty_database) == {("braze", c.email_id) for c in contacts}
 
 
 async def test_resync_needs_a_selection_and_a_known_newsletter(ctms: Ctms) -> None:

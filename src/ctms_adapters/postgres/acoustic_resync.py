@@ -36,8 +36,13 @@ class PostgresResyncSelection:
             .order_by(waitlists.c.email_id)
         )
 
-    async def every_contact(self) -> list[uuid.UUID]:
-        return await self._ids(select(emails.c.email_id).order_by(emails.c.email_id))
+    async def every_contact(
+        self, *, after: uuid.UUID | None = None, limit: int | None = None
+    ) -> list[uuid.UUID]:
+        page = select(emails.c.email_id).order_by(emails.c.email_id).limit(limit)
+        if after is not None:
+            page = page.where(emails.c.email_id > after)
+        return await self._ids(page)
 
     async def reset_retries(self, now: datetime) -> int:
         """The Acoustic destination's rows with a counted retry get their retries back, given-up rows

@@ -1,5 +1,5 @@
-"""The contact selections of `ctms acoustic resync` and `ctms acoustic dump` (docs/acoustic.md,
-"Commands"): which contacts a newsletter or waitlist holds, every contact, and the retry reset."""
+"""The contact selections of `ctms acoustic resync`, `ctms acoustic dump` and `ctms braze resync`
+(docs/acoustic.md, "Commands"): which contacts a newsletter or waitlist holds, every contact, and the retry reset."""
 
 from __future__ import annotations
 
@@ -19,8 +19,11 @@ class ResyncSelection(Protocol):
         """The contacts with a `waitlist` entry, subscribed or not (as v3.3)."""
         ...
 
-    async def every_contact(self) -> list[uuid.UUID]:
-        """Every contact, in `email_id` order."""
+    async def every_contact(
+        self, *, after: uuid.UUID | None = None, limit: int | None = None
+    ) -> list[uuid.UUID]:
+        """Every contact, in `email_id` order; with `after` and `limit`, a page of a walk through them
+        (the next `limit` ids after `after`), so millions never sit in memory at once."""
         ...
 
     async def reset_retries(self, now: datetime) -> int:

@@ -65,8 +65,11 @@ class AcousticResyncService:
             selected.update(dict.fromkeys(found))
         return list(selected)
 
-    async def every_contact(self) -> list[uuid.UUID]:
-        return await self._selection.every_contact()
+    async def every_contact(
+        self, *, after: uuid.UUID | None = None, limit: int | None = None
+    ) -> list[uuid.UUID]:
+        """Every contact in `email_id` order, or the page of `limit` after `after`."""
+        return await self._selection.every_contact(after=after, limit=limit)
 
     async def queue(self, email_ids: Sequence[uuid.UUID]) -> int:
         """Queue the contacts for sync, in one transaction; how many."""

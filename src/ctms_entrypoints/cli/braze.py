@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -108,8 +107,20 @@ braze.add_command(_mapping_group("newsletter", "newsletters"))
 braze.add_command(_mapping_group("waitlist", "waitlists"))
 
 
-# Contacts scheduled per transaction: `--all` on millions of contacts stays a series of short ones.
-_RESYNC_CHUNK = 10_000
+# Contacts read and scheduled at a time by `--all`: millions stay a series of short transactions.
+_RESYNC_PAGE = 10_000
+
+
+async def _resync_every_contact(
+    service: BrazeResyncService, selection: AcousticResyncService
+) -> int:
+    """Walk every contact in pages, scheduling each page for Braze; progress on standard error."""
+    scheduled, last = 0, None
+    while page := await selection.every_contact(after=last, limit=_RESYNC_PAGE):
+        scheduled += await service.resync(page)
+        last = page[-1]
+        click.echo(f"Scheduled {scheduled} contacts…", err=True)
+    return scheduled
 
 
 @braze.command("resync")
@@ -146,25 +157,23 @@ def resync(
             raise MissingConfigurationError("The Braze digests are kept in PostgreSQL")
         service: BrazeResyncService = container.braze_resync_service()
         selection: AcousticResyncService = container.acoustic_resync_service()
-        selected: dict[uuid.UUID, None] = {}
-        if every_contact:
-            selected.update(dict.fromkeys(await selection.every_contact()))
-        elif newsletter is not None or waitlist is not None:
-            selected.update(
-                dict.fromkeys(await selection.select(newsletter=newsletter, waitlist=waitlist))
-            )
-        if every_contact or newsletter is not None or waitlist is not None:
-            question = f"Send {len(selected)} contacts to Braze again, in full. Continue?"
+        selected = (
+            await selection.select(newsletter=newsletter, waitlist=waitlist)
+            if newsletter is not None or waitlist is not None
+            else []
+        )
+        if every_contact or selected:
+            whom = "every contact" if every_contact else f"{len(selected)} contacts"
+            question = f"Send {whom} to Braze again, in full. Continue?"
             if not await asyncio.to_thread(confirm, question, yes):
                 return 0, [], False
         found, unknown = await service.contacts_of(lines)
-        selected.update(dict.fromkeys(found))
-        email_ids = list(selected)
+        if every_contact:  # the other selections are part of it
+            return await _resync_every_contact(service, selection), unknown, True
+        email_ids = list(dict.fromkeys([*selected, *found]))
         scheduled = 0
-        for start in range(0, len(email_ids), _RESYNC_CHUNK):
-            scheduled += await service.resync(email_ids[start : start + _RESYNC_CHUNK])
-            if len(email_ids) > _RESYNC_CHUNK:
-                click.echo(f"Scheduled {scheduled} of {len(email_ids)} contacts…", err=True)
+        for start in range(0, len(email_ids), _RESYNC_PAGE):
+            scheduled += await service.resync(email_ids[start : start + _RESYNC_PAGE])
         return scheduled, unknown, True
 
     scheduled, unknown, confirmed = ctms.admin(work)
