@@ -3,8 +3,9 @@
 
 schemathesis builds a state machine from the links of `/openapi.json`: a response carrying a contact
 (`POST /ctms` 201/200, `GET`/`PUT`/`PATCH /ctms/{email_id}`) leads to reading, replacing, changing,
-looking up and erasing that very contact, with `email_id` and `primary_email` taken from the response
-(plus the links schemathesis infers itself). Each scenario is a short sequence of such calls, sent with
+looking up and erasing that very contact, with `email_id` and `primary_email` taken from the response.
+Only those links: schemathesis' own inferred ones (`GetEmailSchema`, `GetFxa`, …) are turned off. With
+them on, they made up about 95 % of the transitions, and a CI run once followed none of the document's. Each scenario is a short sequence of such calls, sent with
 the live server's API token; every response gets the stateless checks (no 5xx, documented status code
 and content type, body matching its schema). Findings are collected over the whole run and reported
 together.
@@ -41,7 +42,7 @@ SCENARIOS = 60
 STEPS = 8
 BUDGET_SECONDS = 30.0
 CONTACT_OPERATIONS = r"^/(ctms|identity|identities)(/|$)"
-# The links of the document (schemathesis adds inferred ones, named after schemas).
+# The links of the document.
 DOCUMENT_LINKS = {
     "ReadContact",
     "ReplaceContact",
@@ -81,8 +82,10 @@ def test_contact_workflows_chained_by_links_conform_to_the_document(
     # Invalid input is the stateless suite's business; here every step should act on a contact (text
     # with NUL is refused: the document leaves that rule out of its string schemas).
     schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE], allow_x00=False)
+    schema.config.phases.stateful.inference.algorithms = []
     findings: dict[str, str] = {}
     followed: Counter[str] = Counter()
+    chosen: Counter[str] = Counter()
     answered: Counter[tuple[str, int]] = Counter()
     scenarios = 0
 
@@ -91,8 +94,10 @@ def test_contact_workflows_chained_by_links_conform_to_the_document(
             self.touched: set[str] = set()
 
         def step(self, input: Any) -> Any:
-            if input.transition is not None and input.is_applied:
-                followed[_link_name(input.transition.id)] += 1
+            if input.transition is not None:
+                chosen[_link_name(input.transition.id)] += 1
+                if input.is_applied:
+                    followed[_link_name(input.transition.id)] += 1
             return super().step(input)
 
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
@@ -159,4 +164,7 @@ def test_contact_workflows_chained_by_links_conform_to_the_document(
 
     assert not findings, "\n".join(findings.values())
     assert scenarios >= SCENARIOS // 2, f"only {scenarios} scenarios ran ({restarts} restarts)"
-    assert set(followed) & DOCUMENT_LINKS, f"no link of the document followed: {dict(followed)}"
+    assert set(followed) & DOCUMENT_LINKS, (
+        f"no link of the document followed: {dict(followed)}; chosen: {dict(chosen)}; "
+        f"{scenarios} scenarios, {restarts} restarts; answered: {dict(answered)}"
+    )
