@@ -517,6 +517,15 @@ def build_container(settings: Settings, **overrides: Any) -> Container:
     return container
 
 
+async def release_request_slots(container: Container) -> None:
+    """Give back the Acoustic request slots this process keeps idle, and wait for the give-backs under
+    way: a sync worker does it on its way out. Otherwise the slots stay taken until their lease ends, and
+    a give-back still connecting when the event loop closes leaves its connection open."""
+    slots = container.acoustic_request_slots()
+    if isinstance(slots, PostgresRequestSlots):
+        await slots.close()
+
+
 async def dispose(container: Container) -> None:
     """Release what `container` opened: its async Resources (the Acoustic and Braze HTTP clients) and the
     database engine's connections. Safe on a container that opened nothing."""

@@ -156,6 +156,26 @@ async def test_the_slots_of_a_worker_that_died_come_back_when_their_lease_ends(
         await live_engine.dispose()
 
 
+async def test_closed_slots_are_all_given_back_with_no_give_back_left_running(
+    empty_database: AsyncEngine,
+) -> None:
+    """A slot a request is done with lingers for the next request, and goes back in the background:
+    `close` (a worker on its way out) waits for that work, so none is left running, holding a
+    connection, when the event loop ends."""
+    slots = PostgresRequestSlots(empty_database, name="acoustic", limit=2)
+    async with slots.acquire(), slots.acquire():
+        pass
+    await asyncio.sleep(0)  # the background give-back has started
+    await slots.close()
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    assert others == []
+    async with empty_database.connect() as connection:
+        held = await connection.scalar(
+            text("SELECT count(*) FROM request_slots WHERE leased_until > now()")
+        )
+    assert held == 0
+
+
 async def test_two_workers_sharing_slots_never_exceed_them(
     database_url: str, fake: FakeAcoustic, http: httpx.AsyncClient, empty_database: AsyncEngine
 ) -> None:

@@ -15,7 +15,6 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
-from ctms_adapters.postgres.request_slots import PostgresRequestSlots
 from ctms_core.domain.redaction import redact_addresses
 from ctms_core.services.acoustic_admin import AcousticAdminService
 from ctms_core.services.acoustic_resync import AcousticResyncService
@@ -26,6 +25,7 @@ from ctms_entrypoints.container import (
     MissingConfigurationError,
     build_container,
     dispose,
+    release_request_slots,
 )
 from ctms_entrypoints.http.app import load_version_document
 from ctms_entrypoints.settings import Settings
@@ -90,10 +90,7 @@ async def run_worker(container: Container, stop: asyncio.Event | None = None) ->
         worker: SyncWorker = await resolved(container.sync_worker)
         await worker.run(stop)
     finally:
-        # Slots kept idle for the next request go back now, not when their lease ends.
-        slots = container.acoustic_request_slots()
-        if isinstance(slots, PostgresRequestSlots):
-            await slots.close()
+        await release_request_slots(container)
         await dispose(container)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

@@ -33,7 +33,12 @@ from ctms_core.domain.inputs import ContactPatch, parse_contact_input
 from ctms_core.domain.sync import PendingSync, SyncPassStats
 from ctms_core.services.contacts import ContactService
 from ctms_entrypoints.awaitables import resolved
-from ctms_entrypoints.container import Container, build_container, sync_policy_from_settings
+from ctms_entrypoints.container import (
+    Container,
+    build_container,
+    release_request_slots,
+    sync_policy_from_settings,
+)
 from ctms_entrypoints.settings import Settings
 from ctms_entrypoints.worker.loop import SyncWorker
 from ctms_entrypoints.worker.metrics import CONSTANT_LABELS, BackgroundMetrics
@@ -91,6 +96,7 @@ class Deployment:
     workers: list[tuple[SyncWorker, RecordingMetrics, asyncio.Task[None]]] = dataclasses.field(
         default_factory=list
     )
+    worker_containers: list[Container] = dataclasses.field(default_factory=list)
     latest: dict[uuid.UUID, Contact] = dataclasses.field(default_factory=dict)
 
     @property
@@ -123,6 +129,7 @@ class Deployment:
         )
         worker: SyncWorker = await resolved(container.sync_worker)
         self.workers.append((worker, metrics, asyncio.create_task(worker.run(self.stop))))
+        self.worker_containers.append(container)
         return worker, container
 
     def assert_workers_running(self) -> None:
@@ -324,6 +331,8 @@ async def deployed(
             assert not running, "a worker did not stop"
             for task in done:
                 assert task.exception() is None, task.exception()
+            for container in deployment.worker_containers:  # as `ctms sync` does on its way out
+                await release_request_slots(container)
 
 
 @pytest.mark.parametrize("outage", ["refused", "5xx"])
