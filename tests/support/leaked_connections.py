@@ -2,9 +2,10 @@
 
 asyncpg warns (`ResourceWarning`, "unclosed connection") when the garbage collector frees a connection
 that is still open, and says where it was opened only in asyncio's debug mode. Whichever test happens to
-trigger that collection fails under `filterwarnings = error`, usually not the one that leaked: three CI
-runs failed a schemathesis test that way, and the leak has not been reproduced since (KNOWN ISSUE, see
-CHANGELOG). So the integration tests record where every connection was opened
+trigger that collection fails under `filterwarnings = error`, usually not the one that leaked (three CI
+runs failed a schemathesis test that way; the origin this module then reported was the reliability
+tests' workers, which did not close their request slots). So the integration tests record where every
+connection was opened
 (`remember_where_connections_open`), collect the garbage after each module, and report what that finds
 as a `LeakedConnectionWarning` naming the module that just ran and the connection's origin. The warning
 is listed in pytest's summary, not raised (pyproject.toml's `filterwarnings`): it points at a leak to
