@@ -34,7 +34,7 @@ LIMIT = 4
 # destinations read, `mofo_relevant` as an /updates filter) or because the destinations' docstrings name
 # them. A field may not be named on more lines than this; lower the figure when a mention goes.
 KNOWN_EXCESS = {
-    "primary_email": 112,
+    "primary_email": 111,
     "basket_token": 26,
     "double_opt_in": 7,
     "first_name": 6,
