@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ctms_adapters.postgres import PostgresUnitOfWorkFactory
 from ctms_core.domain.acoustic import AcousticDeletion, default_configuration, map_contact
 from ctms_core.domain.contact import Contact
+from ctms_core.services import acoustic_resync
 from ctms_entrypoints.cli.main import cli
 from tests.builders import make_contact, make_newsletter, make_waitlist
 from tests.support.acoustic_sync import seed_acoustic_configuration
@@ -292,6 +293,38 @@ async def test_resync_by_waitlist_takes_every_entry_and_unknown_names_fail(
     assert "Unknown waitlist 'relay'" in unknown.output
     unknown = await ctms("acoustic", "resync", "--newsletter", "nope", "-y")
     assert "Unknown newsletter 'nope'" in unknown.output
+
+
+async def test_resync_by_newsletter_and_waitlist_walks_them_in_pages_queuing_each_contact_once(
+    ctms: Ctms, empty_database: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    news, former, vpn = await _contacts_with_lists(empty_database)
+    extra = [
+        make_contact(newsletters=(make_newsletter("firefox-news"),), waitlists=(make_waitlist(),))
+        for _ in range(2)
+    ]
+    async with PostgresUnitOfWorkFactory(empty_database)() as uow:
+        for contact in extra:
+            await uow.contacts.add(contact)
+        await uow.commit()
+    monkeypatch.setattr(acoustic_resync, "SELECTION_PAGE", 2)
+
+    result = await ctms(
+        "acoustic", "resync", "--newsletter", "firefox-news", "--waitlist", "vpn", "-y"
+    )
+
+    assert result.exit_code == 0, result.output
+    progress = [line for line in result.output.splitlines() if line.startswith("Queued ")]
+    assert progress == [
+        "Queued 2 of 4 contacts…",
+        "Queued 4 of 4 contacts…",
+        "Queued 4 contacts for sync.",
+    ]
+    retries = await _retries(empty_database)
+    assert {email_id for email_id, retry in retries.items() if retry == 0} == {
+        str(c.email_id) for c in (news, vpn, *extra)
+    }
+    assert retries[str(former.email_id)] == 2
 
 
 async def test_reset_retries_gives_every_queued_contact_its_retries_back(

@@ -20,7 +20,7 @@ from ctms_adapters.postgres import (
 )
 from ctms_core.domain.braze import BrazeConfiguration
 from ctms_core.domain.contact import Contact
-from ctms_entrypoints.cli import braze as braze_cli
+from ctms_core.services import acoustic_resync
 from ctms_entrypoints.cli.main import cli
 from tests.builders import make_contact, make_newsletter
 
@@ -164,6 +164,31 @@ async def test_resync_sends_the_selected_contacts_to_braze_alone_and_in_full(
     assert set(remaining) == {untouched.email_id}
 
 
+async def test_a_contact_both_in_the_file_and_in_the_selection_is_scheduled_and_counted_once(
+    ctms: Ctms, empty_database: AsyncEngine, tmp_path: Path
+) -> None:
+    subscribed = make_contact(
+        primary_email="news@example.com", newsletters=(make_newsletter("firefox-news"),)
+    )
+    other = make_contact(primary_email="other@example.com")
+    await _stored(empty_database, subscribed, other)
+    addresses = tmp_path / "addresses.txt"
+    addresses.write_text("news@example.com\nother@example.com\n")
+
+    result = await ctms(
+        "resync", "--email-file", str(addresses), "--newsletter", "firefox-news", "-y"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(
+        "Scheduled 2 contacts for Braze (sent in full on the next passes).\n"
+    )
+    assert await _queued(empty_database) == {
+        ("braze", subscribed.email_id),
+        ("braze", other.email_id),
+    }
+
+
 async def test_resync_of_every_contact_asks_first_and_a_no_changes_nothing(
     ctms: Ctms, empty_database: AsyncEngine
 ) -> None:
@@ -186,7 +211,7 @@ async def test_resync_of_every_contact_walks_them_page_by_page(
 ) -> None:
     contacts = [make_contact() for _ in range(5)]
     await _stored(empty_database, *contacts)
-    monkeypatch.setattr(braze_cli, "_RESYNC_PAGE", 2)
+    monkeypatch.setattr(acoustic_resync, "SELECTION_PAGE", 2)
     result = await ctms("resync", "--all", "-y")
     assert result.exit_code == 0, result.output
     progress = [line for line in result.output.splitlines() if line.startswith("Scheduled ")]

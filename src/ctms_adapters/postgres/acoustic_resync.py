@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Column, Select, func, select, union, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctms_adapters.postgres.acoustic_tables import pending_acoustic, pending_sync
 from ctms_adapters.postgres.tables import emails, newsletters, waitlists
+from ctms_core.ports.acoustic_resync import ContactSelection
 
 __all__ = ["PostgresResyncSelection"]
 
@@ -18,31 +19,33 @@ class PostgresResyncSelection:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def _ids(self, statement: object) -> list[uuid.UUID]:
-        async with self._engine.connect() as connection:
-            return list((await connection.execute(statement)).scalars())  # type: ignore[call-overload]
-
-    async def subscribed_to(self, newsletter: str) -> list[uuid.UUID]:
-        return await self._ids(
-            select(newsletters.c.email_id)
-            .where(newsletters.c.name == newsletter, newsletters.c.subscribed.is_(True))
-            .order_by(newsletters.c.email_id)
-        )
-
-    async def on_waitlist(self, waitlist: str) -> list[uuid.UUID]:
-        return await self._ids(
-            select(waitlists.c.email_id)
-            .where(waitlists.c.name == waitlist)
-            .order_by(waitlists.c.email_id)
-        )
-
-    async def every_contact(
-        self, *, after: uuid.UUID | None = None, limit: int | None = None
+    async def contacts(
+        self,
+        selection: ContactSelection,
+        *,
+        after: uuid.UUID | None = None,
+        limit: int | None = None,
     ) -> list[uuid.UUID]:
-        page = select(emails.c.email_id).order_by(emails.c.email_id).limit(limit)
-        if after is not None:
-            page = page.where(emails.c.email_id > after)
-        return await self._ids(page)
+        # With both a newsletter and a waitlist, each takes its own page (an index walk that stops at
+        # `limit`) and the union's first `limit` ids are the page: no id below the last one can be
+        # missing, since a source that stopped early had `limit` smaller ids of its own.
+        pages = []
+        for source, column in _sources(selection):
+            if after is not None:
+                source = source.where(column > after)
+            pages.append(source.order_by(column).limit(limit))
+        page = pages[0]
+        if len(pages) > 1:
+            merged = union(*(select(p.subquery().c.email_id) for p in pages)).subquery()
+            page = select(merged.c.email_id).order_by(merged.c.email_id).limit(limit)
+        async with self._engine.connect() as connection:
+            return list((await connection.execute(page)).scalars())
+
+    async def count(self, selection: ContactSelection) -> int:
+        sources = [source for source, _ in _sources(selection)]
+        selected = (sources[0] if len(sources) == 1 else union(*sources)).subquery()
+        async with self._engine.connect() as connection:
+            return int(await connection.scalar(select(func.count()).select_from(selected)) or 0)
 
     async def reset_retries(self, now: datetime) -> int:
         """The Acoustic destination's rows with a counted retry get their retries back, given-up rows
@@ -70,3 +73,19 @@ class PostgresResyncSelection:
                 )
             )
             return int(queued.rowcount) + int(inlet.rowcount)
+
+
+def _sources(
+    selection: ContactSelection,
+) -> list[tuple[Select[uuid.UUID], Column[uuid.UUID]]]:
+    """The queries whose union is the selection, each with the `email_id` column it is walked by."""
+    sources: list[tuple[Select[uuid.UUID], Column[uuid.UUID]]] = []
+    if selection.newsletter is not None:
+        subscribed = select(newsletters.c.email_id).where(
+            newsletters.c.name == selection.newsletter, newsletters.c.subscribed.is_(True)
+        )
+        sources.append((subscribed, newsletters.c.email_id))
+    if selection.waitlist is not None:
+        on_waitlist = select(waitlists.c.email_id).where(waitlists.c.name == selection.waitlist)
+        sources.append((on_waitlist, waitlists.c.email_id))
+    return sources or [(select(emails.c.email_id), emails.c.email_id)]

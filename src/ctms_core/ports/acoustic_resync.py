@@ -7,23 +7,34 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
-__all__ = ["ResyncSelection"]
+import msgspec
+
+__all__ = ["ContactSelection", "ResyncSelection"]
+
+
+class ContactSelection(msgspec.Struct, frozen=True):
+    """The contacts a bulk command acts on: those subscribed to `newsletter` (its exact slug), those
+    with a `waitlist` entry (subscribed or not, as v3.3), each contact once when both are given; with
+    neither, every contact."""
+
+    newsletter: str | None = None
+    waitlist: str | None = None
 
 
 class ResyncSelection(Protocol):
-    async def subscribed_to(self, newsletter: str) -> list[uuid.UUID]:
-        """The contacts subscribed to `newsletter` (its exact slug)."""
-        ...
-
-    async def on_waitlist(self, waitlist: str) -> list[uuid.UUID]:
-        """The contacts with a `waitlist` entry, subscribed or not (as v3.3)."""
-        ...
-
-    async def every_contact(
-        self, *, after: uuid.UUID | None = None, limit: int | None = None
+    async def contacts(
+        self,
+        selection: ContactSelection,
+        *,
+        after: uuid.UUID | None = None,
+        limit: int | None = None,
     ) -> list[uuid.UUID]:
-        """Every contact, in `email_id` order; with `after` and `limit`, a page of a walk through them
-        (the next `limit` ids after `after`), so millions never sit in memory at once."""
+        """The selected contacts in `email_id` order; with `after` and `limit`, a page of a walk
+        through them (the next `limit` ids after `after`), so millions never sit in memory at once."""
+        ...
+
+    async def count(self, selection: ContactSelection) -> int:
+        """How many contacts `selection` holds."""
         ...
 
     async def reset_retries(self, now: datetime) -> int:

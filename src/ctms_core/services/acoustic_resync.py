@@ -6,6 +6,9 @@ Business rules:
 * `--newsletter NAME` selects the contacts subscribed to NAME; `--waitlist NAME` every contact with a
   NAME entry, subscribed or not (as v3.3). A name that selects nobody is an error (`Unknown newsletter
   'NAME'`, `Unknown waitlist 'NAME'`), so a typo never looks like an empty success.
+* A selection is walked in pages of `SELECTION_PAGE` contacts, each queued in its own transaction, so
+  a newsletter of millions is a series of short transactions; a contact in both the newsletter and the
+  waitlist is queued once.
 * Queuing a contact resets its retries and makes it due now (`SyncQueue.enqueue`); `--reset-retries`
   gives every queued contact with a counted retry its retries back without queuing anything new.
 * `dump` writes the main-table row the sync would send for each selected contact, mapped with the
@@ -22,13 +25,15 @@ from typing import Final
 
 from ctms_core.domain.acoustic import map_contact
 from ctms_core.domain.errors import NotFoundError
-from ctms_core.ports.acoustic_resync import ResyncSelection
+from ctms_core.ports.acoustic_resync import ContactSelection, ResyncSelection
 from ctms_core.ports.clock import Clock
 from ctms_core.ports.repositories import UnitOfWork
 from ctms_core.services.acoustic_products import products_of_contacts
 
-__all__ = ["AcousticResyncService", "UnknownSelectionError"]
+__all__ = ["SELECTION_PAGE", "AcousticResyncService", "UnknownSelectionError"]
 
+# Contacts read (and queued or scheduled) at a time when a command walks a selection.
+SELECTION_PAGE = 10_000
 _DUMP_CHUNK: Final = 500
 
 
@@ -48,28 +53,26 @@ class AcousticResyncService:
         self._selection = selection
         self._clock = clock
 
-    async def select(
-        self, *, newsletter: str | None = None, waitlist: str | None = None
-    ) -> list[uuid.UUID]:
-        """The contacts of `newsletter` and of `waitlist` (both when both are given), each once."""
-        selected: dict[uuid.UUID, None] = {}
-        if newsletter is not None:
-            found = await self._selection.subscribed_to(newsletter)
-            if not found:
-                raise UnknownSelectionError("newsletter", newsletter)
-            selected.update(dict.fromkeys(found))
-        if waitlist is not None:
-            found = await self._selection.on_waitlist(waitlist)
-            if not found:
-                raise UnknownSelectionError("waitlist", waitlist)
-            selected.update(dict.fromkeys(found))
-        return list(selected)
+    async def size(self, selection: ContactSelection) -> int:
+        """How many contacts `selection` holds; a newsletter or waitlist that selects nobody is an
+        `UnknownSelectionError`."""
+        if selection.newsletter is not None:
+            subscribers = ContactSelection(newsletter=selection.newsletter)
+            if not await self._selection.contacts(subscribers, limit=1):
+                raise UnknownSelectionError("newsletter", selection.newsletter)
+        if selection.waitlist is not None:
+            entries = ContactSelection(waitlist=selection.waitlist)
+            if not await self._selection.contacts(entries, limit=1):
+                raise UnknownSelectionError("waitlist", selection.waitlist)
+        return await self._selection.count(selection)
 
-    async def every_contact(
-        self, *, after: uuid.UUID | None = None, limit: int | None = None
-    ) -> list[uuid.UUID]:
-        """Every contact in `email_id` order, or the page of `limit` after `after`."""
-        return await self._selection.every_contact(after=after, limit=limit)
+    async def pages(self, selection: ContactSelection) -> AsyncIterator[list[uuid.UUID]]:
+        """The selected contacts, each once, in pages of `SELECTION_PAGE` in `email_id` order: a
+        whole deployment is a series of short reads, never a list of millions."""
+        last = None
+        while page := await self._selection.contacts(selection, after=last, limit=SELECTION_PAGE):
+            yield page
+            last = page[-1]
 
     async def queue(self, email_ids: Sequence[uuid.UUID]) -> int:
         """Queue the contacts for sync, in one transaction; how many."""
@@ -83,18 +86,21 @@ class AcousticResyncService:
     async def reset_retries(self) -> int:
         return await self._selection.reset_retries(self._clock.now())
 
-    async def dump(self, email_ids: Sequence[uuid.UUID]) -> AsyncIterator[str]:
-        """The CSV text of the contacts' main-table rows: the header line first, then a line per
-        contact still present (the header needs every row's columns, so rows are mapped first)."""
+    async def dump(self, selection: ContactSelection) -> AsyncIterator[str]:
+        """The CSV text of the selected contacts' main-table rows: the header line first, then a line
+        per contact still present. The header needs every row's columns, so the rows are mapped (and
+        held) first: a dump is sized by its selection."""
         rows: list[dict[str, str]] = []
         async with self._uow_factory() as uow:
             configuration = await uow.acoustic_config.load()
-            for start in range(0, len(email_ids), _DUMP_CHUNK):
-                contacts = await uow.contacts.get_many(email_ids[start : start + _DUMP_CHUNK])
-                products = await products_of_contacts(uow, contacts)
-                for contact in contacts:
-                    record = map_contact(contact, products.get(contact.email_id, ()), configuration)
-                    rows.append(dict(record.main))
+        async for email_ids in self.pages(selection):
+            async with self._uow_factory() as uow:
+                for start in range(0, len(email_ids), _DUMP_CHUNK):
+                    contacts = await uow.contacts.get_many(email_ids[start : start + _DUMP_CHUNK])
+                    products = await products_of_contacts(uow, contacts)
+                    for contact in contacts:
+                        products_of = products.get(contact.email_id, ())
+                        rows.append(dict(map_contact(contact, products_of, configuration).main))
         header = sorted({column for row in rows for column in row})
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")

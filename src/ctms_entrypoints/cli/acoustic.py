@@ -16,6 +16,8 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from ctms_core.domain.redaction import redact_addresses
+from ctms_core.ports.acoustic_resync import ContactSelection
+from ctms_core.services import acoustic_resync
 from ctms_core.services.acoustic_admin import AcousticAdminService
 from ctms_core.services.acoustic_resync import AcousticResyncService
 from ctms_entrypoints.awaitables import resolved
@@ -228,22 +230,23 @@ def resync(
     async def work(container: Container) -> tuple[int, tuple[str, ...], bool]:
         admin: AcousticAdminService = container.acoustic_admin_service()
         bulk_service: AcousticResyncService = container.acoustic_resync_service()
-        selected = (
-            await bulk_service.select(newsletter=newsletter, waitlist=waitlist)
-            if newsletter is not None or waitlist is not None
-            else []
-        )
+        selection = ContactSelection(newsletter=newsletter, waitlist=waitlist)
+        selecting = newsletter is not None or waitlist is not None
+        selected = await bulk_service.size(selection) if selecting else 0
         if bulk:
             retrying = " and reset the retries of the queued contacts" if reset_retries else ""
-            question = f"Force resync of {len(selected)} contacts{retrying}. Continue?"
+            question = f"Force resync of {selected} contacts{retrying}. Continue?"
             if not await asyncio.to_thread(confirm, question, yes):
                 return 0, (), False
         queued = 0
         unknown: tuple[str, ...] = ()
         if reset_retries:
             click.echo(f"Reset the retries of {await bulk_service.reset_retries()} contacts.")
-        if selected:
-            queued += await bulk_service.queue(selected)
+        if selecting:
+            async for page in bulk_service.pages(selection):
+                queued += await bulk_service.queue(page)
+                if selected > acoustic_resync.SELECTION_PAGE:  # progress of a walk of many pages
+                    click.echo(f"Queued {queued} of {selected} contacts…", err=True)
         if all_failed:
             queued += await admin.resync_failed()
         if lines:
@@ -299,17 +302,15 @@ def dump(
                 writer.writerow(["newsletter_mapping", source, destination])
             return 0
         service: AcousticResyncService = container.acoustic_resync_service()
-        if newsletter is None and waitlist is None:
-            email_ids = await service.every_contact()
-        else:
-            email_ids = await service.select(newsletter=newsletter, waitlist=waitlist)
-        if not email_ids:
+        selection = ContactSelection(newsletter=newsletter, waitlist=waitlist)
+        selected = await service.size(selection)
+        if not selected:
             click.echo("No contact found for query.", err=True)
             return EXIT_NO_CONTACT
-        question = f"Dump CSV for {len(email_ids)} contacts?"
+        question = f"Dump CSV for {selected} contacts?"
         if not await asyncio.to_thread(confirm, question, yes):
             return 0
-        async for text in service.dump(email_ids):
+        async for text in service.dump(selection):
             output.write(text)
         return 0
 

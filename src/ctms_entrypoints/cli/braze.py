@@ -14,6 +14,7 @@ import click
 
 from ctms_adapters.postgres import PostgresBrazeSubscriptionGroupRepository
 from ctms_core.domain.braze import SubscriptionGroupKind
+from ctms_core.ports.acoustic_resync import ContactSelection
 from ctms_core.services.acoustic_resync import AcousticResyncService
 from ctms_core.services.braze_admin import BrazeAdminService
 from ctms_core.services.braze_resync import BrazeResyncService
@@ -107,22 +108,6 @@ braze.add_command(_mapping_group("newsletter", "newsletters"))
 braze.add_command(_mapping_group("waitlist", "waitlists"))
 
 
-# Contacts read and scheduled at a time by `--all`: millions stay a series of short transactions.
-_RESYNC_PAGE = 10_000
-
-
-async def _resync_every_contact(
-    service: BrazeResyncService, selection: AcousticResyncService
-) -> int:
-    """Walk every contact in pages, scheduling each page for Braze; progress on standard error."""
-    scheduled, last = 0, None
-    while page := await selection.every_contact(after=last, limit=_RESYNC_PAGE):
-        scheduled += await service.resync(page)
-        last = page[-1]
-        click.echo(f"Scheduled {scheduled} contacts…", err=True)
-    return scheduled
-
-
 @braze.command("resync")
 @click.option(
     "--email-file",
@@ -156,24 +141,26 @@ def resync(
         if container.engine() is None:
             raise MissingConfigurationError("The Braze digests are kept in PostgreSQL")
         service: BrazeResyncService = container.braze_resync_service()
-        selection: AcousticResyncService = container.acoustic_resync_service()
-        selected = (
-            await selection.select(newsletter=newsletter, waitlist=waitlist)
-            if newsletter is not None or waitlist is not None
-            else []
+        selections: AcousticResyncService = container.acoustic_resync_service()
+        # --all is every contact, whatever else is given; no selection option means only the file.
+        selection = ContactSelection(
+            newsletter=None if every_contact else newsletter,
+            waitlist=None if every_contact else waitlist,
         )
-        if every_contact or selected:
-            whom = "every contact" if every_contact else f"{len(selected)} contacts"
+        selecting = every_contact or newsletter is not None or waitlist is not None
+        if selecting:
+            size = None if every_contact else await selections.size(selection)
+            whom = "every contact" if size is None else f"{size} contacts"
             question = f"Send {whom} to Braze again, in full. Continue?"
             if not await asyncio.to_thread(confirm, question, yes):
                 return 0, [], False
         found, unknown = await service.contacts_of(lines)
-        if every_contact:  # the other selections are part of it
-            return await _resync_every_contact(service, selection), unknown, True
-        email_ids = list(dict.fromkeys([*selected, *found]))
-        scheduled = 0
-        for start in range(0, len(email_ids), _RESYNC_PAGE):
-            scheduled += await service.resync(email_ids[start : start + _RESYNC_PAGE])
+        scheduled = await service.resync(found)
+        if selecting:
+            from_file = set(found)  # scheduled already, and counted once
+            async for page in selections.pages(selection):
+                scheduled += await service.resync([c for c in page if c not in from_file])
+                click.echo(f"Scheduled {scheduled} contacts…", err=True)
         return scheduled, unknown, True
 
     scheduled, unknown, confirmed = ctms.admin(work)
