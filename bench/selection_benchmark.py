@@ -1,11 +1,11 @@
 """Bulk selection benchmark: how long `ctms acoustic resync`, `ctms acoustic dump` and `ctms braze resync`
 take to count and walk their selection (a newsletter, a waitlist, both, every contact) at N contacts.
 
-    CTMS_TEST_DB_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        python bench/selection_benchmark.py [--contacts 1000000] [--keep]
+    [CTMS_DB_URL=postgresql://postgres@127.0.0.1:5432/postgres] \\
+        python bench/selection_benchmark.py [--contacts 1000000]
 
-It creates a throwaway database on that server (dropped at the end unless `--keep`), migrates it to the
-head revision, seeds it with `INSERT … SELECT generate_series` (60 % of the contacts subscribed to
+It creates a throwaway database on that server, or an embedded PostgreSQL without it (as `bench/run.py`
+does, and removed afterwards either way), migrates it to the head revision, seeds it with `INSERT … SELECT generate_series` (60 % of the contacts subscribed to
 `mozilla-and-you`, half on `firefox-news` of whom 70 % subscribed, 1 % on `rare-news`, 20 % on the `vpn`
 waitlist), then counts and walks each selection through `PostgresResyncSelection` in pages of
 `SELECTION_PAGE`, as the commands do. It reports the count's time, the walk's time and its slowest page:
@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import secrets
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from ctms_bench.database import asyncpg_dsn, provide_database  # noqa: E402
 
 from ctms_adapters.postgres import create_engine  # noqa: E402
 from ctms_adapters.postgres.acoustic_resync import PostgresResyncSelection  # noqa: E402
@@ -104,25 +107,19 @@ async def _walk_each(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     arguments = parser.parse_args()
-    server = os.environ.get("CTMS_TEST_DB_URL")
-    if not server:
-        sys.exit("set CTMS_TEST_DB_URL to a PostgreSQL server URL (a database is created there)")
-    name = f"ctms_selection_bench_{secrets.token_hex(4)}"
-    admin_dsn = make_url(server).set(drivername="postgresql").render_as_string(hide_password=False)
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    asyncio.run(_execute(admin_dsn, f'CREATE DATABASE "{name}"'))
-    try:
-        upgrade(url)
+    with contextlib.ExitStack() as stack:
+        work_dir = Path(tempfile.mkdtemp(prefix="ctms-selection-bench-"))
+        stack.callback(shutil.rmtree, work_dir, ignore_errors=True)
+        work_dir.chmod(0o711)  # as root, the embedded server's own user must reach its folder
+        database = stack.enter_context(provide_database(work_dir, os.environ.get("CTMS_DB_URL")))
+        print(f"database: {database.description}", flush=True)
+        upgrade(database.url)
         started = time.monotonic()
-        asyncio.run(_execute(dsn, *(s.format(n=arguments.contacts) for s in SEED)))
+        seeding = (statement.format(n=arguments.contacts) for statement in SEED)
+        asyncio.run(_execute(asyncpg_dsn(database.url), *seeding))
         print(f"seeded {arguments.contacts} contacts in {time.monotonic() - started:.0f} s")
-        asyncio.run(_walk_each(url))
-    finally:
-        if not arguments.keep:
-            asyncio.run(_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_walk_each(database.url))
 
 
 if __name__ == "__main__":
