@@ -65,6 +65,7 @@ from ctms_adapters.postgres import (
 )
 from ctms_adapters.postgres.migrations import upgrade
 from ctms_core.domain.sync import QueueCounts
+from ctms_core.ports.braze import TRACK_BATCH_SIZE
 from ctms_entrypoints.awaitables import resolved
 from ctms_entrypoints.cli.acoustic import run_worker
 from ctms_entrypoints.container import build_container, sync_policy_from_settings
@@ -364,7 +365,14 @@ def run_round(label: str, url: str, args: argparse.Namespace) -> None:
         fake_name, limit = "Acoustic", f"limit {args.max_concurrent}"
     else:  # Braze has no deployment-wide limit: each worker's gateway keeps its own
         fake_name, limit = "Braze", f"{args.workers} × {args.concurrency} per worker"
-    tracked = f"; users tracked: {stats['users_tracked']}" if "users_tracked" in stats else ""
+    tracked = ""
+    if "users_tracked" in stats:
+        sizes = stats["track_request_sizes"]
+        full = sum(1 for size in sizes if size == TRACK_BATCH_SIZE)
+        tracked = (
+            f"; users tracked: {stats['users_tracked']} in {len(sizes)} requests answered, {full} of "
+            f"{TRACK_BATCH_SIZE} users and {len(sizes) - full} smaller"
+        )
     print(
         f"[{label}] calls by operation: {stats['calls']}; faults served: {stats['faults_served']}{tracked}"
     )

@@ -405,13 +405,15 @@ def main() -> None:
 
 def write_stats(fake: FakeBraze, path: str) -> None:
     """The figures a benchmark reads back, in the fake Acoustic's shape: the most requests ever in
-    flight at once, the requests per endpoint (`calls`), the faults served, the mean in flight."""
+    flight at once, the requests per endpoint (`calls`), the faults served, the mean in flight, and the
+    users of each track request answered."""
     with fake._lock:
         stats = {
             "max_in_flight": fake.max_in_flight,
             "calls": dict(fake.requests_by_endpoint),
             "faults_served": fake.faults_served,
             "users_tracked": sum(len(request) for request in fake.track_requests),
+            "track_request_sizes": [len(request) for request in fake.track_requests],
             "mean_in_flight": fake.in_flight_seconds
             / max(fake._busy_until - (fake._busy_since or 0.0), 1e-9),
             "mean_request_s": fake.in_flight_seconds / max(fake.requests_served, 1),

@@ -6,7 +6,8 @@ rows to every enabled destination, claims a batch of this destination's due rows
 workers never take the same contact), reads the contacts with their products, and hands them to
 `destination.deliver` in one call. Each delivered contact is then completed — its row deleted unless an
 edit arrived during the delivery, in which case the row stays for the next pass — and each failed one is
-recorded with exponential backoff and jitter. Nothing a contact does can stop the pass: a destination
+recorded with exponential backoff and jitter (one jittered time per attempt number and pass, so the
+contacts failed together are retried together). Nothing a contact does can stop the pass: a destination
 that raises fails the whole batch as `error`, and the worker never crashes on upstream trouble
 (docs/contract.md §9.2).
 
@@ -277,15 +278,23 @@ class SyncService:
             )
         elif was_down and answered:
             sync_logger.info("%s answers again; the sync resumes.", self.name)
+        # One jittered time per attempt number and pass: the contacts a destination failed together (a
+        # Braze request of 75 users, an Acoustic relational request) come due together and go back in
+        # one request, not in ones and twos over the jitter's window. Passes and workers still draw
+        # their own times.
+        retry_times: dict[int, datetime] = {}
         for item, failure in failures:
             if uses_a_retry(failure.kind, acoustic_answered=answered):
-                retry_at = next_attempt_at(
-                    item.retry + 1,
-                    now,
-                    base=policy.backoff_base_s,
-                    cap=policy.backoff_cap_s,
-                    uniform=self._uniform,
-                )
+                attempt = item.retry + 1
+                if attempt not in retry_times:
+                    retry_times[attempt] = next_attempt_at(
+                        attempt,
+                        now,
+                        base=policy.backoff_base_s,
+                        cap=policy.backoff_cap_s,
+                        uniform=self._uniform,
+                    )
+                retry_at = retry_times[attempt]
                 give_up = gives_up(
                     item, now, retry_limit=policy.retry_limit, give_up_after=policy.give_up_after
                 )

@@ -3,6 +3,7 @@ docs/adr/0009-one-sync-queue.md): the policy on the in-memory queue with the con
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from ctms_adapters.memory import InMemoryStore, InMemoryUnitOfWork, ManualClock
@@ -154,6 +155,39 @@ async def test_each_destination_drains_on_its_own_while_the_other_is_down() -> N
     assert braze.erased_ids() == {erased.email_id}
     assert (await world.services["braze"].counts()).backlog == 0
     assert len(acoustic.delivered) == 9  # nothing sent twice to the destination that was up
+
+
+async def test_contacts_failed_in_one_pass_are_retried_together_in_one_delivery() -> None:
+    """The jitter is drawn once per attempt number and pass, not per contact: the contacts a
+    destination refused together come due at the same time and go back in one delivery."""
+    store, clock = InMemoryStore(), ManualClock(NOW)
+    destination = RecordingDestination("braze")
+    draws = itertools.count()
+    service = SyncService(
+        lambda: InMemoryUnitOfWork(store),
+        destination,
+        clock,
+        SyncPolicy(backoff_base_s=10.0, destinations=("braze",)),
+        uniform=lambda low, high: (
+            low + (high - low) * (next(draws) % 10) / 10
+        ),  # a new time each draw
+    )
+    delivered_first, *refused = [make_contact() for _ in range(4)]
+    async with InMemoryUnitOfWork(store) as uow:
+        for contact in (delivered_first, *refused):
+            await uow.contacts.add(contact)
+            await uow.sync_queue.enqueue(contact.email_id, NOW)
+        await uow.commit()
+    destination.refused.update(contact.email_id for contact in refused)
+    assert (await service.run_pass()).counts == {"synced": 1, "retry": 3}
+    destination.refused.clear()
+
+    calls_before = destination.calls
+    while not (stats := await service.run_pass()).count_total:
+        clock.advance(timedelta(seconds=1))
+    assert stats.counts == {"synced": 3}
+    assert destination.calls == calls_before + 1
+    assert destination.synced_ids() == {contact.email_id for contact in (delivered_first, *refused)}
 
 
 def test_gives_up_needs_both_the_retries_and_the_time() -> None:
