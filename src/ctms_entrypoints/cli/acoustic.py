@@ -17,7 +17,6 @@ import click
 
 from ctms_core.domain.redaction import redact_addresses
 from ctms_core.ports.acoustic_resync import ContactSelection
-from ctms_core.services import acoustic_resync
 from ctms_core.services.acoustic_admin import AcousticAdminService
 from ctms_core.services.acoustic_resync import AcousticResyncService
 from ctms_entrypoints.awaitables import resolved
@@ -245,8 +244,7 @@ def resync(
         if selecting:
             async for page in bulk_service.pages(selection):
                 queued += await bulk_service.queue(page)
-                if selected > acoustic_resync.SELECTION_PAGE:  # progress of a walk of many pages
-                    click.echo(f"Queued {queued} of {selected} contacts…", err=True)
+                click.echo(f"Queued {queued} of {selected} contacts…", err=True)
         if all_failed:
             queued += await admin.resync_failed()
         if lines:
